@@ -1,0 +1,61 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+  .unsafeFlags(["-warnings-as-errors"], .when(configuration: .debug))
+]
+
+let package = Package(
+  name: "Tally",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "tally", targets: ["tally"]),
+    .library(name: "TallyStore", targets: ["TallyStore"]),
+    .library(name: "TallyCore", targets: ["TallyCore"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+    .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
+    .package(url: "https://github.com/swiftlang/swift-subprocess", exact: "1.0.2"),
+  ],
+  targets: [
+    .systemLibrary(
+      name: "CLMDB", path: "Sources/CLMDB", pkgConfig: "lmdb",
+      providers: [.apt(["liblmdb-dev"])]),
+    .systemLibrary(
+      name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
+      providers: [.apt(["libssl-dev"])]),
+    .target(name: "TallyCore", swiftSettings: strict),
+    .target(name: "TallyCrypto", dependencies: ["TallyCore", "COpenSSL"], swiftSettings: strict),
+    .target(name: "TallyProtocol", dependencies: ["TallyCore"], swiftSettings: strict),
+    .target(
+      name: "TallyStore", dependencies: ["TallyCore", "TallyCrypto", "CLMDB"],
+      swiftSettings: strict),
+    .executableTarget(
+      name: "tally",
+      dependencies: [
+        "TallyCore", "TallyStore", "TallyProtocol",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: strict),
+    .testTarget(
+      name: "TallyCoreTests",
+      dependencies: [
+        "TallyCore", "TallyCrypto",
+        .product(name: "PropertyBased", package: "swift-property-based"),
+      ]),
+    .testTarget(name: "TallyProtocolTests", dependencies: ["TallyProtocol"]),
+    .testTarget(
+      name: "TallyStoreTests",
+      dependencies: [
+        "TallyCore", "TallyStore", "TallyCrypto", "CLMDB",
+        .product(name: "PropertyBased", package: "swift-property-based"),
+      ]),
+    .testTarget(
+      name: "TallyCLITests",
+      dependencies: [
+        "TallyCore",
+        .product(name: "Subprocess", package: "swift-subprocess"),
+      ]),
+  ]
+)

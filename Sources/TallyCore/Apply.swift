@@ -1,0 +1,129 @@
+extension Machine {
+  /// Applies one event to the projections. Events come from `decide` (live) or from the log
+  /// (replay); an event that the state cannot absorb is a corrupt log, reported as an
+  /// `ApplyError` naming the seq, never a crash.
+  public static func apply<S: LedgerState>(_ event: Event, _ state: inout S) throws {
+    let seq = event.seq
+    switch event.body {
+    case .partnerCreated(let p):
+      if try state.partner(p.id) != nil {
+        throw ApplyError(seq: seq, reason: "partner \(p.id) created twice")
+      }
+      try state.putPartner(PartnerRecord(id: p.id, name: p.name, metadata: p.metadata,
+        createdSeq: seq))
+    case .assetDeclared(let a):
+      if try state.asset(a.code) != nil || ISO4217.minorUnits(of: a.code) != nil {
+        throw ApplyError(seq: seq, reason: "asset \(a.code) declared twice")
+      }
+      try state.putAsset(AssetRecord(code: a.code, scale: a.scale, name: a.name,
+        declaredSeq: seq))
+    case .accountOpened(let a):
+      if try state.account(a.name) != nil {
+        throw ApplyError(seq: seq, reason: "account \(a.name) opened twice")
+      }
+      guard try state.partner(a.partner) != nil else {
+        throw ApplyError(seq: seq, reason: "account \(a.name): unknown partner \(a.partner)")
+      }
+      guard let scale = try scale(of: a.currency, state) else {
+        throw ApplyError(seq: seq, reason: "account \(a.name): unknown currency \(a.currency)")
+      }
+      let number = state.accountCount + 1
+      try state.putAccount(
+        AccountRecord(
+          number: number, name: a.name, partner: a.partner, currency: a.currency, scale: scale,
+          normalSide: a.normalSide, noOverdraft: a.noOverdraft, limitMinor: a.limitMinor,
+          status: .open, openedSeq: seq, closedSeq: 0, metadata: a.metadata))
+      try state.putBalances(number, .zero, seq: seq)
+    case .accountClosed(let name):
+      guard var a = try state.account(name), a.status == .open else {
+        throw ApplyError(seq: seq, reason: "closing \(name), which is not open")
+      }
+      a.status = .closed
+      a.closedSeq = seq
+      try state.putAccount(a)
+    case .entryPosted(let e):
+      try move(e.legs, seq: seq, &state) { b, l in b.posting(l.side, l.amountMinor) }
+      if try state.idRecord(e.id) != nil {
+        throw ApplyError(seq: seq, reason: "id \(e.id) used twice")
+      }
+      try state.putIdRecord(e.id, IdRecord(seq: seq, kind: .entry))
+      if let orig = e.reversalOf {
+        guard var rec = try state.idRecord(orig), rec.kind == .entry, rec.reversedBySeq == 0
+        else { throw ApplyError(seq: seq, reason: "reversal of \(orig), not reversible") }
+        rec.reversedBySeq = seq
+        try state.putIdRecord(orig, rec)
+      }
+    case .holdPlaced(let h):
+      try move(h.legs, seq: seq, &state) { b, l in b.pending(l.side, l.amountMinor) }
+      if try state.idRecord(h.id) != nil {
+        throw ApplyError(seq: seq, reason: "id \(h.id) used twice")
+      }
+      try state.putIdRecord(h.id, IdRecord(seq: seq, kind: .hold))
+      try state.putHold(
+        HoldRecord(
+          id: h.id, legs: h.legs, deadlineNanos: h.deadlineNanos, state: .pending,
+          placedSeq: seq, resolvedSeq: 0, capturedMinor: []))
+      if let d = h.deadlineNanos {
+        try state.addDeadline(d, placedSeq: seq, holdId: h.id)
+      }
+    case .holdCaptured(let c):
+      var hold = try pending(c.holdId, seq, &state)
+      guard c.amountsMinor.count == hold.legs.count else {
+        throw ApplyError(seq: seq, reason: "capture of \(c.holdId): wrong amount count")
+      }
+      var i = 0
+      try move(hold.legs, seq: seq, &state) { b, l in
+        defer { i += 1 }
+        let amount = c.amountsMinor[i]
+        guard amount >= 0, amount <= l.amountMinor else { return nil }
+        return b.pending(l.side, -l.amountMinor)?.posting(l.side, amount)
+      }
+      try resolve(&hold, .captured, seq, c.amountsMinor, &state)
+    case .holdReleased(let id):
+      var hold = try pending(id, seq, &state)
+      try move(hold.legs, seq: seq, &state) { b, l in b.pending(l.side, -l.amountMinor) }
+      try resolve(&hold, .released, seq, [], &state)
+    case .holdExpired(let id):
+      var hold = try pending(id, seq, &state)
+      try move(hold.legs, seq: seq, &state) { b, l in b.pending(l.side, -l.amountMinor) }
+      try resolve(&hold, .expired, seq, [], &state)
+    }
+  }
+
+  static func pending<S: LedgerState>(_ id: String, _ seq: UInt64, _ state: inout S) throws
+    -> HoldRecord
+  {
+    guard let hold = try state.hold(id), hold.state == .pending else {
+      throw ApplyError(seq: seq, reason: "hold \(id) is not pending")
+    }
+    return hold
+  }
+
+  static func resolve<S: LedgerState>(
+    _ hold: inout HoldRecord, _ to: HoldState, _ seq: UInt64, _ captured: [Int128],
+    _ state: inout S
+  ) throws {
+    hold.resolve(to, seq: seq, captured: captured)
+    try state.putHold(hold)
+    if let d = hold.deadlineNanos {
+      try state.removeDeadline(d, placedSeq: hold.placedSeq)
+    }
+  }
+
+  /// Applies `change` to each leg's account and records balances and history.
+  static func move<S: LedgerState>(
+    _ legs: [Leg], seq: UInt64, _ state: inout S, _ change: (Balances, Leg) -> Balances?
+  ) throws {
+    for l in legs {
+      guard let a = try state.account(l.account) else {
+        throw ApplyError(seq: seq, reason: "account \(l.account) does not exist")
+      }
+      let old = try state.balances(a.number)
+      guard let new = change(old, l) else {
+        throw ApplyError(seq: seq, reason: "balance of \(l.account) out of range")
+      }
+      try state.putBalances(a.number, new, seq: seq)
+      try state.putHistory(a.number, seq: seq, new)
+    }
+  }
+}

@@ -1,0 +1,40 @@
+/// Every limit of the ledger, in one place, with the reason for its value.
+///
+/// Tests exercise each at `max` and `max + 1`. Changing one is a format or protocol change:
+/// write it down in docs/FORMAT.md and docs/PROTOCOL.md first.
+public enum Limits {
+  /// Account, partner and hold names, entry ids: ASCII `[A-Za-z0-9._:-]`.
+  /// 128 bytes fits any UUID, IBAN or composite key with room to spare, and keeps the
+  /// largest LMDB key (`accounts` by name) far below LMDB's 511-byte key limit.
+  public static let accountNameBytesMax = 128
+  /// Entry, hold and partner ids: 64 bytes holds a UUID (36), a ULID (26) or a
+  /// prefixed idempotency key.
+  public static let entryIdBytesMax = 64
+  public static let partnerIdBytesMax = 64
+  /// Human names of partners and assets.
+  public static let displayNameBytesMax = 256
+  /// External reference (`ref`): a bank reference, end-to-end id or invoice number.
+  /// ISO 20022 references are at most 35 characters; 128 bytes leaves room for prefixes.
+  public static let refBytesMax = 128
+  /// Legs per entry: 2 is the double-entry minimum; 128 covers a payroll or a fee split
+  /// while bounding the work of one command (and its event, under 32 KiB).
+  public static let legsPerEntryMin = 2
+  public static let legsPerEntryMax = 128
+  /// Metadata: at most 32 pairs, keys 1…64 bytes, values 0…512 bytes, so the metadata
+  /// of one record stays under 19 KiB.
+  public static let metadataPairsMax = 32
+  public static let metadataKeyBytesMax = 64
+  public static let metadataValueBytesMax = 512
+  /// Custom asset codes: `[A-Z0-9_]`, 1…16 bytes (ISO codes are 3 letters).
+  public static let assetCodeBytesMax = 16
+  /// Scales 0…18: 10^18 still leaves 10^20 major units in an Int128 balance.
+  public static let assetScaleMax: UInt8 = 18
+  /// Commands in one batch (one write transaction). Bounds the memory of a batch and the
+  /// time a commit holds the writer.
+  public static let commandsPerBatchMax = 100_000
+  /// Holds expired by one `expire` command; callers repeat until none are due.
+  public static let holdsPerExpireMax = 10_000
+  /// Page size of `log` and `statement` reads.
+  public static let pageLimitMax = 10_000
+  public static let pageLimitDefault = 100
+}

@@ -1,0 +1,164 @@
+import TallyCore
+
+/// JSON shapes of results, shared by the CLI's `--json` output and the server's responses.
+/// Amounts are strings of integer minor units; field names are part of the contract.
+public enum Views {
+  static func s(_ v: String) -> JSONValue { .string(v) }
+  static func n(_ v: some BinaryInteger) -> JSONValue { .number(String(v)) }
+  static func amount(_ v: Int128) -> JSONValue { .string(String(v)) }
+
+  public static func rejection(_ r: Rejection) -> JSONObject {
+    JSONObject([
+      (
+        "error",
+        .object(
+          JSONObject([
+            ("code", s(r.code.name)), ("message", s(r.message)),
+            (
+              "details",
+              .object(
+                JSONObject(r.details.sorted { $0.key < $1.key }.map { ($0.key, s($0.value)) }))
+            ),
+          ]))
+      )
+    ])
+  }
+
+  public static func outcome(_ o: Outcome) -> JSONObject {
+    switch o {
+    case .applied(let first, let count):
+      JSONObject([("result", s("applied")), ("seq", n(first)), ("events", n(count))])
+    case .duplicate(let seq):
+      JSONObject([("result", s("duplicate")), ("seq", n(seq)), ("events", n(0))])
+    case .rejected(let r):
+      rejection(r)
+    }
+  }
+
+  public static func metadata(_ m: Metadata) -> JSONValue {
+    .object(JSONObject(m.pairs.map { ($0.key, s($0.value)) }))
+  }
+
+  /// `{"account","currency","scale","posted":{"debits","credits"},"pending":{…},"balance",
+  /// "available","seq",…}`.
+  public static func balance(_ v: AccountView) -> JSONObject {
+    let a = v.record
+    let b = v.balances
+    let available = b.available(normal: a.normalSide).map(amount) ?? .null
+    return JSONObject([
+      ("account", s(a.name)), ("currency", s(a.currency)), ("scale", n(a.scale)),
+      ("normal_side", s(a.normalSide.description)),
+      (
+        "posted",
+        .object(JSONObject([("debits", amount(b.postedDebits)), ("credits", amount(b.postedCredits))]))
+      ),
+      (
+        "pending",
+        .object(
+          JSONObject([("debits", amount(b.pendingDebits)), ("credits", amount(b.pendingCredits))]))
+      ),
+      ("balance", amount(b.balance(normal: a.normalSide))), ("available", available),
+      ("seq", n(v.seq)),
+    ])
+  }
+
+  public static func account(_ v: AccountView) -> JSONObject {
+    let a = v.record
+    var o = balance(v)
+    o.members.insert(contentsOf: [
+      ("partner", s(a.partner)),
+      ("status", s(a.status == .open ? "open" : "closed")),
+      ("no_overdraft", .bool(a.noOverdraft)),
+      ("limit", a.limitMinor.map(amount) ?? .null),
+      ("number", n(a.number)),
+      ("opened_seq", n(a.openedSeq)),
+      ("closed_seq", a.closedSeq == 0 ? .null : n(a.closedSeq)),
+      ("metadata", metadata(a.metadata)),
+    ], at: 1)
+    return o
+  }
+
+  public static func legs(_ legs: [Leg]) -> JSONValue {
+    .array(
+      legs.map {
+        .object(
+          JSONObject([
+            ("account", s($0.account)), ("side", s($0.side.description)),
+            ("amount", amount($0.amountMinor)),
+          ]))
+      })
+  }
+
+  public static func hold(_ h: HoldRecord) -> JSONObject {
+    JSONObject([
+      ("id", s(h.id)), ("state", s(h.state.description)), ("legs", legs(h.legs)),
+      ("deadline", h.deadlineNanos.map { s(CivilTime.formatTimestamp($0)) } ?? .null),
+      ("placed_seq", n(h.placedSeq)),
+      ("resolved_seq", h.resolvedSeq == 0 ? .null : n(h.resolvedSeq)),
+      ("captured", .array(h.capturedMinor.map(amount))),
+    ])
+  }
+
+  public static func event(_ e: Event) -> JSONObject {
+    var o = JSONObject([
+      ("seq", n(e.seq)), ("timestamp", s(CivilTime.formatTimestamp(e.timestampNanos))),
+      ("timestamp_ns", n(e.timestampNanos)), ("type", s(e.body.type.description)),
+    ])
+    func opt(_ k: String, _ v: String?) { if let v { o.members.append((k, s(v))) } }
+    switch e.body {
+    case .partnerCreated(let p):
+      o.members += [("id", s(p.id)), ("name", s(p.name)), ("metadata", metadata(p.metadata))]
+    case .assetDeclared(let a):
+      o.members += [("code", s(a.code)), ("scale", n(a.scale)), ("name", s(a.name))]
+    case .accountOpened(let a):
+      o.members += [
+        ("account", s(a.name)), ("partner", s(a.partner)), ("currency", s(a.currency)),
+        ("normal_side", s(a.normalSide.description)), ("no_overdraft", .bool(a.noOverdraft)),
+        ("limit", a.limitMinor.map(amount) ?? .null), ("metadata", metadata(a.metadata)),
+      ]
+    case .accountClosed(let name):
+      o.members.append(("account", s(name)))
+    case .entryPosted(let p):
+      o.members += [("id", s(p.id)), ("legs", legs(p.legs))]
+      opt("ref", p.ref)
+      opt("value_date", p.valueDateDays.map(CivilTime.formatDate))
+      opt("reversal_of", p.reversalOf)
+      o.members.append(("metadata", metadata(p.metadata)))
+    case .holdPlaced(let h):
+      o.members += [("id", s(h.id)), ("legs", legs(h.legs))]
+      opt("ref", h.ref)
+      opt("deadline", h.deadlineNanos.map(CivilTime.formatTimestamp))
+      o.members.append(("metadata", metadata(h.metadata)))
+    case .holdCaptured(let c):
+      o.members += [("hold", s(c.holdId)), ("amounts", .array(c.amountsMinor.map(amount)))]
+    case .holdReleased(let id), .holdExpired(let id):
+      o.members.append(("hold", s(id)))
+    }
+    return o
+  }
+
+  public static func statementLine(_ l: StatementLine) -> JSONObject {
+    var o = JSONObject([
+      ("seq", n(l.seq)), ("timestamp", s(CivilTime.formatTimestamp(l.timestampNanos))),
+      ("type", s(l.type.description)), ("id", s(l.id)),
+      (
+        "posted",
+        .object(
+          JSONObject([
+            ("debits", amount(l.delta.postedDebits)), ("credits", amount(l.delta.postedCredits)),
+          ]))
+      ),
+      (
+        "pending",
+        .object(
+          JSONObject([
+            ("debits", amount(l.delta.pendingDebits)),
+            ("credits", amount(l.delta.pendingCredits)),
+          ]))
+      ),
+    ])
+    if let ref = l.ref { o.members.append(("ref", s(ref))) }
+    if let d = l.valueDateDays { o.members.append(("value_date", s(CivilTime.formatDate(d)))) }
+    return o
+  }
+}

@@ -1,0 +1,270 @@
+import CLMDB
+import Glibc
+
+/// Operating errors of the store: not client mistakes, but conditions an operator must see.
+public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
+  case missing(String)
+  case alreadyInitialized(String)
+  case locked(String)
+  case formatVersion(found: UInt32, expected: UInt32)
+  case lmdb(code: Int32, op: String)
+  case mapFull
+  case corrupt(String)
+  case io(String)
+
+  public var description: String {
+    switch self {
+    case .missing(let d): "data directory \(d) does not exist or is not initialized (run tally init)"
+    case .alreadyInitialized(let d): "data directory \(d) is already initialized"
+    case .locked(let m): m
+    case .formatVersion(let f, let e): "data directory has format version \(f); this tally reads \(e)"
+    case .lmdb(let code, let op): "LMDB \(op) failed: \(String(cString: mdb_strerror(code))) (\(code))"
+    case .mapFull: "LMDB map full"
+    case .corrupt(let m): "store corrupt: \(m)"
+    case .io(let m): m
+    }
+  }
+
+  /// Stable code for the CLI and (later) the wire.
+  public var code: String {
+    switch self {
+    case .missing: "NOT_INITIALIZED"
+    case .alreadyInitialized: "ALREADY_INITIALIZED"
+    case .locked: "LOCKED"
+    case .formatVersion: "FORMAT_VERSION"
+    case .lmdb: "STORAGE"
+    case .mapFull: "STORAGE"
+    case .corrupt: "CORRUPT"
+    case .io: "IO"
+    }
+  }
+}
+
+@inline(__always)
+func check(_ rc: Int32, _ op: @autoclosure () -> String) throws(StoreError) {
+  if rc == 0 { return }
+  if rc == MDB_MAP_FULL { throw .mapFull }
+  throw .lmdb(code: rc, op: op())
+}
+
+/// One LMDB environment (one per data directory, one per process).
+final class Environment {
+  let env: OpaquePointer
+  let path: String
+
+  static let maxDBs: UInt32 = 16
+
+  init(path: String, readOnly: Bool) throws(StoreError) {
+    var e: OpaquePointer?
+    try check(mdb_env_create(&e), "env_create")
+    guard let e else { throw .lmdb(code: -1, op: "env_create") }
+    env = e
+    self.path = path
+    do throws(StoreError) {
+      try check(mdb_env_set_maxdbs(env, Self.maxDBs), "set_maxdbs")
+      // MDB_NOTLS: reader slots belong to transactions, not threads (Swift tasks hop
+      // threads). Default sync flags: a committed transaction survives a crash.
+      let flags = UInt32(MDB_NOTLS) | (readOnly ? UInt32(MDB_RDONLY) : 0)
+      try check(mdb_env_open(env, path, flags, 0o640), "env_open \(path)")
+      // Readers left behind by crashed processes pin old pages; clear them.
+      var dead: Int32 = 0
+      _ = mdb_reader_check(env, &dead)
+      precondition(mdb_env_get_maxkeysize(env) >= 511, "LMDB built with keys under 511 bytes")
+    } catch {
+      mdb_env_close(env)
+      throw error
+    }
+  }
+
+  deinit { mdb_env_close(env) }
+
+  var info: (mapSize: Int, usedBytes: Int) {
+    var info = MDB_envinfo()
+    mdb_env_info(env, &info)
+    var stat = MDB_stat()
+    mdb_env_stat(env, &stat)
+    return (info.me_mapsize, (info.me_last_pgno + 1) * Int(stat.ms_psize))
+  }
+
+  /// Only call with no transaction open in this process.
+  func setMapSize(_ bytes: Int) throws(StoreError) {
+    try check(mdb_env_set_mapsize(env, bytes), "set_mapsize")
+  }
+
+  func begin(readOnly: Bool) throws(StoreError) -> OpaquePointer {
+    var txn: OpaquePointer?
+    var rc = mdb_txn_begin(env, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &txn)
+    if rc == MDB_MAP_RESIZED {
+      // Another process grew the map: adopt its size and retry once.
+      try check(mdb_env_set_mapsize(env, 0), "set_mapsize")
+      rc = mdb_txn_begin(env, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &txn)
+    }
+    try check(rc, "txn_begin")
+    return txn!
+  }
+}
+
+/// Byte helpers for LMDB keys and values.
+@inline(__always)
+func withVal<R>(_ bytes: UnsafeRawBufferPointer, _ body: (inout MDB_val) throws(StoreError) -> R)
+  throws(StoreError) -> R
+{
+  var v = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+  return try body(&v)
+}
+
+extension MDB_val {
+  var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: mv_data, count: mv_size) }
+}
+
+/// Big-endian u64 key bytes.
+@inline(__always)
+func be64(_ v: UInt64) -> UInt64 { v.bigEndian }
+
+/// A transaction with named-database handles: plain get/put/cursor operations.
+/// Lifetime is managed by the caller (`Ledger`), which commits or aborts in one scope.
+struct Txn {
+  let txn: OpaquePointer
+
+  func get(_ dbi: MDB_dbi, _ key: UnsafeRawBufferPointer) throws(StoreError)
+    -> UnsafeRawBufferPointer?
+  {
+    var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+    var v = MDB_val()
+    let rc = mdb_get(txn, dbi, &k, &v)
+    if rc == MDB_NOTFOUND { return nil }
+    try check(rc, "get")
+    return v.buffer
+  }
+
+  func get(_ dbi: MDB_dbi, string key: String) throws(StoreError) -> UnsafeRawBufferPointer? {
+    var key = key
+    let r: Result<UnsafeRawBufferPointer?, StoreError> = key.withUTF8 { k in
+      do throws(StoreError) { return .success(try get(dbi, UnsafeRawBufferPointer(k))) } catch {
+        return .failure(error)
+      }
+    }
+    return try r.get()
+  }
+
+  func get(_ dbi: MDB_dbi, u64 key: UInt64) throws(StoreError) -> UnsafeRawBufferPointer? {
+    var k = key.bigEndian
+    return try withUnsafeBytes(of: &k) { (kb) throws(StoreError) in try get(dbi, kb) }
+  }
+
+  func put(_ dbi: MDB_dbi, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer,
+    flags: UInt32 = 0) throws(StoreError)
+  {
+    var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+    var v = MDB_val(
+      mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+    try check(mdb_put(txn, dbi, &k, &v, flags), "put")
+  }
+
+  func put(_ dbi: MDB_dbi, string key: String, _ value: [UInt8]) throws(StoreError) {
+    var key = key
+    let r: Result<Void, StoreError> = key.withUTF8 { k in
+      value.withUnsafeBytes { v in
+        do throws(StoreError) { return .success(try put(dbi, UnsafeRawBufferPointer(k), v)) }
+        catch { return .failure(error) }
+      }
+    }
+    try r.get()
+  }
+
+  func put(_ dbi: MDB_dbi, u64 key: UInt64, _ value: UnsafeRawBufferPointer,
+    flags: UInt32 = 0) throws(StoreError)
+  {
+    var k = key.bigEndian
+    try withUnsafeBytes(of: &k) { (kb) throws(StoreError) in try put(dbi, kb, value, flags: flags) }
+  }
+
+  func delete(_ dbi: MDB_dbi, _ key: UnsafeRawBufferPointer) throws(StoreError) {
+    var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+    let rc = mdb_del(txn, dbi, &k, nil)
+    if rc == MDB_NOTFOUND { return }
+    try check(rc, "del")
+  }
+
+  func count(_ dbi: MDB_dbi) throws(StoreError) -> Int {
+    var s = MDB_stat()
+    try check(mdb_stat(txn, dbi, &s), "stat")
+    return s.ms_entries
+  }
+
+  func cursor(_ dbi: MDB_dbi) throws(StoreError) -> Cursor {
+    var c: OpaquePointer?
+    try check(mdb_cursor_open(txn, dbi, &c), "cursor_open")
+    return Cursor(cursor: c!)
+  }
+}
+
+/// A cursor; close it before its transaction ends.
+struct Cursor {
+  let cursor: OpaquePointer
+
+  func close() { mdb_cursor_close(cursor) }
+
+  /// Positions with `op`; nil at the end.
+  func get(_ op: MDB_cursor_op, key: UnsafeRawBufferPointer? = nil) throws(StoreError)
+    -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)?
+  {
+    var k = MDB_val()
+    if let key {
+      k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+    }
+    var v = MDB_val()
+    let rc = mdb_cursor_get(cursor, &k, &v, op)
+    if rc == MDB_NOTFOUND { return nil }
+    try check(rc, "cursor_get")
+    return (k.buffer, v.buffer)
+  }
+}
+
+/// The exclusive writer lock (`DIR/tally.lock`, flock): one writing process per directory.
+final class WriterLock {
+  let fd: Int32
+
+  init(directory: String) throws(StoreError) {
+    let path = directory + "/tally.lock"
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+    if fd < 0 { throw .io("cannot open \(path): \(String(cString: strerror(errno)))") }
+    if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+      var buf = [UInt8](repeating: 0, count: 32)
+      let n = pread(fd, &buf, 31, 0)
+      let holder = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : "?"
+      close(fd)
+      throw .locked(
+        "data directory \(directory) is locked by another writer (pid \(holder)); "
+          + "stop it or use a read-only command")
+    }
+    let pid = String(getpid())
+    _ = ftruncate(fd, 0)
+    _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
+  }
+
+  deinit { close(fd) }  // releases the flock
+}
+
+/// `withUnsafeBytes` for arrays, keeping the typed error.
+@inline(__always)
+func withBytes<R>(_ a: [UInt8], _ body: (UnsafeRawBufferPointer) throws(StoreError) -> R)
+  throws(StoreError) -> R
+{
+  let r: Result<R, StoreError> = a.withUnsafeBytes { b in
+    do throws(StoreError) { return .success(try body(b)) } catch { return .failure(error) }
+  }
+  return try r.get()
+}
+
+/// `withUnsafeBytes(of:)` for values, keeping the typed error.
+@inline(__always)
+func withBytes<T, R>(of value: T, _ body: (UnsafeRawBufferPointer) throws(StoreError) -> R)
+  throws(StoreError) -> R
+{
+  var v = value
+  let r: Result<R, StoreError> = withUnsafeBytes(of: &v) { b in
+    do throws(StoreError) { return .success(try body(b)) } catch { return .failure(error) }
+  }
+  return try r.get()
+}

@@ -1,0 +1,279 @@
+import CLMDB
+import Glibc
+import TallyCore
+import TallyCrypto
+
+/// The head of the log: last seq, its timestamp, and the chain hash after it.
+public struct LogHead: Equatable, Sendable {
+  public var seq: UInt64
+  public var timestampNanos: Int64
+  public var chain: Hash32
+  public static let empty = LogHead(seq: 0, timestampNanos: 0, chain: .zero)
+}
+
+/// The ledger engine over one data directory: the single writer (or a reader), applying
+/// batches of commands in one LMDB write transaction each.
+public final class Ledger {
+  /// Version of the data directory layout (event encoding, projections, meta).
+  public static let formatVersion: UInt32 = 1
+  /// First map size; the map grows by doubling (up to +4 GiB a step) when 80 % full.
+  static let initialMapBytes = 64 << 20
+  static let mapGrowthStepMaxBytes = 4 << 30
+
+  let env: Environment
+  let dbs: DBs
+  let lock: WriterLock?
+  let hasher = SHA256Hasher()
+  public let path: String
+  public let readOnly: Bool
+  public private(set) var head: LogHead
+  var accountCount: UInt64
+
+  public enum Mode: Sendable { case readWrite, readOnly }
+
+  /// Creates and initialises a data directory: format version, and the platform partner
+  /// as the first event.
+  public static func create(at path: String, now: Int64) throws(StoreError) -> Ledger {
+    var st = stat()
+    if stat(path, &st) != 0 {
+      if mkdir(path, 0o750) != 0 {
+        throw .io("cannot create \(path): \(String(cString: strerror(errno)))")
+      }
+    } else if stat(path + "/data.mdb", &st) == 0 {
+      throw .alreadyInitialized(path)
+    }
+    let lock = try WriterLock(directory: path)
+    let env = try Environment(path: path, readOnly: false)
+    try env.setMapSize(initialMapBytes)
+    let txn = try env.begin(readOnly: false)
+    do throws(StoreError) {
+      let dbs = try DBs.open(txn, create: true)
+      try withBytes(of: formatVersion.bigEndian) { (vb) throws(StoreError) in
+        try Txn(txn: txn).put(dbs.meta, metaKey("format"), vb)
+      }
+      try check(mdb_txn_commit(txn), "commit")
+    } catch {
+      mdb_txn_abort(txn)
+      throw error
+    }
+    let ledger = try Ledger(env: env, lock: lock, path: path, readOnly: false)
+    let out = try ledger.apply(
+      [.createPartner(PartnerCreated(id: Machine.platformPartner, name: "Platform"))], now: now)
+    guard case .applied = out[0] else {
+      throw .corrupt("could not create the platform partner: \(out[0])")
+    }
+    return ledger
+  }
+
+  /// Opens an initialised data directory. `.readWrite` takes the writer lock.
+  public convenience init(path: String, mode: Mode = .readWrite) throws(StoreError) {
+    var st = stat()
+    guard stat(path + "/data.mdb", &st) == 0 else { throw .missing(path) }
+    let lock = mode == .readWrite ? try WriterLock(directory: path) : nil
+    let env = try Environment(path: path, readOnly: mode == .readOnly)
+    try self.init(env: env, lock: lock, path: path, readOnly: mode == .readOnly)
+  }
+
+  init(env: Environment, lock: WriterLock?, path: String, readOnly: Bool) throws(StoreError) {
+    self.env = env
+    self.lock = lock
+    self.path = path
+    self.readOnly = readOnly
+    // Handles opened in a transaction survive only if it commits.
+    let opener = try env.begin(readOnly: true)
+    let dbs: DBs
+    do throws(StoreError) {
+      dbs = try DBs.open(opener, create: false)
+    } catch {
+      mdb_txn_abort(opener)
+      throw error
+    }
+    try check(mdb_txn_commit(opener), "commit")
+    self.dbs = dbs
+    let txn = try env.begin(readOnly: true)
+    defer { mdb_txn_abort(txn) }
+    let t = Txn(txn: txn)
+    guard let fv = try t.get(dbs.meta, Self.metaKey("format")), fv.count == 4 else {
+      throw .corrupt("meta has no format version")
+    }
+    let found = UInt32(bigEndian: fv.loadUnaligned(as: UInt32.self))
+    guard found == Self.formatVersion else {
+      throw .formatVersion(found: found, expected: Self.formatVersion)
+    }
+    head = try Self.readHead(t, dbs)
+    accountCount = try Self.readAccountCount(t, dbs)
+  }
+
+  // MARK: meta
+
+  /// Meta keys are static strings: their bytes live for the whole process.
+  static func metaKey(_ name: StaticString) -> UnsafeRawBufferPointer {
+    UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+  }
+
+  static func readHead(_ t: Txn, _ dbs: DBs) throws(StoreError) -> LogHead {
+    guard let v = try t.get(dbs.meta, metaKey("head")) else { return .empty }
+    guard v.count == 48 else { throw .corrupt("meta head has \(v.count) bytes") }
+    return LogHead(
+      seq: UInt64(bigEndian: v.loadUnaligned(fromByteOffset: 32, as: UInt64.self)),
+      timestampNanos: Int64(bigEndian: v.loadUnaligned(fromByteOffset: 40, as: Int64.self)),
+      chain: Hash32(raw: v))
+  }
+
+  static func readAccountCount(_ t: Txn, _ dbs: DBs) throws(StoreError) -> UInt64 {
+    guard let v = try t.get(dbs.meta, metaKey("accounts")) else { return 0 }
+    guard v.count == 8 else { throw .corrupt("meta accounts has \(v.count) bytes") }
+    return UInt64(bigEndian: v.loadUnaligned(as: UInt64.self))
+  }
+
+  func writeHead(_ t: Txn, _ h: LogHead, accounts: UInt64?) throws(StoreError) {
+    var w = ByteWriter(capacity: 48)
+    w.raw(h.chain.bytes)
+    w.u64(h.seq)
+    w.i64(h.timestampNanos)
+    try withBytes(w.bytes) { (v) throws(StoreError) in
+      try t.put(dbs.meta, Self.metaKey("head"), v)
+    }
+    if let accounts {
+      try withBytes(of: accounts.bigEndian) { (v) throws(StoreError) in
+        try t.put(dbs.meta, Self.metaKey("accounts"), v)
+      }
+    }
+  }
+
+  // MARK: write path
+
+  /// Applies `commands` in one write transaction (one fsync): each gets its own outcome; a
+  /// rejected command changes nothing and does not disturb the others. `now` is the
+  /// caller's clock (ns since epoch); event timestamps are max(now, last + 1).
+  public func apply(_ commands: [Command], now: Int64) throws(StoreError) -> [Outcome] {
+    precondition(!readOnly, "apply on a read-only ledger")
+    precondition(commands.count <= Limits.commandsPerBatchMax, "batch over the limit")
+    try growIfNeeded()
+    var attempts = 0
+    while true {
+      do throws(StoreError) {
+        return try applyOnce(commands, now: now)
+      } catch .mapFull {
+        // Nothing was committed; grow between transactions and run the batch again.
+        attempts += 1
+        if attempts > 8 { throw .mapFull }
+        try grow()
+      }
+    }
+  }
+
+  func growIfNeeded() throws(StoreError) {
+    let (map, used) = env.info
+    if used * 5 >= map * 4 { try grow() }
+  }
+
+  func grow() throws(StoreError) {
+    let (map, _) = env.info
+    try env.setMapSize(map + min(map, Self.mapGrowthStepMaxBytes))
+  }
+
+  func applyOnce(_ commands: [Command], now: Int64) throws(StoreError) -> [Outcome] {
+    let raw = try env.begin(readOnly: false)
+    var committed = false
+    defer { if !committed { mdb_txn_abort(raw) } }
+    let txn = Txn(txn: raw)
+    let cache = BatchCache(accountCount: accountCount)
+    var state = StoreState(txn: txn, dbs: dbs, cache: cache)
+    var h = head
+    var outcomes = [Outcome]()
+    outcomes.reserveCapacity(commands.count)
+    var eventBytes = ByteWriter(capacity: 256)
+    var hashBytes = [UInt8](repeating: 0, count: 64)
+    for command in commands {
+      let decision: Decision
+      do {
+        decision = try Machine.decide(command, &state, now: now)
+      } catch {
+        throw Self.storeError(error)
+      }
+      switch decision {
+      case .reject(let r):
+        outcomes.append(.rejected(r))
+      case .duplicate(let seq):
+        outcomes.append(.duplicate(seq: seq))
+      case .accept(let bodies):
+        let first = h.seq + 1
+        for body in bodies {
+          let event = Event(
+            seq: h.seq + 1, timestampNanos: max(now, h.timestampNanos + 1), body: body)
+          eventBytes.bytes.removeAll(keepingCapacity: true)
+          EventCodec.encode(event, into: &eventBytes)
+          let leaf = hasher.leaf(eventBytes.bytes)
+          let chain = hasher.chain(h.chain, leaf)
+          try withBytes(eventBytes.bytes) { (v) throws(StoreError) in
+            try txn.put(dbs.log, u64: event.seq, v, flags: UInt32(MDB_APPEND))
+          }
+          hashBytes.withUnsafeMutableBytes { dst in
+            withUnsafeBytes(of: leaf) { dst.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 32) }
+            withUnsafeBytes(of: chain) {
+              (dst.baseAddress! + 32).copyMemory(from: $0.baseAddress!, byteCount: 32)
+            }
+          }
+          try withBytes(hashBytes) { (v) throws(StoreError) in
+            try txn.put(dbs.hashes, u64: event.seq, v, flags: UInt32(MDB_APPEND))
+          }
+          do {
+            try Machine.apply(event, &state)
+          } catch {
+            throw Self.storeError(error)
+          }
+          precondition(event.seq == h.seq + 1, "seq must advance by one")
+          h = LogHead(seq: event.seq, timestampNanos: event.timestampNanos, chain: chain)
+        }
+        outcomes.append(.applied(firstSeq: first, count: bodies.count))
+      }
+    }
+    if h.seq != head.seq || cache.accountCountDirty {
+      do { try state.flush() } catch { throw Self.storeError(error) }
+      try writeHead(txn, h, accounts: cache.accountCountDirty ? cache.accountCount : nil)
+      try check(mdb_txn_commit(raw), "commit")
+    } else {
+      mdb_txn_abort(raw)
+    }
+    committed = true
+    head = h
+    accountCount = cache.accountCount
+    return outcomes
+  }
+
+  static func storeError(_ error: any Error) -> StoreError {
+    switch error {
+    case let e as StoreError: e
+    case let e as ApplyError: .corrupt(e.description)
+    case let e as DecodeError: .corrupt("undecodable record: \(e)")
+    default: .corrupt("\(error)")
+    }
+  }
+
+  // MARK: read path
+
+  /// Runs `body` in a read-only transaction (an MVCC snapshot that never waits for the
+  /// writer). Nothing read may escape the closure without being copied.
+  func read<R>(_ body: (Txn) throws -> R) throws(StoreError) -> R {
+    let raw = try env.begin(readOnly: true)
+    defer { mdb_txn_abort(raw) }
+    do {
+      return try body(Txn(txn: raw))
+    } catch {
+      throw Self.storeError(error)
+    }
+  }
+
+  func readState<R>(_ body: (inout StoreState) throws -> R) throws(StoreError) -> R {
+    try read { t in
+      var s = StoreState(txn: t, dbs: dbs, cache: BatchCache(accountCount: accountCount))
+      return try body(&s)
+    }
+  }
+
+  /// The head as committed now (another process may have written since this one opened).
+  public func currentHead() throws(StoreError) -> LogHead {
+    try read { t in try Self.readHead(t, dbs) }
+  }
+}

@@ -1,0 +1,242 @@
+import CLMDB
+import TallyCore
+import TallyCrypto
+
+/// One stored event with its hashes.
+public struct LogRecord: Sendable {
+  public var event: Event
+  public var bytes: [UInt8]
+  public var leaf: Hash32
+  public var chain: Hash32
+}
+
+public struct Stats: Sendable {
+  public var head: LogHead
+  public var formatVersion: UInt32
+  public var counts: [(name: String, entries: Int)]
+  public var mapBytes: Int
+  public var usedBytes: Int
+}
+
+extension Ledger {
+  public func account(_ name: String) throws(StoreError) -> AccountView? {
+    try readState { s in
+      guard let a = try s.account(name) else { return nil }
+      guard let v = try s.txn.get(dbs.balances, u64: a.number) else {
+        return AccountView(record: a, balances: .zero, seq: 0)
+      }
+      let (b, seq) = try Records.decodeBalances(v)
+      return AccountView(record: a, balances: b, seq: seq)
+    }
+  }
+
+  /// Balances of `name` after the event at `asOfSeq` (O(log n): one cursor seek in the
+  /// account's history). Nil when the account does not exist now.
+  public func balance(_ name: String, asOfSeq: UInt64?) throws(StoreError) -> AccountView? {
+    guard let asOfSeq else { return try account(name) }
+    return try readState { s in
+      guard let a = try s.account(name) else { return nil }
+      let (b, seq) = try Self.historyAt(s.txn, dbs, number: a.number, seq: asOfSeq)
+      return AccountView(record: a, balances: b, seq: seq)
+    }
+  }
+
+  /// Last history row of `number` at or before `seq`.
+  static func historyAt(_ t: Txn, _ dbs: DBs, number: UInt64, seq: UInt64) throws
+    -> (Balances, UInt64)
+  {
+    let c = try t.cursor(dbs.history)
+    defer { c.close() }
+    // Seek to the first key after (number, seq), then step back one.
+    let (next, o) = seq.addingReportingOverflow(1)
+    let key = (number.bigEndian, (o ? UInt64.max : next).bigEndian)
+    let found = try withBytes(of: key) { (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k) }
+    let row = found == nil ? try c.get(MDB_LAST) : try c.get(MDB_PREV)
+    guard let (k, v) = row, k.count == 16 else { return (.zero, 0) }
+    let n = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
+    let s = UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+    if n != number || s > seq { return (.zero, 0) }
+    return (try Records.decodeHistory(v), s)
+  }
+
+  /// Accounts in name order after `after`, optionally of one partner.
+  public func accounts(after: String?, limit: Int, partner: String? = nil) throws(StoreError)
+    -> [AccountView]
+  {
+    try read { t in
+      let c = try t.cursor(dbs.accounts)
+      defer { c.close() }
+      var out = [AccountView]()
+      var row: (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)?
+      if let after {
+        row = try withBytes(Array(after.utf8)) { (k) throws(StoreError) in
+          try c.get(MDB_SET_RANGE, key: k)
+        }
+        if let r = row, String(decoding: r.key, as: UTF8.self) == after { row = try c.get(MDB_NEXT) }
+      } else {
+        row = try c.get(MDB_FIRST)
+      }
+      while let (k, v) = row, out.count < limit {
+        let a = try Records.decodeAccount(name: String(decoding: k, as: UTF8.self), v)
+        if partner == nil || a.partner == partner {
+          var b = Balances.zero
+          var seq: UInt64 = 0
+          if let bv = try t.get(dbs.balances, u64: a.number) {
+            (b, seq) = try Records.decodeBalances(bv)
+          }
+          out.append(AccountView(record: a, balances: b, seq: seq))
+        }
+        row = try c.get(MDB_NEXT)
+      }
+      return out
+    }
+  }
+
+  public func partners() throws(StoreError) -> [PartnerRecord] {
+    try read { t in
+      let c = try t.cursor(dbs.partners)
+      defer { c.close() }
+      var out = [PartnerRecord]()
+      var row = try c.get(MDB_FIRST)
+      while let (k, v) = row {
+        out.append(try Records.decodePartner(id: String(decoding: k, as: UTF8.self), v))
+        row = try c.get(MDB_NEXT)
+      }
+      return out
+    }
+  }
+
+  public func assets() throws(StoreError) -> [AssetRecord] {
+    try read { t in
+      let c = try t.cursor(dbs.assets)
+      defer { c.close() }
+      var out = [AssetRecord]()
+      var row = try c.get(MDB_FIRST)
+      while let (k, v) = row {
+        out.append(try Records.decodeAsset(code: String(decoding: k, as: UTF8.self), v))
+        row = try c.get(MDB_NEXT)
+      }
+      return out
+    }
+  }
+
+  public func hold(_ id: String) throws(StoreError) -> HoldRecord? {
+    try readState { s in try s.hold(id) }
+  }
+
+  public func idRecord(_ id: String) throws(StoreError) -> IdRecord? {
+    try readState { s in try s.idRecord(id) }
+  }
+
+  /// Events from `fromSeq` (inclusive), at most `limit`.
+  public func log(fromSeq: UInt64, limit: Int) throws(StoreError) -> [LogRecord] {
+    try read { t in
+      let c = try t.cursor(dbs.log)
+      defer { c.close() }
+      var out = [LogRecord]()
+      var row = try withBytes(of: max(fromSeq, 1).bigEndian) { (k) throws(StoreError) in
+        try c.get(MDB_SET_RANGE, key: k)
+      }
+      while let (k, v) = row, out.count < limit {
+        let seq = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
+        guard let h = try t.get(dbs.hashes, u64: seq), h.count == 64 else {
+          throw StoreError.corrupt("no hashes for seq \(seq)")
+        }
+        out.append(
+          LogRecord(
+            event: try EventCodec.decode(v), bytes: Array(v), leaf: Hash32(raw: h),
+            chain: Hash32(raw: UnsafeRawBufferPointer(rebasing: h[32..<64]))))
+        row = try c.get(MDB_NEXT)
+      }
+      return out
+    }
+  }
+
+  /// The first seq whose timestamp is at or after `nanos` (head.seq + 1 when none):
+  /// timestamps strictly increase along the log, so a binary search over seqs finds it.
+  public func firstSeq(atOrAfter nanos: Int64) throws(StoreError) -> UInt64 {
+    try read { t in
+      let last = try Self.readHead(t, dbs).seq
+      var lo: UInt64 = 1
+      var hi = last + 1
+      while lo < hi {
+        let mid = lo + (hi - lo) / 2
+        guard let v = try t.get(dbs.log, u64: mid) else {
+          throw StoreError.corrupt("log has no event at seq \(mid)")
+        }
+        if try EventCodec.header(v).timestampNanos < nanos { lo = mid + 1 } else { hi = mid }
+      }
+      return lo
+    }
+  }
+
+  /// Events that touched `name` with seq in `fromSeq...toSeq`, at most `limit`, with the next
+  /// cursor (a seq to pass as `fromSeq`) when more remain.
+  public func statement(_ name: String, fromSeq: UInt64, toSeq: UInt64, limit: Int)
+    throws(StoreError) -> (account: AccountView, lines: [StatementLine], next: UInt64?)?
+  {
+    try readState { s in
+      guard let a = try s.account(name) else { return nil }
+      let from = max(fromSeq, 1)
+      var (prev, _) = try Self.historyAt(s.txn, dbs, number: a.number, seq: from - 1)
+      let c = try s.txn.cursor(dbs.history)
+      defer { c.close() }
+      var row = try withBytes(of: (a.number.bigEndian, from.bigEndian)) {
+        (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k)
+      }
+      var lines = [StatementLine]()
+      var next: UInt64?
+      while let (k, v) = row {
+        let n = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
+        let seq = UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        if n != a.number || seq > toSeq { break }
+        if lines.count == limit {
+          next = seq
+          break
+        }
+        let after = try Records.decodeHistory(v)
+        let event = try s.event(at: seq)
+        var id = ""
+        var ref: String?
+        var date: Int32?
+        switch event.body {
+        case .entryPosted(let e): (id, ref, date) = (e.id, e.ref, e.valueDateDays)
+        case .holdPlaced(let h): (id, ref) = (h.id, h.ref)
+        case .holdCaptured(let c): id = c.holdId
+        case .holdReleased(let h), .holdExpired(let h): id = h
+        default: break
+        }
+        let delta = Balances(
+          postedDebits: after.postedDebits - prev.postedDebits,
+          postedCredits: after.postedCredits - prev.postedCredits,
+          pendingDebits: after.pendingDebits - prev.pendingDebits,
+          pendingCredits: after.pendingCredits - prev.pendingCredits)
+        lines.append(
+          StatementLine(
+            seq: seq, timestampNanos: event.timestampNanos, type: event.body.type, id: id,
+            ref: ref, valueDateDays: date, delta: delta, after: after))
+        prev = after
+        row = try c.get(MDB_NEXT)
+      }
+      let (b, seq) = try Self.historyAt(s.txn, dbs, number: a.number, seq: UInt64.max)
+      return (AccountView(record: a, balances: b, seq: seq), lines, next)
+    }
+  }
+
+  public func stats() throws(StoreError) -> Stats {
+    let (map, used) = env.info
+    return try read { t in
+      var counts = [(String, Int)]()
+      let all = [
+        dbs.log, dbs.hashes, dbs.ids, dbs.partners, dbs.assets, dbs.accounts, dbs.balances,
+        dbs.history, dbs.holds, dbs.deadlines,
+      ]
+      for (name, dbi) in zip(DBs.names.dropFirst(), all) {
+        counts.append((name, try t.count(dbi)))
+      }
+      return Stats(
+        head: try Self.readHead(t, dbs), formatVersion: Self.formatVersion, counts: counts,
+        mapBytes: map, usedBytes: used)
+    }
+  }
+}

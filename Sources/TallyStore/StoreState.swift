@@ -1,0 +1,192 @@
+import CLMDB
+import TallyCore
+
+/// Handles of the named databases (docs/FORMAT.md, "Storage").
+struct DBs {
+  var meta: MDB_dbi = 0
+  var log: MDB_dbi = 0
+  var hashes: MDB_dbi = 0
+  var ids: MDB_dbi = 0
+  var partners: MDB_dbi = 0
+  var assets: MDB_dbi = 0
+  var accounts: MDB_dbi = 0
+  var balances: MDB_dbi = 0
+  var history: MDB_dbi = 0
+  var holds: MDB_dbi = 0
+  var deadlines: MDB_dbi = 0
+
+  static let names = [
+    "meta", "log", "hashes", "ids", "partners", "assets", "accounts", "balances", "history",
+    "holds", "deadlines",
+  ]
+
+  /// Every projection (everything but meta, log and hashes): what rebuild recomputes.
+  var projections: [MDB_dbi] {
+    [ids, partners, assets, accounts, balances, history, holds, deadlines]
+  }
+
+  static func open(_ txn: OpaquePointer, create: Bool) throws(StoreError) -> DBs {
+    var d = DBs()
+    var handles = [MDB_dbi]()
+    for name in names {
+      var h: MDB_dbi = 0
+      let rc = mdb_dbi_open(txn, name, create ? UInt32(MDB_CREATE) : 0, &h)
+      if rc == MDB_NOTFOUND { throw .corrupt("named database \(name) is missing") }
+      try check(rc, "dbi_open \(name)")
+      handles.append(h)
+    }
+    (d.meta, d.log, d.hashes, d.ids, d.partners, d.assets) =
+      (handles[0], handles[1], handles[2], handles[3], handles[4], handles[5])
+    (d.accounts, d.balances, d.history, d.holds, d.deadlines) =
+      (handles[6], handles[7], handles[8], handles[9], handles[10])
+    return d
+  }
+}
+
+/// Per-batch cache of accounts and balances: each account is read from LMDB once per batch
+/// and its balances written once, at the end of the batch.
+final class BatchCache {
+  var accounts: [String: AccountRecord] = [:]
+  var balances: [UInt64: (balances: Balances, seq: UInt64, dirty: Bool)] = [:]
+  var accountCount: UInt64
+  var accountCountDirty = false
+
+  init(accountCount: UInt64) { self.accountCount = accountCount }
+}
+
+/// `LedgerState` over one LMDB write (or read) transaction.
+struct StoreState: LedgerState {
+  let txn: Txn
+  let dbs: DBs
+  let cache: BatchCache
+
+  func partner(_ id: String) throws -> PartnerRecord? {
+    guard let v = try txn.get(dbs.partners, string: id) else { return nil }
+    return try Records.decodePartner(id: id, v)
+  }
+
+  func asset(_ code: String) throws -> AssetRecord? {
+    guard let v = try txn.get(dbs.assets, string: code) else { return nil }
+    return try Records.decodeAsset(code: code, v)
+  }
+
+  mutating func account(_ name: String) throws -> AccountRecord? {
+    if let a = cache.accounts[name] { return a }
+    guard let v = try txn.get(dbs.accounts, string: name) else { return nil }
+    let a = try Records.decodeAccount(name: name, v)
+    cache.accounts[name] = a
+    return a
+  }
+
+  mutating func balances(_ number: UInt64) throws -> Balances {
+    if let b = cache.balances[number] { return b.balances }
+    guard let v = try txn.get(dbs.balances, u64: number) else { return .zero }
+    let (b, seq) = try Records.decodeBalances(v)
+    cache.balances[number] = (b, seq, false)
+    return b
+  }
+
+  func idRecord(_ id: String) throws -> IdRecord? {
+    guard let v = try txn.get(dbs.ids, string: id) else { return nil }
+    return try Records.decodeId(v)
+  }
+
+  func event(at seq: UInt64) throws -> Event {
+    guard let v = try txn.get(dbs.log, u64: seq) else {
+      throw StoreError.corrupt("log has no event at seq \(seq)")
+    }
+    return try EventCodec.decode(v)
+  }
+
+  func hold(_ id: String) throws -> HoldRecord? {
+    guard let v = try txn.get(dbs.holds, string: id) else { return nil }
+    return try Records.decodeHold(id: id, v)
+  }
+
+  func holdsDue(asOfNanos: Int64, limit: Int) throws -> [String] {
+    let c = try txn.cursor(dbs.deadlines)
+    defer { c.close() }
+    var out = [String]()
+    var next = try c.get(MDB_FIRST)
+    while let (k, v) = next, out.count < limit {
+      let (deadline, _) = try Records.decodeDeadlineKey(k)
+      if deadline > asOfNanos { break }
+      out.append(String(decoding: v, as: UTF8.self))
+      next = try c.get(MDB_NEXT)
+    }
+    return out
+  }
+
+  var accountCount: UInt64 { cache.accountCount }
+
+  mutating func putPartner(_ r: PartnerRecord) throws {
+    try txn.put(dbs.partners, string: r.id, Records.encode(r))
+  }
+
+  mutating func putAsset(_ r: AssetRecord) throws {
+    try txn.put(dbs.assets, string: r.code, Records.encode(r))
+  }
+
+  mutating func putAccount(_ r: AccountRecord) throws {
+    try txn.put(dbs.accounts, string: r.name, Records.encode(r))
+    if r.number > cache.accountCount {
+      cache.accountCount = r.number
+      cache.accountCountDirty = true
+    }
+    cache.accounts[r.name] = r
+  }
+
+  mutating func putBalances(_ number: UInt64, _ b: Balances, seq: UInt64) throws {
+    cache.balances[number] = (b, seq, true)
+  }
+
+  mutating func putHistory(_ number: UInt64, seq: UInt64, _ b: Balances) throws {
+    var key = (number.bigEndian, seq.bigEndian)
+    var value = (
+      UInt128(bitPattern: b.postedDebits).bigEndian, UInt128(bitPattern: b.postedCredits).bigEndian,
+      UInt128(bitPattern: b.pendingDebits).bigEndian,
+      UInt128(bitPattern: b.pendingCredits).bigEndian
+    )
+    try withUnsafeBytes(of: &key) { (kb) in
+      try withUnsafeBytes(of: &value) { (vb) in
+        try txn.put(dbs.history, kb, vb)
+      }
+    }
+  }
+
+  mutating func putIdRecord(_ id: String, _ r: IdRecord) throws {
+    try txn.put(dbs.ids, string: id, Records.encode(r))
+  }
+
+  mutating func putHold(_ r: HoldRecord) throws {
+    try txn.put(dbs.holds, string: r.id, Records.encode(r))
+  }
+
+  mutating func addDeadline(_ deadlineNanos: Int64, placedSeq: UInt64, holdId: String) throws {
+    try Records.deadlineKey(deadlineNanos, placedSeq).withUnsafeBytes {
+      (k) in
+      try Array(holdId.utf8).withUnsafeBytes { (v) in
+        try txn.put(dbs.deadlines, k, v)
+      }
+    }
+  }
+
+  mutating func removeDeadline(_ deadlineNanos: Int64, placedSeq: UInt64) throws {
+    try Records.deadlineKey(deadlineNanos, placedSeq).withUnsafeBytes {
+      (k) in try txn.delete(dbs.deadlines, k)
+    }
+  }
+
+  /// Writes balances changed in this batch, once per account.
+  func flush() throws {
+    var w = ByteWriter(capacity: 72)
+    for (number, entry) in cache.balances where entry.dirty {
+      w.bytes.removeAll(keepingCapacity: true)
+      Records.write(entry.balances, &w)
+      w.u64(entry.seq)
+      try w.bytes.withUnsafeBytes { (v) in
+        try txn.put(dbs.balances, u64: number, v)
+      }
+    }
+  }
+}

@@ -1,0 +1,350 @@
+import CLMDB
+import TallyCore
+import TallyCrypto
+
+/// One thing `verify` found wrong.
+public struct VerifyProblem: Equatable, Sendable, CustomStringConvertible {
+  public enum Kind: String, Sendable {
+    case log, chain, decode, replay, projection, totals
+  }
+  public var kind: Kind
+  /// The first bad seq, when the problem is in the log.
+  public var seq: UInt64?
+  /// The account whose projection is wrong, when it is one.
+  public var account: String?
+  public var message: String
+
+  public var description: String {
+    var where_ = ""
+    if let seq { where_ = "seq \(seq): " }
+    if let account { where_ += "account \(account): " }
+    return "\(kind.rawValue): \(where_)\(message)"
+  }
+}
+
+public struct VerifyReport: Sendable {
+  public var events: UInt64
+  public var head: LogHead
+  public var accounts: Int
+  public var problems: [VerifyProblem]
+  /// Per currency: total posted debits (= credits when ok).
+  public var totals: [(currency: String, debits: Int128, credits: Int128)]
+  public var ok: Bool { problems.isEmpty }
+}
+
+extension Ledger {
+  /// Problems listed at most; the first is the one that matters.
+  static let verifyProblemsMax = 20
+
+  /// Recomputes every leaf and chain hash from the stored event bytes, checks seq and
+  /// timestamp continuity, decodes and replays every event, compares the replayed
+  /// projections with the stored ones, and checks debits = credits per currency.
+  public func verify(progress: ((UInt64, UInt64) -> Void)? = nil) throws(StoreError)
+    -> VerifyReport
+  {
+    try read { t in
+      var problems = [VerifyProblem]()
+      let head = try Self.readHead(t, dbs)
+      var mem = MemoryState()
+      let events = try replayLog(t, head: head, into: &mem, problems: &problems, progress)
+      if problems.isEmpty {
+        try compareProjections(t, mem, &problems)
+      }
+      var totals: [String: (Int128, Int128, Int128, Int128)] = [:]
+      for (i, name) in mem.names.enumerated() {
+        guard let a = mem.accounts[name] else { continue }
+        let b = mem.balanceRows[i].balances
+        var t = totals[a.currency] ?? (0, 0, 0, 0)
+        t.0 = t.0 &+ b.postedDebits
+        t.1 = t.1 &+ b.postedCredits
+        t.2 = t.2 &+ b.pendingDebits
+        t.3 = t.3 &+ b.pendingCredits
+        totals[a.currency] = t
+      }
+      for (c, t) in totals.sorted(by: { $0.key < $1.key }) {
+        if t.0 != t.1 || t.2 != t.3 {
+          problems.append(
+            VerifyProblem(
+              kind: .totals, message: "\(c): posted debits \(t.0) != credits \(t.1) "
+                + "or pending debits \(t.2) != credits \(t.3)"))
+        }
+      }
+      return VerifyReport(
+        events: events, head: head, accounts: mem.names.count,
+        problems: Array(problems.prefix(Self.verifyProblemsMax)),
+        totals: totals.sorted { $0.key < $1.key }.map { ($0.key, $0.value.0, $0.value.1) })
+    }
+  }
+
+  /// Walks log and hashes in step. Stops at the first bad event: nothing after it can be
+  /// trusted.
+  func replayLog(
+    _ t: Txn, head: LogHead, into mem: inout MemoryState, problems: inout [VerifyProblem],
+    _ progress: ((UInt64, UInt64) -> Void)?
+  ) throws -> UInt64 {
+    let logCursor = try t.cursor(dbs.log)
+    defer { logCursor.close() }
+    let hashCursor = try t.cursor(dbs.hashes)
+    defer { hashCursor.close() }
+    let hasher = SHA256Hasher()
+    var chain = Hash32.zero
+    var lastTs = Int64.min
+    var seq: UInt64 = 0
+    var row = try logCursor.get(MDB_FIRST)
+    var hrow = try hashCursor.get(MDB_FIRST)
+    func fail(_ kind: VerifyProblem.Kind, _ s: UInt64, _ m: String) {
+      problems.append(VerifyProblem(kind: kind, seq: s, message: m))
+    }
+    while let (k, v) = row {
+      let expected = seq + 1
+      guard k.count == 8 else {
+        fail(.log, expected, "log key of \(k.count) bytes")
+        return seq
+      }
+      let key = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
+      if key != expected {
+        fail(.log, expected, "missing from the log (next stored seq is \(key))")
+        return seq
+      }
+      guard let (hk, hv) = hrow, hk.count == 8,
+        UInt64(bigEndian: hk.loadUnaligned(as: UInt64.self)) == key, hv.count == 64
+      else {
+        fail(.chain, key, "no stored hashes for this seq")
+        return seq
+      }
+      let leaf = hasher.leaf(v)
+      if leaf != Hash32(raw: hv) {
+        fail(.chain, key, "leaf hash does not match the stored event bytes (event altered)")
+        return seq
+      }
+      let next = hasher.chain(chain, leaf)
+      if next != Hash32(raw: UnsafeRawBufferPointer(rebasing: hv[32..<64])) {
+        fail(.chain, key, "chain hash does not match (hashes altered)")
+        return seq
+      }
+      chain = next
+      let event: Event
+      do {
+        event = try EventCodec.decode(v)
+      } catch {
+        fail(.decode, key, "event does not decode: \(error)")
+        return seq
+      }
+      if event.seq != key {
+        fail(.log, key, "event carries seq \(event.seq)")
+        return seq
+      }
+      if event.timestampNanos <= lastTs {
+        fail(.log, key, "timestamp \(event.timestampNanos) not after \(lastTs)")
+        return seq
+      }
+      lastTs = event.timestampNanos
+      do {
+        try Machine.apply(event, &mem)
+      } catch {
+        fail(.replay, key, "replay failed: \(error)")
+        return seq
+      }
+      seq = key
+      if seq & 0xffff == 0 { progress?(seq, head.seq) }
+      row = try logCursor.get(MDB_NEXT)
+      hrow = try hashCursor.get(MDB_NEXT)
+    }
+    progress?(seq, head.seq)
+    if hrow != nil { fail(.chain, seq + 1, "hashes stored past the end of the log") }
+    if seq != head.seq || chain != head.chain {
+      fail(
+        .chain, head.seq,
+        "stored head (seq \(head.seq), \(head.chain.hex)) differs from the log (seq \(seq), "
+          + "\(chain.hex))")
+    }
+    return seq
+  }
+
+  func compareProjections(_ t: Txn, _ mem: MemoryState, _ problems: inout [VerifyProblem])
+    throws
+  {
+    func bad(_ account: String?, _ m: String) {
+      problems.append(VerifyProblem(kind: .projection, account: account, message: m))
+    }
+    if try Self.readAccountCount(t, dbs) != mem.accountCount {
+      bad(nil, "stored account count differs from replay (\(mem.accountCount))")
+    }
+    // accounts
+    var seen = 0
+    try scan(t, dbs.accounts) { k, v in
+      let name = String(decoding: k, as: UTF8.self)
+      seen += 1
+      guard let a = try? Records.decodeAccount(name: name, v) else {
+        bad(name, "stored record does not decode")
+        return
+      }
+      if mem.accounts[name] != a { bad(name, "stored record differs from replay") }
+    }
+    if seen != mem.accounts.count {
+      bad(nil, "\(seen) stored accounts, \(mem.accounts.count) in replay")
+    }
+    // balances
+    seen = 0
+    try scan(t, dbs.balances) { k, v in
+      seen += 1
+      let n = k.count == 8 ? Int(UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))) : 0
+      guard n >= 1, n <= mem.names.count else {
+        bad(nil, "balances stored for unknown account number \(n)")
+        return
+      }
+      let name = mem.names[n - 1]
+      guard let (b, seq) = try? Records.decodeBalances(v) else {
+        bad(name, "stored balances do not decode")
+        return
+      }
+      let want = mem.balanceRows[n - 1]
+      if b != want.balances || seq != want.seq {
+        bad(
+          name,
+          "stored balances (posted \(b.postedDebits)/\(b.postedCredits), pending "
+            + "\(b.pendingDebits)/\(b.pendingCredits)) differ from replay (posted "
+            + "\(want.balances.postedDebits)/\(want.balances.postedCredits), pending "
+            + "\(want.balances.pendingDebits)/\(want.balances.pendingCredits))")
+      }
+    }
+    if seen != mem.names.count { bad(nil, "\(seen) stored balance rows, \(mem.names.count) in replay") }
+    // history
+    var digests = [(count: UInt64, digest: UInt64)](
+      repeating: (0, MemoryState.digestSeed), count: mem.names.count)
+    try scan(t, dbs.history) { k, v in
+      guard k.count == 16 else {
+        bad(nil, "history key of \(k.count) bytes")
+        return
+      }
+      let n = Int(UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)))
+      let seq = UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+      guard n >= 1, n <= digests.count, let b = try? Records.decodeHistory(v) else {
+        bad(nil, "history row for unknown account \(n) or undecodable at seq \(seq)")
+        return
+      }
+      digests[n - 1].count += 1
+      digests[n - 1].digest = MemoryState.digest(digests[n - 1].digest, seq: seq, b)
+    }
+    for i in digests.indices where digests[i] != mem.historyRows[i] {
+      bad(mem.names[i], "stored history differs from replay")
+    }
+    // ids
+    seen = 0
+    try scan(t, dbs.ids) { k, v in
+      seen += 1
+      let id = String(decoding: k, as: UTF8.self)
+      if (try? Records.decodeId(v)) != mem.ids[id] { bad(nil, "id \(id): record differs from replay") }
+    }
+    if seen != mem.ids.count { bad(nil, "\(seen) stored ids, \(mem.ids.count) in replay") }
+    // partners, assets, holds, deadlines
+    seen = 0
+    try scan(t, dbs.partners) { k, v in
+      seen += 1
+      let id = String(decoding: k, as: UTF8.self)
+      if (try? Records.decodePartner(id: id, v)) != mem.partners[id] {
+        bad(nil, "partner \(id): record differs from replay")
+      }
+    }
+    if seen != mem.partners.count { bad(nil, "\(seen) stored partners, \(mem.partners.count) in replay") }
+    seen = 0
+    try scan(t, dbs.assets) { k, v in
+      seen += 1
+      let code = String(decoding: k, as: UTF8.self)
+      if (try? Records.decodeAsset(code: code, v)) != mem.assets[code] {
+        bad(nil, "asset \(code): record differs from replay")
+      }
+    }
+    if seen != mem.assets.count { bad(nil, "\(seen) stored assets, \(mem.assets.count) in replay") }
+    seen = 0
+    try scan(t, dbs.holds) { k, v in
+      seen += 1
+      let id = String(decoding: k, as: UTF8.self)
+      if (try? Records.decodeHold(id: id, v)) != mem.holds[id] {
+        bad(nil, "hold \(id): record differs from replay")
+      }
+    }
+    if seen != mem.holds.count { bad(nil, "\(seen) stored holds, \(mem.holds.count) in replay") }
+    seen = 0
+    try scan(t, dbs.deadlines) { k, v in
+      seen += 1
+      guard let (d, s) = try? Records.decodeDeadlineKey(k),
+        mem.deadlines[MemoryState.DeadlineKey(deadline: d, seq: s)]
+          == String(decoding: v, as: UTF8.self)
+      else {
+        bad(nil, "deadline index entry differs from replay")
+        return
+      }
+    }
+    if seen != mem.deadlines.count {
+      bad(nil, "\(seen) stored deadlines, \(mem.deadlines.count) in replay")
+    }
+  }
+
+  func scan(
+    _ t: Txn, _ dbi: MDB_dbi,
+    _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+  ) throws {
+    let c = try t.cursor(dbi)
+    defer { c.close() }
+    var row = try c.get(MDB_FIRST)
+    while let (k, v) = row {
+      try body(k, v)
+      row = try c.get(MDB_NEXT)
+    }
+  }
+
+  /// Recomputes every projection from the log in one write transaction (all or nothing):
+  /// empties them, then applies every event through the same code as the live path.
+  /// Returns the number of events replayed.
+  public func rebuild(progress: ((UInt64, UInt64) -> Void)? = nil) throws(StoreError)
+    -> UInt64
+  {
+    precondition(!readOnly, "rebuild on a read-only ledger")
+    var attempts = 0
+    while true {
+      do throws(StoreError) {
+        return try rebuildOnce(progress)
+      } catch .mapFull {
+        attempts += 1
+        if attempts > 8 { throw .mapFull }
+        try grow()
+      }
+    }
+  }
+
+  func rebuildOnce(_ progress: ((UInt64, UInt64) -> Void)?) throws(StoreError) -> UInt64 {
+    let raw = try env.begin(readOnly: false)
+    var committed = false
+    defer { if !committed { mdb_txn_abort(raw) } }
+    let txn = Txn(txn: raw)
+    for dbi in dbs.projections { try check(mdb_drop(raw, dbi, 0), "drop") }
+    let cache = BatchCache(accountCount: 0)
+    var state = StoreState(txn: txn, dbs: dbs, cache: cache)
+    let head = try Self.readHead(txn, dbs)
+    var seq: UInt64 = 0
+    do {
+      try scan(txn, dbs.log) { _, v in
+        let event = try EventCodec.decode(v)
+        guard event.seq == seq + 1 else {
+          throw StoreError.corrupt("log gap before seq \(event.seq); run verify")
+        }
+        try Machine.apply(event, &state)
+        seq = event.seq
+        if seq & 0xffff == 0 { progress?(seq, head.seq) }
+      }
+      try state.flush()
+    } catch {
+      throw Self.storeError(error)
+    }
+    guard seq == head.seq else { throw .corrupt("log ends at \(seq), head says \(head.seq)") }
+    try withBytes(of: cache.accountCount.bigEndian) { (v) throws(StoreError) in
+      try txn.put(dbs.meta, Self.metaKey("accounts"), v)
+    }
+    try check(mdb_txn_commit(raw), "commit")
+    committed = true
+    accountCount = cache.accountCount
+    progress?(seq, head.seq)
+    return seq
+  }
+}

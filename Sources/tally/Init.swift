@@ -1,0 +1,25 @@
+import ArgumentParser
+import TallyCore
+import TallyStore
+
+struct Init: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Create and initialise a data directory (creates the platform partner).")
+
+  @OptionGroup var global: GlobalOptions
+
+  func run() throws {
+    let ledger: Ledger
+    do {
+      ledger = try Ledger.create(at: global.directory, now: nowNanos())
+    } catch {
+      throw fail(error)
+    }
+    if global.json {
+      print(#"{"data":"\#(global.directory)","seq":\#(ledger.head.seq)}"#)
+    } else {
+      print("initialised \(global.directory) (format \(Ledger.formatVersion)); "
+        + "partner \(Machine.platformPartner) created at seq \(ledger.head.seq)")
+    }
+  }
+}

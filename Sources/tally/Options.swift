@@ -1,0 +1,135 @@
+import ArgumentParser
+import Glibc
+import TallyCore
+import TallyProtocol
+import TallyStore
+
+/// Options every command takes.
+struct GlobalOptions: ParsableArguments {
+  @Option(name: .long, help: "Data directory (default: $TALLY_DATA or ./tally-data).")
+  var data: String?
+
+  @Flag(name: .long, help: "Print JSON instead of tables.")
+  var json = false
+
+  var directory: String {
+    if let data { return data }
+    if let env = getenv("TALLY_DATA") { return String(cString: env) }
+    return "tally-data"
+  }
+
+  func open(_ mode: Ledger.Mode = .readWrite) throws -> Ledger {
+    do {
+      return try Ledger(path: directory, mode: mode)
+    } catch {
+      throw fail(error)
+    }
+  }
+}
+
+/// Terminates the process with an exit code after output was written.
+struct CLIExit: Error {
+  var code: Int32
+  static let rejected = CLIExit(code: 1)
+  static let usage = CLIExit(code: 2)
+}
+
+enum FileHandleOut {
+  static func stderr(_ s: String) {
+    var line = s
+    if !line.hasSuffix("\n") { line += "\n" }
+    _ = line.withCString { write(2, $0, strlen($0)) }
+  }
+}
+
+/// Reports a store error (I/O, lock, format) and yields exit code 2.
+func fail(_ error: StoreError) -> CLIExit {
+  FileHandleOut.stderr("tally: error \(error.code): \(error)")
+  return .usage
+}
+
+func usage(_ message: String) -> CLIExit {
+  FileHandleOut.stderr("tally: \(message)")
+  return .usage
+}
+
+/// Wall clock in ns: the CLI passes time into the engine; the engine never reads it.
+func nowNanos() -> Int64 {
+  var ts = timespec()
+  clock_gettime(CLOCK_REALTIME, &ts)
+  return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}
+
+func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+
+/// Parses repeated `--meta key=value` options.
+func parseMetadata(_ items: [String]) throws -> Metadata {
+  var pairs = [(String, String)]()
+  for item in items {
+    guard let eq = item.firstIndex(of: "=") else {
+      throw usage("--meta expects key=value, got \(item)")
+    }
+    pairs.append((String(item[..<eq]), String(item[item.index(after: eq)...])))
+  }
+  switch Metadata.make(pairs) {
+  case .success(let m): return m
+  case .failure(let r): throw report(r, json: false)
+  }
+}
+
+/// Prints a rejection (JSON on stdout with --json, else on stderr) and yields exit code 1.
+func report(_ r: Rejection, json: Bool, line: Int? = nil) -> CLIExit {
+  if json {
+    print(JSONWriter.serialize(.object(Views.rejection(r))))
+  } else {
+    FileHandleOut.stderr("rejected: \(r.code.name): \(r.message)")
+  }
+  return .rejected
+}
+
+/// Applies one command and reports its outcome: applied/duplicate on stdout, rejections as
+/// exit code 1.
+func applyOne(_ ledger: Ledger, _ command: Command, json: Bool, what: String) throws -> UInt64 {
+  let outcome: Outcome
+  do {
+    outcome = try ledger.apply([command], now: nowNanos())[0]
+  } catch {
+    throw fail(error)
+  }
+  switch outcome {
+  case .applied(let first, let count):
+    if json {
+      print(JSONWriter.serialize(.object(Views.outcome(outcome))))
+    } else if count == 0 {
+      print("\(what): nothing to do")
+    } else if count == 1 {
+      print("\(what): applied at seq \(first)")
+    } else {
+      print("\(what): applied \(count) events at seq \(first)…\(first + UInt64(count) - 1)")
+    }
+    return first
+  case .duplicate(let seq):
+    if json {
+      print(JSONWriter.serialize(.object(Views.outcome(outcome))))
+    } else {
+      print("\(what): already applied at seq \(seq) (duplicate, nothing changed)")
+    }
+    return seq
+  case .rejected(let r):
+    throw report(r, json: json)
+  }
+}
+
+/// Left-aligned text table.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+  var widths = header.map(\.count)
+  for r in rows {
+    for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) }
+  }
+  func line(_ cells: [String]) -> String {
+    cells.enumerated().map { i, c in
+      i == cells.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count)
+    }.joined(separator: "  ")
+  }
+  return ([line(header)] + rows.map(line)).joined(separator: "\n")
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Glibc
+
+/// `tally`: the admin tool over a data directory.
+@main
+struct Tally: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "tally",
+    abstract: "Tally: an append-only, hash-chained double-entry ledger.",
+    discussion: """
+      Exit codes: 0 ok, 1 rejected or verification failed, 2 usage or I/O error.
+      Global options (--data DIR, --json) may come before or after the command.
+      """,
+    version: "0.1.0",
+    subcommands: [
+      Init.self, PartnerCommand.self, AssetCommand.self, AccountCommand.self, Post.self,
+      HoldCommand.self, Reverse.self, Balance.self, Statement.self, Log.self, Verify.self,
+      Rebuild.self, StatsCommand.self,
+    ])
+
+  /// Moves leading global options behind the subcommand path, so that both
+  /// `tally --data D balance A` and `tally balance A --data D` work.
+  static func reorder(_ args: [String]) -> [String] {
+    var globals = [String]()
+    var rest = args[...]
+    while let first = rest.first {
+      if first == "--json" {
+        globals.append(first)
+        rest = rest.dropFirst()
+      } else if first == "--data", rest.count >= 2 {
+        globals.append(contentsOf: rest.prefix(2))
+        rest = rest.dropFirst(2)
+      } else if first.hasPrefix("--data=") {
+        globals.append(first)
+        rest = rest.dropFirst()
+      } else {
+        break
+      }
+    }
+    return Array(rest) + globals
+  }
+
+  static func main() {
+    let args = reorder(Array(CommandLine.arguments.dropFirst()))
+    do {
+      var command = try parseAsRoot(args)
+      try command.run()
+    } catch let e as CLIExit {
+      Glibc.exit(e.code)
+    } catch {
+      let code = exitCode(for: error)
+      if code == .success {
+        print(fullMessage(for: error))
+        Glibc.exit(0)
+      }
+      if let e = error as? ExitCode { Glibc.exit(e.rawValue) }
+      FileHandleOut.stderr(fullMessage(for: error))
+      // Usage errors exit 2 (ArgumentParser's default is 64).
+      Glibc.exit(2)
+    }
+  }
+}

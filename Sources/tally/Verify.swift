@@ -1,0 +1,132 @@
+import ArgumentParser
+import Glibc
+import TallyCore
+import TallyProtocol
+import TallyStore
+
+struct Verify: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Recompute the hash chain and every projection from the log and compare.",
+    discussion: "Exit 0 when everything verifies, 1 naming the first bad seq or account.")
+  @OptionGroup var global: GlobalOptions
+
+  func run() throws {
+    let ledger = try global.open(.readOnly)
+    let start = nowNanos()
+    let progress = isTerminal(2)
+    let report: VerifyReport
+    do {
+      report = try ledger.verify { done, total in
+        if progress { FileHandleOut.stderr("\u{1B}[2K\rverify: \(done)/\(total) events\u{1B}[1A") }
+      }
+    } catch {
+      throw fail(error)
+    }
+    if progress { FileHandleOut.stderr("\u{1B}[2K\r") }
+    let seconds = Double(nowNanos() - start) / 1e9
+    if global.json {
+      let o = JSONObject([
+        ("ok", .bool(report.ok)), ("events", .number(String(report.events))),
+        ("accounts", .number(String(report.accounts))),
+        ("head", .object(JSONObject([
+          ("seq", .number(String(report.head.seq))), ("chain", .string(report.head.chain.hex)),
+        ]))),
+        (
+          "problems",
+          .array(
+            report.problems.map { p in
+              .object(
+                JSONObject([
+                  ("kind", .string(p.kind.rawValue)),
+                  ("seq", p.seq.map { .number(String($0)) } ?? .null),
+                  ("account", p.account.map { .string($0) } ?? .null),
+                  ("message", .string(p.message)),
+                ]))
+            })
+        ),
+        (
+          "totals",
+          .array(
+            report.totals.map { t in
+              .object(
+                JSONObject([
+                  ("currency", .string(t.currency)), ("debits", .string(String(t.debits))),
+                  ("credits", .string(String(t.credits))),
+                ]))
+            })
+        ),
+      ])
+      print(JSONWriter.serialize(.object(o)))
+    } else if report.ok {
+      print(
+        "ok: \(report.events) events, \(report.accounts) accounts, chain head "
+          + "\(report.head.chain.hex) (\(Int(Double(report.events) / max(seconds, 1e-9))) events/s)")
+      for t in report.totals {
+        print("  \(t.currency): debits \(t.debits) = credits \(t.credits) (minor units)")
+      }
+    } else {
+      print("FAILED: \(report.problems.count) problem(s)")
+      for p in report.problems { print("  \(p)") }
+    }
+    if !report.ok { throw CLIExit.rejected }
+  }
+}
+
+struct Rebuild: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Recompute every projection from the log (all or nothing), then verify.")
+  @OptionGroup var global: GlobalOptions
+
+  func run() throws {
+    let ledger = try global.open()
+    let before: VerifyReport
+    do { before = try ledger.verify() } catch { throw fail(error) }
+    if let p = before.problems.first, p.kind != .projection && p.kind != .totals {
+      print("cannot rebuild: the log itself does not verify: \(p)")
+      throw CLIExit.rejected
+    }
+    let events: UInt64
+    do { events = try ledger.rebuild() } catch { throw fail(error) }
+    let after: VerifyReport
+    do { after = try ledger.verify() } catch { throw fail(error) }
+    if global.json {
+      print(
+        #"{"events":\#(events),"differences_before":\#(before.problems.count),"ok":\#(after.ok)}"#)
+    } else {
+      print(
+        "rebuilt projections from \(events) events; \(before.problems.count) difference(s) "
+          + "before, verify \(after.ok ? "ok" : "FAILED") after")
+      for p in before.problems { print("  fixed: \(p)") }
+    }
+    if !after.ok { throw CLIExit.rejected }
+  }
+}
+
+struct StatsCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "stats", abstract: "Log head, record counts and storage use.")
+  @OptionGroup var global: GlobalOptions
+
+  func run() throws {
+    let ledger = try global.open(.readOnly)
+    let s: Stats
+    do { s = try ledger.stats() } catch { throw fail(error) }
+    if global.json {
+      var o = JSONObject([
+        ("seq", .number(String(s.head.seq))), ("chain", .string(s.head.chain.hex)),
+        ("last_timestamp", .string(CivilTime.formatTimestamp(s.head.timestampNanos))),
+        ("format_version", .number(String(s.formatVersion))),
+        ("map_bytes", .number(String(s.mapBytes))), ("used_bytes", .number(String(s.usedBytes))),
+      ])
+      o.members.append(
+        ("counts", .object(JSONObject(s.counts.map { ($0.name, .number(String($0.entries))) }))))
+      print(JSONWriter.serialize(.object(o)))
+      return
+    }
+    print("head      seq \(s.head.seq) at \(CivilTime.formatTimestamp(s.head.timestampNanos))")
+    print("chain     \(s.head.chain.hex)")
+    print("format    \(s.formatVersion)")
+    print("storage   \(s.usedBytes >> 20) MiB used of a \(s.mapBytes >> 20) MiB map")
+    print(table(["DATABASE", "RECORDS"], s.counts.map { [$0.name, String($0.entries)] }))
+  }
+}
