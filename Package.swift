@@ -10,6 +10,7 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .executable(name: "tally", targets: ["tally"]),
+    .executable(name: "tally-bench", targets: ["tally-bench"]),
     .library(name: "TallyStore", targets: ["TallyStore"]),
     .library(name: "TallyCore", targets: ["TallyCore"]),
   ],
@@ -38,6 +39,8 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),
+    .executableTarget(
+      name: "tally-bench", dependencies: ["TallyCore", "TallyStore"], swiftSettings: strict),
     .testTarget(
       name: "TallyCoreTests",
       dependencies: [
