@@ -1,0 +1,142 @@
+import Testing
+import TallyCrypto
+
+@testable import TallyCore
+
+/// The golden vectors of docs/FORMAT.md: fixed events → exact bytes, leaf hash, chain hash.
+/// The expected values come from tools/vectors/format_vectors.py, an independent Python
+/// implementation written from the document; the Swift encoder must agree byte for byte.
+struct GoldenVectorTests {
+  static let t0: Int64 = 1_764_028_800_000_000_000  // 2025-11-25T00:00:00Z
+
+  static func md(_ pairs: [(String, String)]) -> Metadata {
+    try! Metadata.make(pairs).get()
+  }
+
+  static let events: [Event] = [
+    Event(
+      seq: 1, timestampNanos: t0,
+      body: .partnerCreated(PartnerCreated(id: "platform", name: "Platform"))),
+    Event(
+      seq: 2, timestampNanos: t0 + 1,
+      body: .accountOpened(
+        AccountOpened(name: "cash", partner: "platform", currency: "EUR", normalSide: .debit))),
+    Event(
+      seq: 3, timestampNanos: t0 + 2,
+      body: .accountOpened(
+        AccountOpened(
+          name: "alice", partner: "platform", currency: "EUR", normalSide: .credit,
+          noOverdraft: true, limitMinor: 100_000, metadata: md([("kyc", "full")])))),
+    Event(
+      seq: 4, timestampNanos: t0 + 1000,
+      body: .entryPosted(
+        EntryPosted(
+          id: "e-1",
+          legs: [
+            Leg(account: "cash", side: .debit, amountMinor: 1050),
+            Leg(account: "alice", side: .credit, amountMinor: 1050),
+          ], ref: "INV-7", valueDateDays: CivilTime.parseDate("2025-11-25"),
+          metadata: md([("country", "DE"), ("channel", "card")])))),
+    Event(
+      seq: 5, timestampNanos: t0 + 2000,
+      body: .holdPlaced(
+        HoldPlaced(
+          id: "h-1",
+          legs: [
+            Leg(account: "alice", side: .debit, amountMinor: 500),
+            Leg(account: "cash", side: .credit, amountMinor: 500),
+          ], deadlineNanos: t0 + 86_400 * 1_000_000_000))),
+    Event(
+      seq: 6, timestampNanos: t0 + 3000,
+      body: .holdCaptured(HoldCaptured(holdId: "h-1", amountsMinor: [200, 200]))),
+    Event(
+      seq: 7, timestampNanos: t0 + 4000,
+      body: .entryPosted(
+        EntryPosted(
+          id: "e-1.reversal",
+          legs: [
+            Leg(account: "cash", side: .credit, amountMinor: 1050),
+            Leg(account: "alice", side: .debit, amountMinor: 1050),
+          ], ref: "INV-7", valueDateDays: CivilTime.parseDate("2025-11-25"),
+          reversalOf: "e-1"))),
+    Event(
+      seq: 8, timestampNanos: t0 + 5000,
+      body: .assetDeclared(AssetDeclared(code: "USDC", scale: 6, name: "USD Coin"))),
+    Event(seq: 9, timestampNanos: t0 + 6000, body: .accountClosed(name: "dormant")),
+    Event(seq: 10, timestampNanos: t0 + 7000, body: .holdReleased(holdId: "h-2")),
+    Event(seq: 11, timestampNanos: t0 + 8000, body: .holdExpired(holdId: "h-3")),
+  ]
+
+  /// (seq, event bytes, leaf hash, chain hash), hex.
+  static let expected: [(UInt64, String, String, String)] = [
+    (1, "01010000000000000001187b16d8ed8f00000008706c6174666f726d0008506c6174666f726d0000",
+      "325cdbfc64e6c35c8927c113caffbaddda3f103f9bba7084f539ad67e6a7daac",
+      "93fb76ffff83688cb9cb121080b4c864fc890de9ab167ccbf446e553eb6023a4"),
+    (2, "01030000000000000002187b16d8ed8f00010004636173680008706c6174666f726d000345555200000000",
+      "ec6831039c55feeb87e555dfaa06dccd68edeee98f07176bbc152c802cd48294",
+      "e57d185f636cb579c9ddcb27caf7b549f9f2fd4143265b3d1acaebec0974b6dc"),
+    (3, "01030000000000000003187b16d8ed8f00020005616c6963650008706c6174666f726d00034555520103000000000000000000000000000186a0000100036b7963000466756c6c",
+      "b9ab7a8a73330fe48bafd476d7bb652ee206cbdcc7255401cbcc992c53aab65b",
+      "53a680e91272d3226327f4bb2658778d84e387b125b78ac7ff00837c2b45d7db"),
+    (4, "01050000000000000004187b16d8ed8f03e80003652d310002000463617368000000000000000000000000000000041a0005616c696365010000000000000000000000000000041a010005494e562d370100004fc100000200076368616e6e656c0004636172640007636f756e74727900024445",
+      "7665e93d5ea1d4cdc56079284ef8386a22e337addba243998a3197a915c109c0",
+      "d57dbc6a87537b308d028eba56d6142d5770995b00374c0d16157ec6f4a11895"),
+    (5, "01060000000000000005187b16d8ed8f07d00003682d3100020005616c69636500000000000000000000000000000001f400046361736801000000000000000000000000000001f40001187b656d7ede00000000",
+      "824936b5e02ea92588ba74c4e7fdd4306c2dc6094c318a0c031d65221813b713",
+      "4aaf827abea3f7b0331e5b7637face942b9b9bfd043f685e14be264f68fbb3a6"),
+    (6, "01070000000000000006187b16d8ed8f0bb80003682d310002000000000000000000000000000000c8000000000000000000000000000000c8",
+      "033310561e30ea1aef0e021c15b7cc83a78127b8a784cee67608a32a2e90968a",
+      "d3ff55caf7077d3a6487f1ea565fd898d5ea5673d55bccd74a08ab378747e573"),
+    (7, "01050000000000000007187b16d8ed8f0fa0000c652d312e726576657273616c0002000463617368010000000000000000000000000000041a0005616c696365000000000000000000000000000000041a010005494e562d370100004fc1010003652d310000",
+      "0d3189344190863ec0aa29a1259108a9e3966ffc5688b6e3864569c49c51297a",
+      "82111bd203a35e68ba0d3e6e2144839831d6e63e89e9f330f20f6498592f912c"),
+    (8, "01020000000000000008187b16d8ed8f138800045553444306000855534420436f696e",
+      "9dffaad5260ebde29f6d83b9777ddb6c19a2d4481c25c6efbde837a4168ceda6",
+      "c3797e6e61c153e24e474e54323a7e1e3b8fe28fe5aec38b5040a9caa9f905c0"),
+    (9, "01040000000000000009187b16d8ed8f17700007646f726d616e74",
+      "b5dae2e6afa2831f4d3cc3a755ac042979481bc61b7bcbea9a85c1b6f5a12708",
+      "4d3eca0f7e85e90f3b476fc3223999b7dfee229b02f447408132f702208391d9"),
+    (10, "0108000000000000000a187b16d8ed8f1b580003682d32",
+      "58606634132fb20081a94e71e550c2531fa560c1502c0baf600f72ac0d7af6c5",
+      "14c522ce7d6c9199c45ba189e78a5fd9374abc64b3484cd0c7bd62c3e415fef7"),
+    (11, "0109000000000000000b187b16d8ed8f1f400003682d33",
+      "98ce24aee49c72ecbc8021e8efd1765f59538b898e9eb5d86bc02f48f6924641",
+      "f04f080b4a78672ddd9fbda139434689edc325fe93c1f5c75b15a012df58514a"),
+  ]
+
+  @Test func encodingMatchesTheGoldenBytes() {
+    for (event, want) in zip(Self.events, Self.expected) {
+      #expect(event.seq == want.0)
+      #expect(EventCodec.encode(event).hex == want.1, "seq \(event.seq)")
+    }
+  }
+
+  @Test func goldenBytesDecodeToTheSameEvents() throws {
+    for (event, want) in zip(Self.events, Self.expected) {
+      let bytes = try #require([UInt8](hex: want.1))
+      #expect(try EventCodec.decode(bytes) == event, "seq \(event.seq)")
+    }
+  }
+
+  @Test func leafAndChainHashesMatchTheGoldenVectors() {
+    let hasher = SHA256Hasher()
+    var chain = Hash32.zero
+    for (event, want) in zip(Self.events, Self.expected) {
+      let leaf = hasher.leaf(EventCodec.encode(event))
+      chain = hasher.chain(chain, leaf)
+      #expect(leaf.hex == want.2, "leaf of seq \(event.seq)")
+      #expect(chain.hex == want.3, "chain of seq \(event.seq)")
+    }
+  }
+
+  @Test func chainStartsFromThirtyTwoZeroBytes() {
+    #expect(Hash32.zero.bytes == [UInt8](repeating: 0, count: 32))
+  }
+
+  @Test func sha256OfEmptyInputIsTheKnownValue() {
+    // FIPS 180-2 test vector: SHA-256("").
+    #expect(
+      SHA256Hasher().hash([]).hex
+        == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+  }
+}

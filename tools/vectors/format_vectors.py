@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Independent re-implementation of docs/FORMAT.md's event encoding and hash chain.
+
+Prints the golden vectors (event bytes, leaf hash, chain hash) that docs/FORMAT.md lists and
+Tests/TallyCoreTests/GoldenVectorTests.swift asserts. Written from the document alone, in
+another language, so that a disagreement means the document or the Swift code is wrong.
+"""
+import datetime
+import hashlib
+import json
+import struct
+import sys
+
+TYPES = {
+    "partner_created": 1, "asset_declared": 2, "account_opened": 3, "account_closed": 4,
+    "entry_posted": 5, "hold_placed": 6, "hold_captured": 7, "hold_released": 8,
+    "hold_expired": 9,
+}
+
+
+def s(text):
+    b = text.encode("utf-8")
+    assert len(b) <= 0xFFFF
+    return struct.pack(">H", len(b)) + b
+
+
+def opt_s(text):
+    return b"\x00" if text is None else b"\x01" + s(text)
+
+
+def i128(v):
+    return (v & ((1 << 128) - 1)).to_bytes(16, "big")
+
+
+def metadata(pairs):
+    keys = sorted(pairs, key=lambda k: k.encode("utf-8"))
+    out = struct.pack(">H", len(keys))
+    for k in keys:
+        out += s(k) + s(pairs[k])
+    return out
+
+
+def legs(ls):
+    out = struct.pack(">H", len(ls))
+    for account, side, amount in ls:
+        out += s(account) + bytes([0 if side == "debit" else 1]) + i128(amount)
+    return out
+
+
+def encode(ev):
+    out = bytes([1, TYPES[ev["type"]]]) + struct.pack(">Qq", ev["seq"], ev["ts"])
+    t = ev["type"]
+    if t == "partner_created":
+        out += s(ev["id"]) + s(ev["name"]) + metadata(ev.get("metadata", {}))
+    elif t == "asset_declared":
+        out += s(ev["code"]) + bytes([ev["scale"]]) + s(ev["name"])
+    elif t == "account_opened":
+        flags = (1 if ev.get("no_overdraft") else 0) | (2 if "limit" in ev else 0)
+        out += s(ev["name"]) + s(ev["partner"]) + s(ev["currency"])
+        out += bytes([0 if ev["normal"] == "debit" else 1, flags])
+        if "limit" in ev:
+            out += i128(ev["limit"])
+        out += metadata(ev.get("metadata", {}))
+    elif t == "account_closed":
+        out += s(ev["name"])
+    elif t == "entry_posted":
+        out += s(ev["id"]) + legs(ev["legs"]) + opt_s(ev.get("ref"))
+        d = ev.get("value_date")
+        if d is None:
+            out += b"\x00"
+        else:
+            days = (datetime.date.fromisoformat(d) - datetime.date(1970, 1, 1)).days
+            out += b"\x01" + struct.pack(">i", days)
+        out += opt_s(ev.get("reversal_of")) + metadata(ev.get("metadata", {}))
+    elif t == "hold_placed":
+        out += s(ev["id"]) + legs(ev["legs"]) + opt_s(ev.get("ref"))
+        d = ev.get("deadline")
+        out += b"\x00" if d is None else b"\x01" + struct.pack(">q", d)
+        out += metadata(ev.get("metadata", {}))
+    elif t == "hold_captured":
+        out += s(ev["hold"]) + struct.pack(">H", len(ev["amounts"]))
+        out += b"".join(i128(a) for a in ev["amounts"])
+    elif t in ("hold_released", "hold_expired"):
+        out += s(ev["hold"])
+    return out
+
+
+T0 = 1764028800000000000  # 2025-11-25T00:00:00Z
+EVENTS = [
+    {"type": "partner_created", "seq": 1, "ts": T0, "id": "platform", "name": "Platform"},
+    {"type": "account_opened", "seq": 2, "ts": T0 + 1, "name": "cash", "partner": "platform",
+     "currency": "EUR", "normal": "debit"},
+    {"type": "account_opened", "seq": 3, "ts": T0 + 2, "name": "alice", "partner": "platform",
+     "currency": "EUR", "normal": "credit", "no_overdraft": True, "limit": 100000,
+     "metadata": {"kyc": "full"}},
+    {"type": "entry_posted", "seq": 4, "ts": T0 + 1000, "id": "e-1",
+     "legs": [("cash", "debit", 1050), ("alice", "credit", 1050)], "ref": "INV-7",
+     "value_date": "2025-11-25", "metadata": {"country": "DE", "channel": "card"}},
+    {"type": "hold_placed", "seq": 5, "ts": T0 + 2000, "id": "h-1",
+     "legs": [("alice", "debit", 500), ("cash", "credit", 500)],
+     "deadline": T0 + 86400 * 10**9},
+    {"type": "hold_captured", "seq": 6, "ts": T0 + 3000, "hold": "h-1", "amounts": [200, 200]},
+    {"type": "entry_posted", "seq": 7, "ts": T0 + 4000, "id": "e-1.reversal",
+     "legs": [("cash", "credit", 1050), ("alice", "debit", 1050)], "ref": "INV-7",
+     "value_date": "2025-11-25", "reversal_of": "e-1"},
+    {"type": "asset_declared", "seq": 8, "ts": T0 + 5000, "code": "USDC", "scale": 6,
+     "name": "USD Coin"},
+    {"type": "account_closed", "seq": 9, "ts": T0 + 6000, "name": "dormant"},
+    {"type": "hold_released", "seq": 10, "ts": T0 + 7000, "hold": "h-2"},
+    {"type": "hold_expired", "seq": 11, "ts": T0 + 8000, "hold": "h-3"},
+]
+
+
+def main():
+    chain = bytes(32)
+    out = []
+    for ev in EVENTS:
+        b = encode(ev)
+        leaf = hashlib.sha256(b"\x00" + b).digest()
+        chain = hashlib.sha256(chain + leaf).digest()
+        out.append({"seq": ev["seq"], "type": ev["type"], "bytes": b.hex(),
+                    "leaf": leaf.hex(), "chain": chain.hex()})
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
