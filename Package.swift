@@ -2,7 +2,10 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [
-  .unsafeFlags(["-warnings-as-errors"], .when(configuration: .debug))
+  .unsafeFlags(["-warnings-as-errors"], .when(configuration: .debug)),
+  // The rules (TallyCore) are generic over the state they run on; cross-module optimisation
+  // lets the store's calls specialise them instead of going through witness tables.
+  .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
 ]
 
 let package = Package(
@@ -57,7 +60,7 @@ let package = Package(
     .testTarget(
       name: "TallyCLITests",
       dependencies: [
-        "TallyCore",
+        "TallyCore", "TallyStore",
         .product(name: "Subprocess", package: "swift-subprocess"),
       ]),
   ]

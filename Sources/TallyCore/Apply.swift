@@ -43,10 +43,9 @@ extension Machine {
       try state.putAccount(a)
     case .entryPosted(let e):
       try move(e.legs, seq: seq, &state) { b, l in b.posting(l.side, l.amountMinor) }
-      if try state.idRecord(e.id) != nil {
+      guard try state.insertIdRecord(e.id, IdRecord(seq: seq, kind: .entry)) else {
         throw ApplyError(seq: seq, reason: "id \(e.id) used twice")
       }
-      try state.putIdRecord(e.id, IdRecord(seq: seq, kind: .entry))
       if let orig = e.reversalOf {
         guard var rec = try state.idRecord(orig), rec.kind == .entry, rec.reversedBySeq == 0
         else { throw ApplyError(seq: seq, reason: "reversal of \(orig), not reversible") }
@@ -55,10 +54,9 @@ extension Machine {
       }
     case .holdPlaced(let h):
       try move(h.legs, seq: seq, &state) { b, l in b.pending(l.side, l.amountMinor) }
-      if try state.idRecord(h.id) != nil {
+      guard try state.insertIdRecord(h.id, IdRecord(seq: seq, kind: .hold)) else {
         throw ApplyError(seq: seq, reason: "id \(h.id) used twice")
       }
-      try state.putIdRecord(h.id, IdRecord(seq: seq, kind: .hold))
       try state.putHold(
         HoldRecord(
           id: h.id, legs: h.legs, deadlineNanos: h.deadlineNanos, state: .pending,

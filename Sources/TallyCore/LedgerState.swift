@@ -22,6 +22,8 @@ public protocol LedgerState {
   /// Balances of `number` after the event at `seq`.
   mutating func putHistory(_ number: UInt64, seq: UInt64, _ b: Balances) throws
   mutating func putIdRecord(_ id: String, _ r: IdRecord) throws
+  /// Inserts a new id; false (and nothing written) when the id exists.
+  mutating func insertIdRecord(_ id: String, _ r: IdRecord) throws -> Bool
   mutating func putHold(_ r: HoldRecord) throws
   mutating func addDeadline(_ deadlineNanos: Int64, placedSeq: UInt64, holdId: String) throws
   mutating func removeDeadline(_ deadlineNanos: Int64, placedSeq: UInt64) throws

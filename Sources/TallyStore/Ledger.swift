@@ -28,6 +28,8 @@ public final class Ledger {
   public let readOnly: Bool
   public private(set) var head: LogHead
   var accountCount: UInt64
+  /// The writer's account and balance cache (see `BatchCache`).
+  lazy var writerCache = BatchCache(accountCount: accountCount)
 
   public enum Mode: Sendable { case readWrite, readOnly }
 
@@ -175,10 +177,16 @@ public final class Ledger {
 
   func applyOnce(_ commands: [Command], now: Int64) throws(StoreError) -> [Outcome] {
     let raw = try env.begin(readOnly: false)
+    let cache = writerCache
+    cache.beginBatch()
     var committed = false
-    defer { if !committed { mdb_txn_abort(raw) } }
+    defer {
+      if !committed {
+        mdb_txn_abort(raw)
+        cache.reset(accountCount: accountCount)
+      }
+    }
     let txn = Txn(txn: raw)
-    let cache = BatchCache(accountCount: accountCount)
     var state = StoreState(txn: txn, dbs: dbs, cache: cache)
     var h = head
     var outcomes = [Outcome]()

@@ -69,6 +69,18 @@ struct MemoryState: LedgerState {
   }
 
   mutating func putIdRecord(_ id: String, _ r: IdRecord) throws { ids[id] = r }
+
+  mutating func insertIdRecord(_ id: String, _ r: IdRecord) throws -> Bool {
+    // One hash of the id instead of a lookup and an insert.
+    var inserted = false
+    _ = { (v: inout IdRecord?) in
+      if v == nil {
+        v = r
+        inserted = true
+      }
+    }(&ids[id])
+    return inserted
+  }
   mutating func putHold(_ r: HoldRecord) throws { holds[r.id] = r }
 
   mutating func addDeadline(_ deadlineNanos: Int64, placedSeq: UInt64, holdId: String) throws {

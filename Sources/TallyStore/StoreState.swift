@@ -43,15 +43,39 @@ struct DBs {
   }
 }
 
-/// Per-batch cache of accounts and balances: each account is read from LMDB once per batch
-/// and its balances written once, at the end of the batch.
+/// The writer's cache of account records and balances. Only the writer (which holds the
+/// directory's exclusive lock) changes them, so what it committed stays valid across batches:
+/// each account is read from LMDB once, and its balances are written once per batch. A batch
+/// that does not commit leaves the cache suspect, so the writer then empties it.
 final class BatchCache {
+  /// Records cached at most; past this the cache is emptied between batches (memory bound).
+  static let accountsMax = 500_000
+
   var accounts: [String: AccountRecord] = [:]
-  var balances: [UInt64: (balances: Balances, seq: UInt64, dirty: Bool)] = [:]
+  var balances: [UInt64: (balances: Balances, seq: UInt64)] = [:]
+  /// Accounts whose balances changed in this batch, in first-change order.
+  var dirty: [UInt64] = []
   var accountCount: UInt64
   var accountCountDirty = false
 
   init(accountCount: UInt64) { self.accountCount = accountCount }
+
+  func beginBatch() {
+    if accounts.count > Self.accountsMax || balances.count > Self.accountsMax {
+      accounts.removeAll()
+      balances.removeAll()
+    }
+    dirty.removeAll(keepingCapacity: true)
+    accountCountDirty = false
+  }
+
+  func reset(accountCount: UInt64) {
+    accounts.removeAll()
+    balances.removeAll()
+    dirty.removeAll()
+    self.accountCount = accountCount
+    accountCountDirty = false
+  }
 }
 
 /// `LedgerState` over one LMDB write (or read) transaction.
@@ -82,7 +106,7 @@ struct StoreState: LedgerState {
     if let b = cache.balances[number] { return b.balances }
     guard let v = try txn.get(dbs.balances, u64: number) else { return .zero }
     let (b, seq) = try Records.decodeBalances(v)
-    cache.balances[number] = (b, seq, false)
+    cache.balances[number] = (b, seq)
     return b
   }
 
@@ -137,7 +161,8 @@ struct StoreState: LedgerState {
   }
 
   mutating func putBalances(_ number: UInt64, _ b: Balances, seq: UInt64) throws {
-    cache.balances[number] = (b, seq, true)
+    cache.balances[number] = (b, seq)
+    cache.dirty.append(number)
   }
 
   mutating func putHistory(_ number: UInt64, seq: UInt64, _ b: Balances) throws {
@@ -156,6 +181,22 @@ struct StoreState: LedgerState {
 
   mutating func putIdRecord(_ id: String, _ r: IdRecord) throws {
     try txn.put(dbs.ids, string: id, Records.encode(r))
+  }
+
+  mutating func insertIdRecord(_ id: String, _ r: IdRecord) throws -> Bool {
+    // MDB_NOOVERWRITE: one B-tree descent that both checks and inserts.
+    var key = id
+    let value = Records.encode(r)
+    let rc: Int32 = key.withUTF8 { k in
+      value.withUnsafeBytes { v in
+        var kv = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+        var vv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
+        return mdb_put(txn.txn, dbs.ids, &kv, &vv, UInt32(MDB_NOOVERWRITE))
+      }
+    }
+    if rc == MDB_KEYEXIST { return false }
+    try check(rc, "put ids")
+    return true
   }
 
   mutating func putHold(_ r: HoldRecord) throws {
@@ -180,7 +221,11 @@ struct StoreState: LedgerState {
   /// Writes balances changed in this batch, once per account.
   func flush() throws {
     var w = ByteWriter(capacity: 72)
-    for (number, entry) in cache.balances where entry.dirty {
+    var flushed = Set<UInt64>(minimumCapacity: cache.dirty.count)
+    for number in cache.dirty where flushed.insert(number).inserted {
+      guard let entry = cache.balances[number] else {
+        throw StoreError.corrupt("balances of account \(number) changed but not cached")
+      }
       w.bytes.removeAll(keepingCapacity: true)
       Records.write(entry.balances, &w)
       w.u64(entry.seq)

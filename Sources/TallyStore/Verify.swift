@@ -76,12 +76,66 @@ extension Ledger {
     }
   }
 
-  /// Walks log and hashes in step. Stops at the first bad event: nothing after it can be
-  /// trusted.
+  /// A run of checked, decoded events, or the first problem found in the log.
+  struct ReplayChunk: @unchecked Sendable {
+    var events: [Event] = []
+    var problem: VerifyProblem?
+  }
+
+  /// Walks log and hashes in step on a second thread (hash and decode), while this thread
+  /// replays the events: the two halves of the work overlap on two cores. Stops at the first
+  /// bad event: nothing after it can be trusted.
   func replayLog(
     _ t: Txn, head: LogHead, into mem: inout MemoryState, problems: inout [VerifyProblem],
     _ progress: ((UInt64, UInt64) -> Void)?
   ) throws -> UInt64 {
+    mem.ids.reserveCapacity(Int(min(head.seq, 1 << 26)))
+    let channel = BoundedChannel<ReplayChunk>(capacity: 8)
+    nonisolated(unsafe) let txn = t
+    nonisolated(unsafe) var producerError: (any Error)?
+    let dbs = self.dbs
+    let producer = WorkerThread {
+      do {
+        try Self.checkLog(txn, dbs, head: head, channel)
+      } catch {
+        producerError = error
+      }
+      channel.close()
+    }
+    var seq: UInt64 = 0
+    var failed = false
+    // Bounded: the producer sends at most head.seq / chunk size + 1 chunks, then closes.
+    while let chunk = channel.receive() {
+      if failed { continue }  // drain so the producer can finish
+      for event in chunk.events {
+        do {
+          try Machine.apply(event, &mem)
+        } catch {
+          problems.append(
+            VerifyProblem(kind: .replay, seq: event.seq, message: "replay failed: \(error)"))
+          failed = true
+          break
+        }
+        seq = event.seq
+      }
+      if let p = chunk.problem {
+        problems.append(p)
+        failed = true
+      }
+      progress?(seq, head.seq)
+    }
+    producer.join()
+    if let producerError { throw producerError }
+    return seq
+  }
+
+  static let replayChunkEvents = 4096
+
+  /// Producer half of `replayLog`: seq continuity, leaf and chain hashes, decoding,
+  /// timestamps, and the stored head.
+  static func checkLog(_ t: Txn, _ dbs: DBs, head: LogHead, _ out: BoundedChannel<ReplayChunk>)
+    throws
+  {
     let logCursor = try t.cursor(dbs.log)
     defer { logCursor.close() }
     let hashCursor = try t.cursor(dbs.hashes)
@@ -92,73 +146,60 @@ extension Ledger {
     var seq: UInt64 = 0
     var row = try logCursor.get(MDB_FIRST)
     var hrow = try hashCursor.get(MDB_FIRST)
+    var chunk = ReplayChunk()
+    chunk.events.reserveCapacity(replayChunkEvents)
     func fail(_ kind: VerifyProblem.Kind, _ s: UInt64, _ m: String) {
-      problems.append(VerifyProblem(kind: kind, seq: s, message: m))
+      chunk.problem = VerifyProblem(kind: kind, seq: s, message: m)
+      out.send(chunk)
     }
     while let (k, v) = row {
       let expected = seq + 1
-      guard k.count == 8 else {
-        fail(.log, expected, "log key of \(k.count) bytes")
-        return seq
-      }
+      guard k.count == 8 else { return fail(.log, expected, "log key of \(k.count) bytes") }
       let key = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
       if key != expected {
-        fail(.log, expected, "missing from the log (next stored seq is \(key))")
-        return seq
+        return fail(.log, expected, "missing from the log (next stored seq is \(key))")
       }
       guard let (hk, hv) = hrow, hk.count == 8,
         UInt64(bigEndian: hk.loadUnaligned(as: UInt64.self)) == key, hv.count == 64
-      else {
-        fail(.chain, key, "no stored hashes for this seq")
-        return seq
-      }
+      else { return fail(.chain, key, "no stored hashes for this seq") }
       let leaf = hasher.leaf(v)
       if leaf != Hash32(raw: hv) {
-        fail(.chain, key, "leaf hash does not match the stored event bytes (event altered)")
-        return seq
+        return fail(.chain, key, "leaf hash does not match the stored event bytes (event altered)")
       }
       let next = hasher.chain(chain, leaf)
       if next != Hash32(raw: UnsafeRawBufferPointer(rebasing: hv[32..<64])) {
-        fail(.chain, key, "chain hash does not match (hashes altered)")
-        return seq
+        return fail(.chain, key, "chain hash does not match (hashes altered)")
       }
       chain = next
       let event: Event
       do {
         event = try EventCodec.decode(v)
       } catch {
-        fail(.decode, key, "event does not decode: \(error)")
-        return seq
+        return fail(.decode, key, "event does not decode: \(error)")
       }
-      if event.seq != key {
-        fail(.log, key, "event carries seq \(event.seq)")
-        return seq
-      }
+      if event.seq != key { return fail(.log, key, "event carries seq \(event.seq)") }
       if event.timestampNanos <= lastTs {
-        fail(.log, key, "timestamp \(event.timestampNanos) not after \(lastTs)")
-        return seq
+        return fail(.log, key, "timestamp \(event.timestampNanos) not after \(lastTs)")
       }
       lastTs = event.timestampNanos
-      do {
-        try Machine.apply(event, &mem)
-      } catch {
-        fail(.replay, key, "replay failed: \(error)")
-        return seq
-      }
       seq = key
-      if seq & 0xffff == 0 { progress?(seq, head.seq) }
+      chunk.events.append(event)
+      if chunk.events.count == replayChunkEvents {
+        out.send(chunk)
+        chunk = ReplayChunk()
+        chunk.events.reserveCapacity(replayChunkEvents)
+      }
       row = try logCursor.get(MDB_NEXT)
       hrow = try hashCursor.get(MDB_NEXT)
     }
-    progress?(seq, head.seq)
-    if hrow != nil { fail(.chain, seq + 1, "hashes stored past the end of the log") }
+    if hrow != nil { return fail(.chain, seq + 1, "hashes stored past the end of the log") }
     if seq != head.seq || chain != head.chain {
-      fail(
+      return fail(
         .chain, head.seq,
         "stored head (seq \(head.seq), \(head.chain.hex)) differs from the log (seq \(seq), "
           + "\(chain.hex))")
     }
-    return seq
+    out.send(chunk)
   }
 
   func compareProjections(_ t: Txn, _ mem: MemoryState, _ problems: inout [VerifyProblem])
@@ -344,6 +385,7 @@ extension Ledger {
     try check(mdb_txn_commit(raw), "commit")
     committed = true
     accountCount = cache.accountCount
+    writerCache.reset(accountCount: accountCount)
     progress?(seq, head.seq)
     return seq
   }

@@ -1,0 +1,77 @@
+import Glibc
+
+/// A bounded single-producer single-consumer channel (mutex + condition variables): the
+/// producer blocks when `capacity` items wait, so memory stays bounded.
+final class BoundedChannel<T>: @unchecked Sendable {
+  private var items: [T] = []
+  private var head = 0
+  private var closed = false
+  private let capacity: Int
+  private var mutex = pthread_mutex_t()
+  private var notEmpty = pthread_cond_t()
+  private var notFull = pthread_cond_t()
+
+  init(capacity: Int) {
+    precondition(capacity > 0)
+    self.capacity = capacity
+    pthread_mutex_init(&mutex, nil)
+    pthread_cond_init(&notEmpty, nil)
+    pthread_cond_init(&notFull, nil)
+  }
+
+  deinit {
+    pthread_mutex_destroy(&mutex)
+    pthread_cond_destroy(&notEmpty)
+    pthread_cond_destroy(&notFull)
+  }
+
+  func send(_ item: T) {
+    pthread_mutex_lock(&mutex)
+    while items.count - head >= capacity { pthread_cond_wait(&notFull, &mutex) }
+    items.append(item)
+    pthread_cond_signal(&notEmpty)
+    pthread_mutex_unlock(&mutex)
+  }
+
+  func close() {
+    pthread_mutex_lock(&mutex)
+    closed = true
+    pthread_cond_broadcast(&notEmpty)
+    pthread_mutex_unlock(&mutex)
+  }
+
+  /// Nil once closed and drained.
+  func receive() -> T? {
+    pthread_mutex_lock(&mutex)
+    defer { pthread_mutex_unlock(&mutex) }
+    while items.count == head && !closed { pthread_cond_wait(&notEmpty, &mutex) }
+    if items.count == head { return nil }
+    let item = items[head]
+    head += 1
+    if head >= 64 {
+      items.removeFirst(head)
+      head = 0
+    }
+    pthread_cond_signal(&notFull)
+    return item
+  }
+}
+
+/// Runs `body` on a new OS thread; `join` waits for it.
+final class WorkerThread: @unchecked Sendable {
+  private var thread = pthread_t()
+  private let body: () -> Void
+
+  init(_ body: @escaping () -> Void) {
+    self.body = body
+    let unmanaged = Unmanaged.passRetained(self)
+    let rc = pthread_create(&thread, nil, { raw in
+      let worker = Unmanaged<WorkerThread>.fromOpaque(raw!).takeRetainedValue()
+      worker.body()
+      return nil
+    }, unmanaged.toOpaque())
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+  }
+
+  func join() { pthread_join(thread, nil) }
+}
