@@ -113,15 +113,15 @@ extension Machine {
     _ legs: [Leg], seq: UInt64, _ state: inout S, _ change: (Balances, Leg) -> Balances?
   ) throws {
     for l in legs {
-      guard let a = try state.account(l.account) else {
+      guard let number = try state.accountNumber(l.account) else {
         throw ApplyError(seq: seq, reason: "account \(l.account) does not exist")
       }
-      let old = try state.balances(a.number)
+      let old = try state.balances(number)
       guard let new = change(old, l) else {
         throw ApplyError(seq: seq, reason: "balance of \(l.account) out of range")
       }
-      try state.putBalances(a.number, new, seq: seq)
-      try state.putHistory(a.number, seq: seq, new)
+      try state.putBalances(number, new, seq: seq)
+      try state.putHistory(number, seq: seq, new)
     }
   }
 }

@@ -129,7 +129,10 @@ public struct ByteReader {
     let start = offset
     let slice = UnsafeRawBufferPointer(rebasing: buffer[start..<start + n])
     offset += n
-    guard let s = String(validating: slice.bindMemory(to: UInt8.self), as: UTF8.self) else {
+    let bytes = slice.bindMemory(to: UInt8.self)
+    // Ids and names are ASCII: check that cheaply; validate anything else fully.
+    if bytes.allSatisfy({ $0 < 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
+    guard let s = String(validating: bytes, as: UTF8.self) else {
       throw DecodeError(offset: start, reason: "invalid UTF-8 in \(what)")
     }
     return s

@@ -4,6 +4,8 @@ public protocol LedgerState {
   func partner(_ id: String) throws -> PartnerRecord?
   func asset(_ code: String) throws -> AssetRecord?
   mutating func account(_ name: String) throws -> AccountRecord?
+  /// The account's number, when it exists (replay's hot path: no record copy).
+  mutating func accountNumber(_ name: String) throws -> UInt64?
   /// Zero for an account without activity.
   mutating func balances(_ number: UInt64) throws -> Balances
   func idRecord(_ id: String) throws -> IdRecord?
@@ -39,4 +41,10 @@ public struct ApplyError: Error, CustomStringConvertible, Sendable {
     self.reason = reason
   }
   public var description: String { "seq \(seq): \(reason)" }
+}
+
+extension LedgerState {
+  public mutating func accountNumber(_ name: String) throws -> UInt64? {
+    try account(name)?.number
+  }
 }

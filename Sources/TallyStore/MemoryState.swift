@@ -12,7 +12,14 @@ struct MemoryState: LedgerState {
   var balanceRows: [(balances: Balances, seq: UInt64)] = []
   /// Per account: history rows and a digest over (seq, balances after) in seq order.
   var historyRows: [(count: UInt64, digest: UInt64)] = []
-  var ids: [String: IdRecord] = [:]
+  /// Ids are not kept one by one (a ledger has millions): replay folds every id record into
+  /// an order-independent digest and count, compared with the same fold over the stored
+  /// `ids` database. Reversal lookups read the stored record (`storedId`); a stored record
+  /// that points elsewhere than the log does makes the digests differ.
+  var idsDigest = IdsDigest()
+  /// Entries reversed so far in the replay, with the reversing seq.
+  var reversed: [String: UInt64] = [:]
+  var storedId: (String) throws -> IdRecord? = { _ in nil }
   var holds: [String: HoldRecord] = [:]
   var deadlines: [DeadlineKey: String] = [:]
 
@@ -24,13 +31,20 @@ struct MemoryState: LedgerState {
   func partner(_ id: String) throws -> PartnerRecord? { partners[id] }
   func asset(_ code: String) throws -> AssetRecord? { assets[code] }
   func account(_ name: String) throws -> AccountRecord? { accounts[name] }
+  /// Name → number, kept apart from the records so the hot path copies no record.
+  var numbers: [String: UInt64] = [:]
+  func accountNumber(_ name: String) throws -> UInt64? { numbers[name] }
 
   func balances(_ number: UInt64) throws -> Balances {
     let i = Int(number) - 1
     return i >= 0 && i < balanceRows.count ? balanceRows[i].balances : .zero
   }
 
-  func idRecord(_ id: String) throws -> IdRecord? { ids[id] }
+  func idRecord(_ id: String) throws -> IdRecord? {
+    guard var r = try storedId(id) else { return nil }
+    r.reversedBySeq = reversed[id] ?? 0
+    return r
+  }
 
   func event(at seq: UInt64) throws -> Event {
     throw ApplyError(seq: seq, reason: "replay does not read events back")
@@ -56,6 +70,7 @@ struct MemoryState: LedgerState {
       historyRows.append((0, Self.digestSeed))
     }
     accounts[r.name] = r
+    numbers[r.name] = r.number
   }
 
   mutating func putBalances(_ number: UInt64, _ b: Balances, seq: UInt64) throws {
@@ -68,18 +83,20 @@ struct MemoryState: LedgerState {
     historyRows[i].digest = Self.digest(historyRows[i].digest, seq: seq, b)
   }
 
-  mutating func putIdRecord(_ id: String, _ r: IdRecord) throws { ids[id] = r }
+  /// Only reversals update an existing id record.
+  mutating func putIdRecord(_ id: String, _ r: IdRecord) throws {
+    var before = r
+    before.reversedBySeq = reversed[id] ?? 0
+    idsDigest.remove(id, before)
+    idsDigest.add(id, r)
+    reversed[id] = r.reversedBySeq
+  }
 
+  /// A repeated id cannot be seen here; it shows as a digest or count mismatch.
   mutating func insertIdRecord(_ id: String, _ r: IdRecord) throws -> Bool {
-    // One hash of the id instead of a lookup and an insert.
-    var inserted = false
-    _ = { (v: inout IdRecord?) in
-      if v == nil {
-        v = r
-        inserted = true
-      }
-    }(&ids[id])
-    return inserted
+    idsDigest.add(id, r)
+    idsDigest.count += 1
+    return true
   }
   mutating func putHold(_ r: HoldRecord) throws { holds[r.id] = r }
 
@@ -110,4 +127,45 @@ struct MemoryState: LedgerState {
     }
     return x
   }
+}
+
+/// Order-independent digest of a set of id records: the wrapping sum of a seeded 64-bit hash
+/// of each (id, record). The seed is random per run, so no input can be crafted to cancel.
+struct IdsDigest: Equatable {
+  static let seed = UInt64.random(in: 1...UInt64.max)
+  var sum: UInt64 = 0
+  var count = 0
+
+  static func hash(_ id: String, _ r: IdRecord) -> UInt64 {
+    var x = seed
+    @inline(__always) func mix(_ w: UInt64) {
+      x = (x ^ w) &* 0xff51_afd7_ed55_8ccd
+      x ^= x >> 33
+      x = x &* 0xc4ce_b9fe_1a85_ec53
+      x ^= x >> 29
+    }
+    var id = id
+    id.withUTF8 { buf in
+      var i = 0
+      while i + 8 <= buf.count {
+        mix(UnsafeRawBufferPointer(buf).loadUnaligned(fromByteOffset: i, as: UInt64.self))
+        i += 8
+      }
+      var tail: UInt64 = UInt64(buf.count) << 56
+      var shift: UInt64 = 0
+      while i < buf.count {
+        tail |= UInt64(buf[i]) << shift
+        shift += 8
+        i += 1
+      }
+      mix(tail)
+    }
+    mix(r.seq)
+    mix(UInt64(r.kind.rawValue) << 56 | 0x1d)
+    mix(r.reversedBySeq)
+    return x
+  }
+
+  mutating func add(_ id: String, _ r: IdRecord) { sum &+= Self.hash(id, r) }
+  mutating func remove(_ id: String, _ r: IdRecord) { sum &-= Self.hash(id, r) }
 }

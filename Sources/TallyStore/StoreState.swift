@@ -102,6 +102,11 @@ struct StoreState: LedgerState {
     return a
   }
 
+  mutating func accountNumber(_ name: String) throws -> UInt64? {
+    if let a = cache.accounts[name] { return a.number }
+    return try account(name)?.number
+  }
+
   mutating func balances(_ number: UInt64) throws -> Balances {
     if let b = cache.balances[number] { return b.balances }
     guard let v = try txn.get(dbs.balances, u64: number) else { return .zero }

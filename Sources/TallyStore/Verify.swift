@@ -46,9 +46,11 @@ extension Ledger {
       var problems = [VerifyProblem]()
       let head = try Self.readHead(t, dbs)
       var mem = MemoryState()
-      let events = try replayLog(t, head: head, into: &mem, problems: &problems, progress)
+      var stored = StoredDigests()
+      let events = try replayLog(
+        t, head: head, into: &mem, problems: &problems, stored: &stored, progress)
       if problems.isEmpty {
-        try compareProjections(t, mem, &problems)
+        try compareProjections(t, mem, stored, &problems)
       }
       var totals: [String: (Int128, Int128, Int128, Int128)] = [:]
       for (i, name) in mem.names.enumerated() {
@@ -87,20 +89,32 @@ extension Ledger {
   /// bad event: nothing after it can be trusted.
   func replayLog(
     _ t: Txn, head: LogHead, into mem: inout MemoryState, problems: inout [VerifyProblem],
-    _ progress: ((UInt64, UInt64) -> Void)?
+    stored: inout StoredDigests, _ progress: ((UInt64, UInt64) -> Void)?
   ) throws -> UInt64 {
-    mem.ids.reserveCapacity(Int(min(head.seq, 1 << 26)))
+    // Reversal lookups read stored id records in a transaction of this thread's own (the
+    // producer thread uses `t`; a transaction serves one thread at a time).
+    let lookup = try env.begin(readOnly: true)
+    defer { mdb_txn_abort(lookup) }
+    let ids = dbs.ids
+    mem.storedId = { id in
+      guard let v = try Txn(txn: lookup).get(ids, string: id) else { return nil }
+      return try Records.decodeId(v)
+    }
     let channel = BoundedChannel<ReplayChunk>(capacity: 8)
     nonisolated(unsafe) let txn = t
     nonisolated(unsafe) var producerError: (any Error)?
+    nonisolated(unsafe) var digests = StoredDigests()
     let dbs = self.dbs
     let producer = WorkerThread {
       do {
         try Self.checkLog(txn, dbs, head: head, channel)
+        channel.close()
+        // While the replay finishes, fold the stored ids and history for the comparison.
+        digests = try Self.storedDigests(txn, dbs)
       } catch {
         producerError = error
+        channel.close()
       }
-      channel.close()
     }
     var seq: UInt64 = 0
     var failed = false
@@ -126,7 +140,46 @@ extension Ledger {
     }
     producer.join()
     if let producerError { throw producerError }
+    stored = digests
     return seq
+  }
+
+  /// Folds of the stored `ids` and `history` databases, computed beside the replay.
+  struct StoredDigests {
+    var ids = IdsDigest()
+    var idsUndecodable: [String] = []
+    /// Per account number - 1: rows and digest, as `MemoryState.historyRows`.
+    var history: [(count: UInt64, digest: UInt64)] = []
+    var historyProblems: [String] = []
+  }
+
+  static func storedDigests(_ t: Txn, _ dbs: DBs) throws -> StoredDigests {
+    var d = StoredDigests()
+    try Self.scan(t, dbs.ids) { k, v in
+      let id = String(decoding: k, as: UTF8.self)
+      guard let r = try? Records.decodeId(v) else {
+        if d.idsUndecodable.count < 5 { d.idsUndecodable.append(id) }
+        return
+      }
+      d.ids.add(id, r)
+      d.ids.count += 1
+    }
+    try Self.scan(t, dbs.history) { k, v in
+      guard k.count == 16 else {
+        d.historyProblems.append("history key of \(k.count) bytes")
+        return
+      }
+      let n = Int(UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)))
+      let seq = UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+      guard n >= 1, n <= 1 << 40, let b = try? Records.decodeHistory(v) else {
+        d.historyProblems.append("history row of account number \(n) at seq \(seq) is invalid")
+        return
+      }
+      while d.history.count < n { d.history.append((0, MemoryState.digestSeed)) }
+      d.history[n - 1].count += 1
+      d.history[n - 1].digest = MemoryState.digest(d.history[n - 1].digest, seq: seq, b)
+    }
+    return d
   }
 
   static let replayChunkEvents = 4096
@@ -202,9 +255,9 @@ extension Ledger {
     out.send(chunk)
   }
 
-  func compareProjections(_ t: Txn, _ mem: MemoryState, _ problems: inout [VerifyProblem])
-    throws
-  {
+  func compareProjections(
+    _ t: Txn, _ mem: MemoryState, _ stored: StoredDigests, _ problems: inout [VerifyProblem]
+  ) throws {
     func bad(_ account: String?, _ m: String) {
       problems.append(VerifyProblem(kind: .projection, account: account, message: m))
     }
@@ -213,7 +266,7 @@ extension Ledger {
     }
     // accounts
     var seen = 0
-    try scan(t, dbs.accounts) { k, v in
+    try Self.scan(t, dbs.accounts) { k, v in
       let name = String(decoding: k, as: UTF8.self)
       seen += 1
       guard let a = try? Records.decodeAccount(name: name, v) else {
@@ -227,7 +280,7 @@ extension Ledger {
     }
     // balances
     seen = 0
-    try scan(t, dbs.balances) { k, v in
+    try Self.scan(t, dbs.balances) { k, v in
       seen += 1
       let n = k.count == 8 ? Int(UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))) : 0
       guard n >= 1, n <= mem.names.count else {
@@ -251,36 +304,29 @@ extension Ledger {
     }
     if seen != mem.names.count { bad(nil, "\(seen) stored balance rows, \(mem.names.count) in replay") }
     // history
-    var digests = [(count: UInt64, digest: UInt64)](
-      repeating: (0, MemoryState.digestSeed), count: mem.names.count)
-    try scan(t, dbs.history) { k, v in
-      guard k.count == 16 else {
-        bad(nil, "history key of \(k.count) bytes")
-        return
-      }
-      let n = Int(UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)))
-      let seq = UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-      guard n >= 1, n <= digests.count, let b = try? Records.decodeHistory(v) else {
-        bad(nil, "history row for unknown account \(n) or undecodable at seq \(seq)")
-        return
-      }
-      digests[n - 1].count += 1
-      digests[n - 1].digest = MemoryState.digest(digests[n - 1].digest, seq: seq, b)
+    for p in stored.historyProblems.prefix(5) { bad(nil, p) }
+    if stored.history.count > mem.names.count {
+      bad(nil, "history rows stored for \(stored.history.count - mem.names.count) unknown accounts")
     }
-    for i in digests.indices where digests[i] != mem.historyRows[i] {
-      bad(mem.names[i], "stored history differs from replay")
+    for i in mem.historyRows.indices {
+      let s: (count: UInt64, digest: UInt64) =
+        i < stored.history.count ? stored.history[i] : (0, MemoryState.digestSeed)
+      if s != mem.historyRows[i] {
+        bad(
+          mem.names[i],
+          "stored history (\(s.count) rows) differs from replay (\(mem.historyRows[i].count) rows)")
+      }
     }
     // ids
-    seen = 0
-    try scan(t, dbs.ids) { k, v in
-      seen += 1
-      let id = String(decoding: k, as: UTF8.self)
-      if (try? Records.decodeId(v)) != mem.ids[id] { bad(nil, "id \(id): record differs from replay") }
+    for id in stored.idsUndecodable { bad(nil, "id \(id): stored record does not decode") }
+    if stored.ids.count != mem.idsDigest.count {
+      bad(nil, "\(stored.ids.count) stored ids, \(mem.idsDigest.count) in the log")
+    } else if stored.ids != mem.idsDigest {
+      bad(nil, "stored id records differ from the log (a seq, kind or reversal is wrong)")
     }
-    if seen != mem.ids.count { bad(nil, "\(seen) stored ids, \(mem.ids.count) in replay") }
     // partners, assets, holds, deadlines
     seen = 0
-    try scan(t, dbs.partners) { k, v in
+    try Self.scan(t, dbs.partners) { k, v in
       seen += 1
       let id = String(decoding: k, as: UTF8.self)
       if (try? Records.decodePartner(id: id, v)) != mem.partners[id] {
@@ -289,7 +335,7 @@ extension Ledger {
     }
     if seen != mem.partners.count { bad(nil, "\(seen) stored partners, \(mem.partners.count) in replay") }
     seen = 0
-    try scan(t, dbs.assets) { k, v in
+    try Self.scan(t, dbs.assets) { k, v in
       seen += 1
       let code = String(decoding: k, as: UTF8.self)
       if (try? Records.decodeAsset(code: code, v)) != mem.assets[code] {
@@ -298,7 +344,7 @@ extension Ledger {
     }
     if seen != mem.assets.count { bad(nil, "\(seen) stored assets, \(mem.assets.count) in replay") }
     seen = 0
-    try scan(t, dbs.holds) { k, v in
+    try Self.scan(t, dbs.holds) { k, v in
       seen += 1
       let id = String(decoding: k, as: UTF8.self)
       if (try? Records.decodeHold(id: id, v)) != mem.holds[id] {
@@ -307,7 +353,7 @@ extension Ledger {
     }
     if seen != mem.holds.count { bad(nil, "\(seen) stored holds, \(mem.holds.count) in replay") }
     seen = 0
-    try scan(t, dbs.deadlines) { k, v in
+    try Self.scan(t, dbs.deadlines) { k, v in
       seen += 1
       guard let (d, s) = try? Records.decodeDeadlineKey(k),
         mem.deadlines[MemoryState.DeadlineKey(deadline: d, seq: s)]
@@ -322,7 +368,7 @@ extension Ledger {
     }
   }
 
-  func scan(
+  static func scan(
     _ t: Txn, _ dbi: MDB_dbi,
     _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
   ) throws {
@@ -365,7 +411,7 @@ extension Ledger {
     let head = try Self.readHead(txn, dbs)
     var seq: UInt64 = 0
     do {
-      try scan(txn, dbs.log) { _, v in
+      try Self.scan(txn, dbs.log) { _, v in
         let event = try EventCodec.decode(v)
         guard event.seq == seq + 1 else {
           throw StoreError.corrupt("log gap before seq \(event.seq); run verify")
