@@ -33,7 +33,7 @@ extension Machine {
           number: number, name: a.name, partner: a.partner, currency: a.currency, scale: scale,
           normalSide: a.normalSide, noOverdraft: a.noOverdraft, limitMinor: a.limitMinor,
           status: .open, openedSeq: seq, closedSeq: 0, metadata: a.metadata))
-      try state.putBalances(number, .zero, seq: seq)
+      // No balances row until the first movement: absent means zero.
     case .accountClosed(let name):
       guard var a = try state.account(name), a.status == .open else {
         throw ApplyError(seq: seq, reason: "closing \(name), which is not open")
