@@ -138,7 +138,8 @@ public enum Machine {
       return .reject(Validate.idRejection("account", name, maxBytes: Limits.accountNameBytesMax))
     }
     guard let acct = try state.account(name) else {
-      return .reject(Rejection(.accountNotFound, "account \(name) does not exist", ["account": name]))
+      return .reject(
+        Rejection(.accountNotFound, "account \(name) does not exist", ["account": name]))
     }
     if acct.status == .closed { return .duplicate(seq: acct.closedSeq) }
     let b = try state.balances(acct.number)

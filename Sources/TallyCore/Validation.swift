@@ -159,7 +159,8 @@ public enum CivilTime {
   public static func parseDate(_ s: String) -> Int32? {
     let u = Array(s.utf8)
     guard u.count == 10, u[4] == 45, u[7] == 45, let y = number(u[0..<4]),
-      let m = number(u[5..<7]), let d = number(u[8..<10]), let days = days(year: y, month: m, day: d)
+      let m = number(u[5..<7]), let d = number(u[8..<10]),
+      let days = days(year: y, month: m, day: d)
     else { return nil }
     return Int32(days)
   }

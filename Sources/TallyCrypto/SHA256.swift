@@ -22,7 +22,9 @@ public struct Hash32: Equatable, Hashable, Sendable, CustomStringConvertible {
 
   public init(raw: UnsafeRawBufferPointer) {
     precondition(raw.count >= 32)
-    withUnsafeMutableBytes(of: &self) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<32])) }
+    withUnsafeMutableBytes(of: &self) {
+      $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<32]))
+    }
   }
 
   public var bytes: [UInt8] { withUnsafeBytes(of: self) { Array($0) } }

@@ -56,12 +56,14 @@ public enum CommandDecoding {
     }
     guard case .string(let s) = v else {
       return .failure(
-        Rejection(.invalidAmount, "\(path) must be a string of minor units, e.g. \"1050\"",
+        Rejection(
+          .invalidAmount, "\(path) must be a string of minor units, e.g. \"1050\"",
           field(path)))
     }
     guard let a = Amount.parseMinor(s) else {
       return .failure(
-        Rejection(.invalidAmount, "\(path) \"\(s.prefix(48))\" is not an integer of minor units",
+        Rejection(
+          .invalidAmount, "\(path) \"\(s.prefix(48))\" is not an integer of minor units",
           field(path)))
     }
     return .success(a)
@@ -112,7 +114,8 @@ public enum CommandDecoding {
       case .success(let s):
         guard let s, let parsed = Side(name: s) else {
           return .failure(
-            Rejection(.invalidField, "\(path)side must be \"debit\" or \"credit\"",
+            Rejection(
+              .invalidField, "\(path)side must be \"debit\" or \"credit\"",
               field(path + "side")))
         }
         side = parsed

@@ -50,7 +50,8 @@ public enum Views {
       ("normal_side", s(a.normalSide.description)),
       (
         "posted",
-        .object(JSONObject([("debits", amount(b.postedDebits)), ("credits", amount(b.postedCredits))]))
+        .object(
+          JSONObject([("debits", amount(b.postedDebits)), ("credits", amount(b.postedCredits))]))
       ),
       (
         "pending",

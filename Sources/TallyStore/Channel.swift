@@ -65,11 +65,13 @@ final class WorkerThread: @unchecked Sendable {
   init(_ body: @escaping () -> Void) {
     self.body = body
     let unmanaged = Unmanaged.passRetained(self)
-    let rc = pthread_create(&thread, nil, { raw in
-      let worker = Unmanaged<WorkerThread>.fromOpaque(raw!).takeRetainedValue()
-      worker.body()
-      return nil
-    }, unmanaged.toOpaque())
+    let rc = pthread_create(
+      &thread, nil,
+      { raw in
+        let worker = Unmanaged<WorkerThread>.fromOpaque(raw!).takeRetainedValue()
+        worker.body()
+        return nil
+      }, unmanaged.toOpaque())
     precondition(rc == 0, "pthread_create failed: \(rc)")
   }
 

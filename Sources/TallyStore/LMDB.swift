@@ -14,11 +14,14 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
 
   public var description: String {
     switch self {
-    case .missing(let d): "data directory \(d) does not exist or is not initialized (run tally init)"
+    case .missing(let d):
+      "data directory \(d) does not exist or is not initialized (run tally init)"
     case .alreadyInitialized(let d): "data directory \(d) is already initialized"
     case .locked(let m): m
-    case .formatVersion(let f, let e): "data directory has format version \(f); this tally reads \(e)"
-    case .lmdb(let code, let op): "LMDB \(op) failed: \(String(cString: mdb_strerror(code))) (\(code))"
+    case .formatVersion(let f, let e):
+      "data directory has format version \(f); this tally reads \(e)"
+    case .lmdb(let code, let op):
+      "LMDB \(op) failed: \(String(cString: mdb_strerror(code))) (\(code))"
     case .mapFull: "LMDB map full"
     case .corrupt(let m): "store corrupt: \(m)"
     case .io(let m): m
@@ -109,7 +112,8 @@ final class Environment {
 func withVal<R>(_ bytes: UnsafeRawBufferPointer, _ body: (inout MDB_val) throws(StoreError) -> R)
   throws(StoreError) -> R
 {
-  var v = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+  var v = MDB_val(
+    mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
   return try body(&v)
 }
 
@@ -152,9 +156,10 @@ struct Txn {
     return try withUnsafeBytes(of: &k) { (kb) throws(StoreError) in try get(dbi, kb) }
   }
 
-  func put(_ dbi: MDB_dbi, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer,
-    flags: UInt32 = 0) throws(StoreError)
-  {
+  func put(
+    _ dbi: MDB_dbi, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer,
+    flags: UInt32 = 0
+  ) throws(StoreError) {
     var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
     var v = MDB_val(
       mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
@@ -165,16 +170,17 @@ struct Txn {
     var key = key
     let r: Result<Void, StoreError> = key.withUTF8 { k in
       value.withUnsafeBytes { v in
-        do throws(StoreError) { return .success(try put(dbi, UnsafeRawBufferPointer(k), v)) }
-        catch { return .failure(error) }
+        do throws(StoreError) { return .success(try put(dbi, UnsafeRawBufferPointer(k), v)) } catch
+        { return .failure(error) }
       }
     }
     try r.get()
   }
 
-  func put(_ dbi: MDB_dbi, u64 key: UInt64, _ value: UnsafeRawBufferPointer,
-    flags: UInt32 = 0) throws(StoreError)
-  {
+  func put(
+    _ dbi: MDB_dbi, u64 key: UInt64, _ value: UnsafeRawBufferPointer,
+    flags: UInt32 = 0
+  ) throws(StoreError) {
     var k = key.bigEndian
     try withUnsafeBytes(of: &k) { (kb) throws(StoreError) in try put(dbi, kb, value, flags: flags) }
   }

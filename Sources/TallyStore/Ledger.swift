@@ -218,7 +218,9 @@ public final class Ledger {
             try txn.put(dbs.log, u64: event.seq, v, flags: UInt32(MDB_APPEND))
           }
           hashBytes.withUnsafeMutableBytes { dst in
-            withUnsafeBytes(of: leaf) { dst.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 32) }
+            withUnsafeBytes(of: leaf) {
+              dst.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 32)
+            }
             withUnsafeBytes(of: chain) {
               (dst.baseAddress! + 32).copyMemory(from: $0.baseAddress!, byteCount: 32)
             }

@@ -50,7 +50,8 @@ extension Ledger {
     // Seek to the first key after (number, seq), then step back one.
     let (next, o) = seq.addingReportingOverflow(1)
     let key = (number.bigEndian, (o ? UInt64.max : next).bigEndian)
-    let found = try withBytes(of: key) { (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k) }
+    let found = try withBytes(of: key) { (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k)
+    }
     let row = found == nil ? try c.get(MDB_LAST) : try c.get(MDB_PREV)
     guard let (k, v) = row, k.count == 16 else { return (.zero, 0) }
     let n = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
@@ -72,7 +73,9 @@ extension Ledger {
         row = try withBytes(Array(after.utf8)) { (k) throws(StoreError) in
           try c.get(MDB_SET_RANGE, key: k)
         }
-        if let r = row, String(decoding: r.key, as: UTF8.self) == after { row = try c.get(MDB_NEXT) }
+        if let r = row, String(decoding: r.key, as: UTF8.self) == after {
+          row = try c.get(MDB_NEXT)
+        }
       } else {
         row = try c.get(MDB_FIRST)
       }

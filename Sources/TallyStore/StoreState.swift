@@ -194,8 +194,10 @@ struct StoreState: LedgerState {
     let value = Records.encode(r)
     let rc: Int32 = key.withUTF8 { k in
       value.withUnsafeBytes { v in
-        var kv = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-        var vv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
+        var kv = MDB_val(
+          mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+        var vv = MDB_val(
+          mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
         return mdb_put(txn.txn, dbs.ids, &kv, &vv, UInt32(MDB_NOOVERWRITE))
       }
     }

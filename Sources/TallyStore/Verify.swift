@@ -67,7 +67,8 @@ extension Ledger {
         if t.0 != t.1 || t.2 != t.3 {
           problems.append(
             VerifyProblem(
-              kind: .totals, message: "\(c): posted debits \(t.0) != credits \(t.1) "
+              kind: .totals,
+              message: "\(c): posted debits \(t.0) != credits \(t.1) "
                 + "or pending debits \(t.2) != credits \(t.3)"))
         }
       }
@@ -335,7 +336,9 @@ extension Ledger {
         bad(nil, "partner \(id): record differs from replay")
       }
     }
-    if seen != mem.partners.count { bad(nil, "\(seen) stored partners, \(mem.partners.count) in replay") }
+    if seen != mem.partners.count {
+      bad(nil, "\(seen) stored partners, \(mem.partners.count) in replay")
+    }
     seen = 0
     try Self.scan(t, dbs.assets) { k, v in
       seen += 1

@@ -13,7 +13,8 @@ struct AccountCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Account id, [A-Za-z0-9._:-], 1…128 bytes.") var name: String
     @Option(help: "ISO 4217 code or declared asset.") var currency: String
-    @Option(help: "Owning partner (default: platform).") var partner: String = Machine.platformPartner
+    @Option(help: "Owning partner (default: platform).")
+    var partner: String = Machine.platformPartner
     @Option(name: .customLong("normal"), help: "Normal side: debit (assets, expenses) or credit.")
     var normal: String = "debit"
     @Flag(name: .customLong("no-overdraft"), help: "Available balance may not go below zero.")
@@ -61,7 +62,8 @@ struct AccountCommand: ParsableCommand {
 
     func run() throws {
       let ledger = try global.open()
-      _ = try applyOne(ledger, .closeAccount(name: name), json: global.json, what: "account \(name)")
+      _ = try applyOne(
+        ledger, .closeAccount(name: name), json: global.json, what: "account \(name)")
     }
   }
 
@@ -75,7 +77,8 @@ struct AccountCommand: ParsableCommand {
       let view: AccountView?
       do { view = try ledger.account(name) } catch { throw fail(error) }
       guard let view else {
-        throw report(Rejection(.accountNotFound, "account \(name) does not exist"), json: global.json)
+        throw report(
+          Rejection(.accountNotFound, "account \(name) does not exist"), json: global.json)
       }
       if global.json {
         print(JSONWriter.serialize(.object(Views.account(view))))
@@ -85,7 +88,8 @@ struct AccountCommand: ParsableCommand {
       let b = view.balances
       let f = { (v: Int128) in Amount.formatDecimal(v, scale: a.scale) }
       var rows: [[String]] = [
-        ["account", a.name], ["partner", a.partner], ["currency", "\(a.currency) (scale \(a.scale))"],
+        ["account", a.name], ["partner", a.partner],
+        ["currency", "\(a.currency) (scale \(a.scale))"],
         ["normal side", a.normalSide.description],
         ["status", a.status == .open ? "open" : "closed (seq \(a.closedSeq))"],
         ["flags", a.noOverdraft ? "no_overdraft" : "-"],

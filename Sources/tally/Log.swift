@@ -37,11 +37,9 @@ struct Log: ParsableCommand {
         case .accountClosed(let n): line += n
         case .entryPosted(let p):
           line += p.id + (p.reversalOf.map { " (reverses \($0))" } ?? "") + "  "
-            + p.legs.map { "\($0.side == .debit ? "DR" : "CR") \($0.account) \($0.amountMinor)" }
-            .joined(separator: ", ")
+            + p.legs.map(describe).joined(separator: ", ")
         case .holdPlaced(let h):
-          line += h.id + "  " + h.legs.map { "\($0.side == .debit ? "DR" : "CR") \($0.account) \($0.amountMinor)" }
-            .joined(separator: ", ")
+          line += h.id + "  " + h.legs.map(describe).joined(separator: ", ")
         case .holdCaptured(let c): line += "\(c.holdId) \(c.amountsMinor.map(String.init))"
         case .holdReleased(let id), .holdExpired(let id): line += id
         }
@@ -50,4 +48,8 @@ struct Log: ParsableCommand {
       }
     }
   }
+}
+
+func describe(_ leg: Leg) -> String {
+  "\(leg.side == .debit ? "DR" : "CR") \(leg.account) \(leg.amountMinor)"
 }

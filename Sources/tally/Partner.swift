@@ -44,7 +44,10 @@ struct PartnerCommand: ParsableCommand {
                   ]))
               })))
       } else {
-        print(table(["PARTNER", "NAME", "SEQ"], partners.map { [$0.id, $0.name, String($0.createdSeq)] }))
+        print(
+          table(
+            ["PARTNER", "NAME", "SEQ"],
+            partners.map { [$0.id, $0.name, String($0.createdSeq)] }))
       }
     }
   }

@@ -29,11 +29,15 @@ struct Statement: ParsableCommand {
     var hi = toSeq ?? UInt64.max
     do {
       if let from {
-        guard let ns = CivilTime.parseTimestamp(from) else { throw usage("--from must be RFC 3339 UTC") }
+        guard let ns = CivilTime.parseTimestamp(from) else {
+          throw usage("--from must be RFC 3339 UTC")
+        }
         lo = try ledger.firstSeq(atOrAfter: ns)
       }
       if let to {
-        guard let ns = CivilTime.parseTimestamp(to) else { throw usage("--to must be RFC 3339 UTC") }
+        guard let ns = CivilTime.parseTimestamp(to) else {
+          throw usage("--to must be RFC 3339 UTC")
+        }
         hi = try ledger.firstSeq(atOrAfter: ns) - 1
       }
     } catch let e as StoreError {

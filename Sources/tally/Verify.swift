@@ -60,7 +60,8 @@ struct Verify: ParsableCommand {
     } else if report.ok {
       print(
         "ok: \(report.events) events, \(report.accounts) accounts, chain head "
-          + "\(report.head.chain.hex) (\(Int(Double(report.events) / max(seconds, 1e-9))) events/s)")
+          + "\(report.head.chain.hex) (\(Int(Double(report.events) / max(seconds, 1e-9)))"
+          + " events/s)")
       for t in report.totals {
         print("  \(t.currency): debits \(t.debits) = credits \(t.credits) (minor units)")
       }
