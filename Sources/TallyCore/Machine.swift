@@ -42,7 +42,8 @@ public enum Machine {
     }
     if let existing = try state.partner(p.id) {
       let differs =
-        existing.name != p.name ? "name" : existing.metadata != p.metadata ? "metadata" : nil
+        !existing.name.bytesEqual(p.name)
+        ? "name" : existing.metadata != p.metadata ? "metadata" : nil
       if let differs {
         return .reject(
           Rejection(
@@ -76,7 +77,8 @@ public enum Machine {
         Rejection(.alreadyExists, "\(a.code) is an ISO 4217 currency", ["asset": a.code]))
     }
     if let existing = try state.asset(a.code) {
-      let differs = existing.scale != a.scale ? "scale" : existing.name != a.name ? "name" : nil
+      let differs =
+        existing.scale != a.scale ? "scale" : !existing.name.bytesEqual(a.name) ? "name" : nil
       if let differs {
         return .reject(
           Rejection(
@@ -297,10 +299,10 @@ public enum Machine {
     -> String?
   {
     if e.legs != spec.legs.map(\.leg) { return "legs" }
-    if e.ref != spec.ref { return "ref" }
+    if !e.ref.bytesEqual(spec.ref) { return "ref" }
     if e.valueDateDays != spec.valueDateDays { return "value_date" }
     if e.metadata != spec.metadata { return "metadata" }
-    if e.reversalOf != reversalOf { return "reversal_of" }
+    if !e.reversalOf.bytesEqual(reversalOf) { return "reversal_of" }
     return nil
   }
 
@@ -349,7 +351,7 @@ public enum Machine {
       return try idempotent(h.id, rec, &state) { body in
         guard case .holdPlaced(let p) = body else { return "kind" }
         if p.legs != h.legs.map(\.leg) { return "legs" }
-        if p.ref != h.ref { return "ref" }
+        if !p.ref.bytesEqual(h.ref) { return "ref" }
         if p.deadlineNanos != h.deadlineNanos { return "deadline" }
         if p.metadata != h.metadata { return "metadata" }
         return nil
@@ -394,34 +396,41 @@ public enum Machine {
     case .failure(let r): return .reject(r)
     case .success(let h): hold = h
     }
-    let amounts: [Int128]
+    let resolved: Result<[Int128], Rejection>
     switch c.amounts {
     case .full:
-      amounts = hold.legs.map(\.amountMinor)
+      resolved = .success(hold.legs.map(\.amountMinor))
     case .uniform(let a):
-      guard hold.legs.allSatisfy({ $0.amountMinor == hold.legs[0].amountMinor }) else {
-        return .reject(
+      resolved =
+        hold.legs.allSatisfy({ $0.amountMinor == hold.legs[0].amountMinor })
+        ? .success(Array(repeating: a, count: hold.legs.count))
+        : .failure(
           Rejection(
             .invalidField, "hold legs differ; give one amount per leg", ["field": "amounts"]))
-      }
-      amounts = Array(repeating: a, count: hold.legs.count)
     case .perLeg(let a):
-      guard a.count == hold.legs.count else {
-        return .reject(
+      resolved =
+        a.count == hold.legs.count
+        ? .success(a)
+        : .failure(
           Rejection(
             .invalidField, "hold has \(hold.legs.count) legs, got \(a.count) amounts",
             ["field": "amounts"]))
-      }
-      amounts = a
     }
     if hold.state != .pending {
-      if hold.state == .captured && hold.capturedMinor == amounts {
+      if hold.state == .captured, case .success(let amounts) = resolved,
+        hold.capturedMinor == amounts
+      {
         return .duplicate(seq: hold.resolvedSeq)
       }
       return .reject(
         Rejection(
           .holdNotPending, "hold \(hold.id) is \(hold.state)",
           ["hold": hold.id, "state": hold.state.description]))
+    }
+    let amounts: [Int128]
+    switch resolved {
+    case .failure(let r): return .reject(r)
+    case .success(let a): amounts = a
     }
     for (i, a) in amounts.enumerated() {
       if a < 0 {

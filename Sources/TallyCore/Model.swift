@@ -37,6 +37,27 @@ public struct MetadataPair: Equatable, Sendable {
     self.key = key
     self.value = value
   }
+
+  /// Byte equality: canonically equivalent but differently encoded text is different
+  /// content (it hashes differently in the log).
+  public static func == (a: MetadataPair, b: MetadataPair) -> Bool {
+    a.key.bytesEqual(b.key) && a.value.bytesEqual(b.value)
+  }
+}
+
+extension String {
+  /// Equal UTF-8 bytes (Swift's `==` treats canonically equivalent text as equal).
+  public func bytesEqual(_ other: String) -> Bool { utf8.elementsEqual(other.utf8) }
+}
+
+extension Optional where Wrapped == String {
+  public func bytesEqual(_ other: String?) -> Bool {
+    switch (self, other) {
+    case (nil, nil): true
+    case (let a?, let b?): a.bytesEqual(b)
+    default: false
+    }
+  }
 }
 
 /// Key/value pairs kept sorted by the keys' UTF-8 bytes, keys unique, so that equal
@@ -73,7 +94,7 @@ public struct Metadata: Equatable, Sendable {
       }
     }
     out.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-    for i in out.indices.dropFirst() where out[i].key == out[i - 1].key {
+    for i in out.indices.dropFirst() where out[i].key.bytesEqual(out[i - 1].key) {
       return .failure(Rejection(.invalidMetadata, "repeated metadata key", ["key": out[i].key]))
     }
     return .success(Metadata(sortedUnique: out))

@@ -28,11 +28,11 @@ public enum Validate {
     }
   }
 
-  /// Free text (names, refs): 1…max bytes, no control characters.
+  /// Free text (names, refs): 1…max bytes, no control characters (C0, DEL, C1).
   public static func text(_ s: String, maxBytes: Int) -> Bool {
     let u = s.utf8
     guard !u.isEmpty, u.count <= maxBytes else { return false }
-    return u.allSatisfy { $0 >= 0x20 && $0 != 0x7f }
+    return s.unicodeScalars.allSatisfy { $0.value >= 0x20 && !(0x7f...0x9f).contains($0.value) }
   }
 
   static func idRejection(_ what: String, _ value: String, maxBytes: Int) -> Rejection {
@@ -195,7 +195,10 @@ public enum CivilTime {
       return nil
     }
     let secs = Int64(days) * 86_400 + Int64(hh * 3600 + mm * 60 + ss)
-    return secs * 1_000_000_000 + Int64(nanos)
+    // Nanoseconds since 1970 fit Int64 only for 1677…2262: anything else is refused.
+    let (ns, o1) = secs.multipliedReportingOverflow(by: 1_000_000_000)
+    let (total, o2) = ns.addingReportingOverflow(Int64(nanos))
+    return o1 || o2 ? nil : total
   }
 
   /// ns since epoch → `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.

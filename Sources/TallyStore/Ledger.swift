@@ -53,11 +53,12 @@ public final class Ledger {
       try withBytes(of: formatVersion.bigEndian) { (vb) throws(StoreError) in
         try Txn(txn: txn).put(dbs.meta, metaKey("format"), vb)
       }
-      try check(mdb_txn_commit(txn), "commit")
     } catch {
       mdb_txn_abort(txn)
       throw error
     }
+    // mdb_txn_commit frees the transaction whether or not it succeeds.
+    try check(mdb_txn_commit(txn), "commit")
     let ledger = try Ledger(env: env, lock: lock, path: path, readOnly: false)
     let out = try ledger.apply(
       [.createPartner(PartnerCreated(id: Machine.platformPartner, name: "Platform"))], now: now)
@@ -208,8 +209,9 @@ public final class Ledger {
       case .accept(let bodies):
         let first = h.seq + 1
         for body in bodies {
-          let event = Event(
-            seq: h.seq + 1, timestampNanos: max(now, h.timestampNanos + 1), body: body)
+          let (next, exhausted) = h.timestampNanos.addingReportingOverflow(1)
+          if exhausted { throw StoreError.corrupt("event timestamps reached Int64.max") }
+          let event = Event(seq: h.seq + 1, timestampNanos: max(now, next), body: body)
           eventBytes.bytes.removeAll(keepingCapacity: true)
           EventCodec.encode(event, into: &eventBytes)
           let leaf = hasher.leaf(eventBytes.bytes)
@@ -242,11 +244,17 @@ public final class Ledger {
     if h.seq != head.seq || cache.accountCountDirty {
       do { try state.flush() } catch { throw Self.storeError(error) }
       try writeHead(txn, h, accounts: cache.accountCountDirty ? cache.accountCount : nil)
-      try check(mdb_txn_commit(raw), "commit")
+      // mdb_txn_commit frees the transaction whether or not it succeeds: never abort it after.
+      committed = true
+      let rc = mdb_txn_commit(raw)
+      if rc != 0 {
+        cache.reset(accountCount: accountCount)
+        try check(rc, "commit")
+      }
     } else {
+      committed = true
       mdb_txn_abort(raw)
     }
-    committed = true
     head = h
     accountCount = cache.accountCount
     return outcomes

@@ -12,14 +12,42 @@ struct MemoryState: LedgerState {
   var balanceRows: [(balances: Balances, seq: UInt64)] = []
   /// Per account: history rows and a digest over (seq, balances after) in seq order.
   var historyRows: [(count: UInt64, digest: UInt64)] = []
-  /// Ids are not kept one by one (a ledger has millions): replay folds every id record into
-  /// an order-independent digest and count, compared with the same fold over the stored
-  /// `ids` database. Reversal lookups read the stored record (`storedId`); a stored record
-  /// that points elsewhere than the log does makes the digests differ.
+  /// Ids are not kept as strings (a ledger has millions): replay keeps a seeded 64-bit hash
+  /// of each id with the seq that introduced it, and reads the event back from the log to
+  /// confirm a hash match, so lookups and repeated ids are exact without trusting any
+  /// projection. Every id record is also folded into an order-independent digest and count,
+  /// compared with the same fold over the stored `ids` database.
+  var idSeqs = IdIndex()
+  /// Ids whose hash collided with another id's (exact, and almost always empty).
+  var collidedIds: [String: UInt64] = [:]
   var idsDigest = IdsDigest()
   /// Entries reversed so far in the replay, with the reversing seq.
   var reversed: [String: UInt64] = [:]
-  var storedId: (String) throws -> IdRecord? = { _ in nil }
+  /// Reads a (verified) event of the log by seq.
+  var logEvent: (UInt64) throws -> Event = { seq in
+    throw ApplyError(seq: seq, reason: "replay cannot read the log")
+  }
+
+  /// The id an event introduces, with its kind.
+  static func introducedId(_ e: Event) -> (String, IdRecord.Kind)? {
+    switch e.body {
+    case .entryPosted(let p): (p.id, .entry)
+    case .holdPlaced(let h): (h.id, .hold)
+    default: nil
+    }
+  }
+
+  /// Seq and kind of the event that introduced `id`, read back from the log.
+  func introduced(_ id: String) throws -> (seq: UInt64, kind: IdRecord.Kind)? {
+    if let seq = collidedIds[id], let (_, kind) = Self.introducedId(try logEvent(seq)) {
+      return (seq, kind)
+    }
+    guard let seq = idSeqs.find(IdsDigest.key(id)) else { return nil }
+    guard let (found, kind) = Self.introducedId(try logEvent(seq)) else {
+      throw ApplyError(seq: seq, reason: "id index of the replay points at a non-id event")
+    }
+    return found.bytesEqual(id) ? (seq, kind) : nil
+  }
   var holds: [String: HoldRecord] = [:]
   var deadlines: [DeadlineKey: String] = [:]
 
@@ -41,9 +69,8 @@ struct MemoryState: LedgerState {
   }
 
   func idRecord(_ id: String) throws -> IdRecord? {
-    guard var r = try storedId(id) else { return nil }
-    r.reversedBySeq = reversed[id] ?? 0
-    return r
+    guard let (seq, kind) = try introduced(id) else { return nil }
+    return IdRecord(seq: seq, kind: kind, reversedBySeq: reversed[id] ?? 0)
   }
 
   func event(at seq: UInt64) throws -> Event {
@@ -92,9 +119,19 @@ struct MemoryState: LedgerState {
     reversed[id] = r.reversedBySeq
   }
 
-  /// A repeated id cannot be seen here; it shows as a digest or count mismatch.
   mutating func insertIdRecord(_ id: String, _ r: IdRecord) throws -> Bool {
-    idsDigest.add(id, r)
+    let key = IdsDigest.key(id)
+    if let seq = idSeqs.find(key) {
+      // Same hash: the same id (a repeat), or, rarely, another id (kept exactly).
+      guard let (found, _) = Self.introducedId(try logEvent(seq)) else {
+        throw ApplyError(seq: seq, reason: "id index of the replay points at a non-id event")
+      }
+      if found.bytesEqual(id) || collidedIds[id] != nil { return false }
+      collidedIds[id] = r.seq
+    } else {
+      idSeqs.insert(key, r.seq)
+    }
+    idsDigest.sum &+= IdsDigest.fold(key, r)
     idsDigest.count += 1
     return true
   }
@@ -136,14 +173,29 @@ struct IdsDigest: Equatable {
   var sum: UInt64 = 0
   var count = 0
 
-  static func hash(_ id: String, _ r: IdRecord) -> UInt64 {
+  @inline(__always)
+  static func mix(_ x: inout UInt64, _ w: UInt64) {
+    x = (x ^ w) &* 0xff51_afd7_ed55_8ccd
+    x ^= x >> 33
+    x = x &* 0xc4ce_b9fe_1a85_ec53
+    x ^= x >> 29
+  }
+
+  /// One id record's share of the digest, from the id's key.
+  static func fold(_ key: UInt64, _ r: IdRecord) -> UInt64 {
+    var x = key
+    mix(&x, r.seq)
+    mix(&x, UInt64(r.kind.rawValue) << 56 | 0x1d)
+    mix(&x, r.reversedBySeq)
+    return x
+  }
+
+  static func hash(_ id: String, _ r: IdRecord) -> UInt64 { fold(key(id), r) }
+
+  /// Seeded hash of the id's bytes (the replay's id index key).
+  static func key(_ id: String) -> UInt64 {
     var x = seed
-    @inline(__always) func mix(_ w: UInt64) {
-      x = (x ^ w) &* 0xff51_afd7_ed55_8ccd
-      x ^= x >> 33
-      x = x &* 0xc4ce_b9fe_1a85_ec53
-      x ^= x >> 29
-    }
+    @inline(__always) func mix(_ w: UInt64) { Self.mix(&x, w) }
     var id = id
     id.withUTF8 { buf in
       var i = 0
@@ -160,12 +212,59 @@ struct IdsDigest: Equatable {
       }
       mix(tail)
     }
-    mix(r.seq)
-    mix(UInt64(r.kind.rawValue) << 56 | 0x1d)
-    mix(r.reversedBySeq)
     return x
   }
 
   mutating func add(_ id: String, _ r: IdRecord) { sum &+= Self.hash(id, r) }
   mutating func remove(_ id: String, _ r: IdRecord) { sum &-= Self.hash(id, r) }
+}
+
+/// Open-addressing table from an id's seeded 64-bit hash to a seq. The keys are already
+/// uniformly distributed, so the low bits index the table directly (no second hash), and
+/// linear probing keeps a lookup in one or two cache lines. Seqs are ≥ 1, so 0 marks a
+/// free slot.
+struct IdIndex {
+  /// Key and seq side by side: one cache line per probe.
+  private var slots: [(key: UInt64, seq: UInt64)] = []
+  private(set) var count = 0
+
+  mutating func reserve(_ n: Int) {
+    var capacity = 1024
+    while capacity < n * 2 { capacity <<= 1 }
+    if capacity > slots.count { rehash(capacity) }
+  }
+
+  func find(_ key: UInt64) -> UInt64? {
+    if slots.isEmpty { return nil }
+    return slots.withUnsafeBufferPointer { s in
+      let mask = s.count - 1
+      var i = Int(truncatingIfNeeded: key) & mask
+      // Bounded: the table is never more than half full, so a free slot ends every probe.
+      while s[i].seq != 0 {
+        if s[i].key == key { return s[i].seq }
+        i = (i + 1) & mask
+      }
+      return nil
+    }
+  }
+
+  /// Inserts a key that is not present.
+  mutating func insert(_ key: UInt64, _ seq: UInt64) {
+    precondition(seq != 0, "seqs start at 1")
+    if (count + 1) * 2 > slots.count { rehash(max(1024, slots.count * 2)) }
+    slots.withUnsafeMutableBufferPointer { s in
+      let mask = s.count - 1
+      var i = Int(truncatingIfNeeded: key) & mask
+      while s[i].seq != 0 { i = (i + 1) & mask }
+      s[i] = (key, seq)
+    }
+    count += 1
+  }
+
+  private mutating func rehash(_ capacity: Int) {
+    let old = slots
+    slots = Array(repeating: (0, 0), count: capacity)
+    count = 0
+    for slot in old where slot.seq != 0 { insert(slot.key, slot.seq) }
+  }
 }

@@ -92,14 +92,18 @@ extension Ledger {
     _ t: Txn, head: LogHead, into mem: inout MemoryState, problems: inout [VerifyProblem],
     stored: inout StoredDigests, _ progress: ((UInt64, UInt64) -> Void)?
   ) throws -> UInt64 {
-    // Reversal lookups read stored id records in a transaction of this thread's own (the
-    // producer thread uses `t`; a transaction serves one thread at a time).
+    // Replay reads earlier events back (id lookups) in a transaction of this thread's own
+    // (the producer thread uses `t`; a transaction serves one thread at a time). Only seqs
+    // the producer has already checked are read.
     let lookup = try env.begin(readOnly: true)
     defer { mdb_txn_abort(lookup) }
-    let ids = dbs.ids
-    mem.storedId = { id in
-      guard let v = try Txn(txn: lookup).get(ids, string: id) else { return nil }
-      return try Records.decodeId(v)
+    mem.idSeqs.reserve(Int(min(head.seq, 1 << 26)))
+    let log = dbs.log
+    mem.logEvent = { seq in
+      guard let v = try Txn(txn: lookup).get(log, u64: seq) else {
+        throw ApplyError(seq: seq, reason: "log has no event at seq \(seq)")
+      }
+      return try EventCodec.decode(v)
     }
     let channel = BoundedChannel<ReplayChunk>(capacity: 8)
     nonisolated(unsafe) let txn = t
@@ -156,6 +160,9 @@ extension Ledger {
 
   static func storedDigests(_ t: Txn, _ dbs: DBs) throws -> StoredDigests {
     var d = StoredDigests()
+    // Rows are folded per account number up to the stored account count; a row beyond it
+    // is reported, never used to size anything.
+    let accounts = try readAccountCount(t, dbs)
     try Self.scan(t, dbs.ids) { k, v in
       let id = String(decoding: k, as: UTF8.self)
       guard let r = try? Records.decodeId(v) else {
@@ -170,12 +177,16 @@ extension Ledger {
         d.historyProblems.append("history key of \(k.count) bytes")
         return
       }
-      let n = Int(UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)))
+      let number = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
       let seq = UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-      guard n >= 1, n <= 1 << 40, let b = try? Records.decodeHistory(v) else {
-        d.historyProblems.append("history row of account number \(n) at seq \(seq) is invalid")
+      guard number >= 1, number <= accounts, let b = try? Records.decodeHistory(v) else {
+        if d.historyProblems.count < 5 {
+          d.historyProblems.append(
+            "history row of account number \(number) at seq \(seq) is invalid")
+        }
         return
       }
+      let n = Int(number)
       while d.history.count < n { d.history.append((0, MemoryState.digestSeed)) }
       d.history[n - 1].count += 1
       d.history[n - 1].digest = MemoryState.digest(d.history[n - 1].digest, seq: seq, b)
@@ -280,14 +291,15 @@ extension Ledger {
       bad(nil, "\(seen) stored accounts, \(mem.accounts.count) in replay")
     }
     // balances
-    seen = 0
+    var rowSeen = [Bool](repeating: false, count: mem.names.count)
     try Self.scan(t, dbs.balances) { k, v in
-      seen += 1
-      let n = k.count == 8 ? Int(UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))) : 0
-      guard n >= 1, n <= mem.names.count else {
-        bad(nil, "balances stored for unknown account number \(n)")
+      let number = k.count == 8 ? UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) : 0
+      guard number >= 1, number <= UInt64(mem.names.count) else {
+        bad(nil, "balances stored for unknown account number \(number)")
         return
       }
+      let n = Int(number)
+      rowSeen[n - 1] = true
       let name = mem.names[n - 1]
       guard let (b, seq) = try? Records.decodeBalances(v) else {
         bad(name, "stored balances do not decode")
@@ -304,8 +316,9 @@ extension Ledger {
       }
     }
     // Accounts without movements have no row (absent means zero).
-    let moved = mem.balanceRows.filter { $0.seq != 0 }.count
-    if seen != moved { bad(nil, "\(seen) stored balance rows, \(moved) accounts with movements") }
+    for (i, row) in mem.balanceRows.enumerated() where row.seq != 0 && !rowSeen[i] {
+      bad(mem.names[i], "stored balances are missing (replay has movements up to seq \(row.seq))")
+    }
     // history
     for p in stored.historyProblems.prefix(5) { bad(nil, p) }
     if stored.history.count > mem.names.count {
@@ -433,10 +446,11 @@ extension Ledger {
     try withBytes(of: cache.accountCount.bigEndian) { (v) throws(StoreError) in
       try txn.put(dbs.meta, Self.metaKey("accounts"), v)
     }
-    try check(mdb_txn_commit(raw), "commit")
-    committed = true
+    committed = true  // mdb_txn_commit frees the transaction whether or not it succeeds
+    let rc = mdb_txn_commit(raw)
+    writerCache.reset(accountCount: rc == 0 ? cache.accountCount : accountCount)
+    try check(rc, "commit")
     accountCount = cache.accountCount
-    writerCache.reset(accountCount: accountCount)
     progress?(seq, head.seq)
     return seq
   }
