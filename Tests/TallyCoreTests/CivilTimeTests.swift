@@ -139,9 +139,8 @@ struct CivilTimestampTests {
     }
   }
 
-  /// `parseTimestamp` computes `secs * 1_000_000_000 + nanos` with trapping arithmetic
-  /// (Sources/TallyCore/Validation.swift, `parseTimestamp`), so any well-formed timestamp
-  /// outside 1677-09-21…2262-04-11 crashes the process instead of returning nil.
+  /// Regression: `parseTimestamp` once trapped on Int64 overflow for well-formed timestamps
+  /// outside 1677-09-21…2262-04-11; it returns nil.
   @Test(
     "parseTimestamp returns nil, not a trap, for timestamps outside the Int64 nanosecond range",
     .bug(id: "parseTimestamp-int64-overflow", "secs * 1e9 traps outside 1677…2262"),

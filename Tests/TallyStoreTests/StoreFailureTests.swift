@@ -9,11 +9,9 @@ import Testing
 /// batch and leave the ledger usable; never a crash.
 @Suite("Store failures")
 struct StoreFailureTests {
-  /// `mdb_txn_commit` frees the transaction even when it fails, but `Ledger.applyOnce`
-  /// (Sources/TallyStore/Ledger.swift, `defer { if !committed { mdb_txn_abort(raw) … } }`
-  /// around `try check(mdb_txn_commit(raw), "commit")`) then aborts the freed transaction
-  /// again. The same pattern is in `Ledger.create` and `rebuildOnce`. A failing commit is
-  /// provoked here with RLIMIT_FSIZE (EFBIG when LMDB writes the new pages).
+  /// Regression: `mdb_txn_commit` frees the transaction even when it fails, and the engine
+  /// once aborted it again (a crash). A failing commit is provoked here with RLIMIT_FSIZE
+  /// (EFBIG when LMDB writes the new pages).
   @Test(
     "A commit that fails (file size limit) throws a StoreError and the ledger stays usable",
     .bug(id: "commit-failure-double-abort", "aborting a transaction mdb_txn_commit freed"))

@@ -29,11 +29,10 @@ func appendForgedEvent(_ ledger: Ledger, _ body: EventBody) throws -> UInt64 {
 /// verify must tell a damaged projection from a damaged log, and survive any stored bytes.
 @Suite("verify robustness")
 struct VerifyRobustnessTests {
-  /// Since a6d8d1d the in-memory replay resolves reversals through the *stored* `ids`
-  /// records (`MemoryState.storedId`, Sources/TallyStore/MemoryState.swift `idRecord`), so a
-  /// damaged id record makes the replay of a valid log fail: verify reports `.replay` at the
-  /// reversal's seq (blaming the log), skips the projection comparison, while `rebuild`
-  /// repairs it. A changed seq is still caught as a projection problem.
+  /// Regression: the replay once resolved reversals through the *stored* `ids` records, so a
+  /// damaged id record made the replay of a valid log fail (blaming the log). The replay
+  /// now resolves ids from the log itself; a damaged record is a projection problem that
+  /// `rebuild` repairs.
   @Test(
     "A damaged id record of a reversed entry is a projection problem, not a log replay failure",
     .bug(id: "verify-replay-reads-stored-ids", "replay trusts the stored ids projection"),
@@ -93,10 +92,9 @@ struct VerifyRobustnessTests {
     }
   }
 
-  /// With replay trusting stored ids (see above), `MemoryState.insertIdRecord` accepts any id,
-  /// so a hash-valid log whose event reuses an entry id replays without error: verify reports
-  /// only projection differences (suggesting `rebuild`), and `rebuild` then fails with
-  /// "id … used twice".
+  /// Regression: a hash-valid log whose event reuses an entry id once replayed without
+  /// error (verify then suggested `rebuild`, which refused the log). It is a replay problem
+  /// at the seq of the repeat.
   @Test(
     "A log event that reuses an entry id is a replay problem at its seq",
     .bug(id: "verify-replay-accepts-repeated-ids", "replay no longer detects repeated ids"))
@@ -124,10 +122,9 @@ struct VerifyRobustnessTests {
     }
   }
 
-  /// `storedDigests` (Sources/TallyStore/Verify.swift) accepts history keys with account
-  /// numbers up to 2^40 and grows an array to that number before comparing, so one flipped
-  /// bit in a history key (a number of 2^26 or more) makes verify allocate gigabytes or
-  /// crash. Run in a child process with its address space capped.
+  /// Regression: `storedDigests` once grew an array to the account number found in a
+  /// history key, so one flipped bit made verify allocate gigabytes or crash. Run in a child
+  /// process with its address space capped.
   @Test(
     "A history row under a huge account number is reported without exhausting memory",
     .bug(id: "verify-history-number-alloc", "verify allocates per account number in a key"))
