@@ -1,5 +1,6 @@
 import ArgumentParser
 import TallyCore
+import TallyProtocol
 import TallyStore
 
 struct Init: ParsableCommand {
@@ -16,7 +17,12 @@ struct Init: ParsableCommand {
       throw fail(error)
     }
     if global.json {
-      print(#"{"data":"\#(global.directory)","seq":\#(ledger.head.seq)}"#)
+      print(
+        JSONWriter.serialize(
+          .object(
+            JSONObject([
+              ("data", .string(global.directory)), ("seq", .number(String(ledger.head.seq))),
+            ]))))
     } else {
       print("initialised \(global.directory) (format \(Ledger.formatVersion)); "
         + "partner \(Machine.platformPartner) created at seq \(ledger.head.seq)")

@@ -63,7 +63,7 @@ func nowNanos() -> Int64 {
 func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 
 /// Parses repeated `--meta key=value` options.
-func parseMetadata(_ items: [String]) throws -> Metadata {
+func parseMetadata(_ items: [String], json: Bool) throws -> Metadata {
   var pairs = [(String, String)]()
   for item in items {
     guard let eq = item.firstIndex(of: "=") else {
@@ -73,7 +73,7 @@ func parseMetadata(_ items: [String]) throws -> Metadata {
   }
   switch Metadata.make(pairs) {
   case .success(let m): return m
-  case .failure(let r): throw report(r, json: false)
+  case .failure(let r): throw report(r, json: json)
   }
 }
 

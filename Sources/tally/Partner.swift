@@ -18,7 +18,7 @@ struct PartnerCommand: ParsableCommand {
 
     func run() throws {
       let ledger = try global.open()
-      let p = PartnerCreated(id: id, name: name ?? id, metadata: try parseMetadata(meta))
+      let p = PartnerCreated(id: id, name: name ?? id, metadata: try parseMetadata(meta, json: global.json))
       _ = try applyOne(ledger, .createPartner(p), json: global.json, what: "partner \(id)")
     }
   }

@@ -53,7 +53,7 @@ struct Post: ParsableCommand {
     }
     let spec = EntrySpec(
       id: id!, legs: legs, currency: currency, ref: ref, valueDateDays: days,
-      metadata: try parseMetadata(meta))
+      metadata: try parseMetadata(meta, json: global.json))
     _ = try applyOne(ledger, .postEntry(spec), json: global.json, what: "entry \(id!)")
   }
 }

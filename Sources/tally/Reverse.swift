@@ -14,7 +14,7 @@ struct Reverse: ParsableCommand {
   func run() throws {
     let ledger = try global.open()
     let newId = id ?? "\(entry).reversal"
-    let spec = ReverseSpec(id: newId, entryId: entry, metadata: try parseMetadata(meta))
+    let spec = ReverseSpec(id: newId, entryId: entry, metadata: try parseMetadata(meta, json: global.json))
     _ = try applyOne(ledger, .reverseEntry(spec), json: global.json, what: "reversal \(newId)")
   }
 }

@@ -37,6 +37,12 @@ struct Tally: ParsableCommand {
         break
       }
     }
+    // Behind a known subcommand only: before an unknown word the parser would blame the
+    // global option instead of naming the word, so leave the globals out.
+    guard let command = rest.first else { return args }  // no command: a usage error
+    guard configuration.subcommands.contains(where: { $0._commandName == command }) else {
+      return Array(rest)
+    }
     return Array(rest) + globals
   }
 

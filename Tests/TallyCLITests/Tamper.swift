@@ -1,0 +1,151 @@
+import CLMDB
+import Foundation
+import TallyCore
+import TallyStore
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Direct writes into a data directory's LMDB environment through the LMDB C API, bypassing
+/// the engine: the way a disk fault or an attacker would change it. The layouts are the
+/// documented ones (docs/FORMAT.md, "Storage"): `log` and `balances` keyed by big-endian u64,
+/// a balances row being 4 × i128 big-endian then the u64 seq of the last change.
+enum Tamper {
+  struct Failed: Error, CustomStringConvertible {
+    var description: String
+  }
+
+  static func check(_ rc: Int32, _ what: String) throws {
+    if rc != 0 { throw Failed(description: "\(what): \(String(cString: mdb_strerror(rc)))") }
+  }
+
+  /// Runs `body` in one LMDB transaction on `dataDir` (write: committed, holding the writer
+  /// lock like any writer; read: aborted).
+  static func transaction<R>(
+    _ dataDir: String, write: Bool, _ body: (OpaquePointer, (String) throws -> MDB_dbi) throws -> R
+  ) throws -> R {
+    var lockFD: Int32 = -1
+    if write {
+      lockFD = open(dataDir + "/tally.lock", O_RDWR | O_CLOEXEC)
+      guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+        if lockFD >= 0 { close(lockFD) }
+        throw Failed(description: "cannot take the writer lock of \(dataDir)")
+      }
+    }
+    defer { if lockFD >= 0 { close(lockFD) } }
+    var env: OpaquePointer?
+    try check(mdb_env_create(&env), "env_create")
+    defer { mdb_env_close(env) }
+    try check(mdb_env_set_maxdbs(env, 16), "set_maxdbs")
+    try check(mdb_env_open(env, dataDir, write ? 0 : UInt32(MDB_RDONLY), 0o640), "env_open")
+    var txn: OpaquePointer?
+    try check(mdb_txn_begin(env, nil, write ? 0 : UInt32(MDB_RDONLY), &txn), "txn_begin")
+    let dbi: (String) throws -> MDB_dbi = { name in
+      var h: MDB_dbi = 0
+      try check(mdb_dbi_open(txn, name, 0, &h), "dbi_open \(name)")
+      return h
+    }
+    let result: R
+    do {
+      result = try body(txn!, dbi)
+    } catch {
+      mdb_txn_abort(txn)
+      throw error
+    }
+    if write { try check(mdb_txn_commit(txn), "commit") } else { mdb_txn_abort(txn) }
+    return result
+  }
+
+  static func get(_ txn: OpaquePointer, _ dbi: MDB_dbi, u64 key: UInt64) throws -> [UInt8]? {
+    var k = key.bigEndian
+    return try withUnsafeMutableBytes(of: &k) { kb in
+      var kv = MDB_val(mv_size: 8, mv_data: kb.baseAddress)
+      var v = MDB_val()
+      let rc = mdb_get(txn, dbi, &kv, &v)
+      if rc == MDB_NOTFOUND { return nil }
+      try check(rc, "get")
+      return Array(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+    }
+  }
+
+  static func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, u64 key: UInt64, _ value: [UInt8]) throws {
+    var k = key.bigEndian
+    var value = value
+    try withUnsafeMutableBytes(of: &k) { kb in
+      try value.withUnsafeMutableBytes { vb in
+        var kv = MDB_val(mv_size: 8, mv_data: kb.baseAddress)
+        var vv = MDB_val(mv_size: vb.count, mv_data: vb.baseAddress)
+        try check(mdb_put(txn, dbi, &kv, &vv, 0), "put")
+      }
+    }
+  }
+
+  /// The stored bytes of the event at `seq`.
+  static func eventBytes(_ dataDir: String, seq: UInt64) throws -> [UInt8] {
+    try transaction(dataDir, write: false) { txn, dbi in
+      guard let v = try get(txn, try dbi("log"), u64: seq) else {
+        throw Failed(description: "no event at seq \(seq)")
+      }
+      return v
+    }
+  }
+
+  /// XORs byte `offset` (from the end when negative) of the stored event at `seq` with `mask`.
+  static func flipEventByte(_ dataDir: String, seq: UInt64, offset: Int, mask: UInt8 = 0x01) throws
+  {
+    try transaction(dataDir, write: true) { txn, dbi in
+      let log = try dbi("log")
+      guard var bytes = try get(txn, log, u64: seq) else {
+        throw Failed(description: "no event at seq \(seq)")
+      }
+      bytes[offset >= 0 ? offset : bytes.count + offset] ^= mask
+      try put(txn, log, u64: seq, bytes)
+    }
+  }
+
+  /// Adds `delta` to the stored posted credits of account `number` (the second i128).
+  static func addToPostedCredits(_ dataDir: String, accountNumber number: UInt64, _ delta: Int128)
+    throws
+  {
+    try transaction(dataDir, write: true) { txn, dbi in
+      let balances = try dbi("balances")
+      guard var row = try get(txn, balances, u64: number), row.count == 72 else {
+        throw Failed(description: "no 72-byte balances row for account \(number)")
+      }
+      var v: UInt128 = 0
+      for b in row[16..<32] { v = v << 8 | UInt128(b) }
+      var w = UInt128(bitPattern: Int128(bitPattern: v) + delta)
+      for i in (16..<32).reversed() {
+        row[i] = UInt8(truncatingIfNeeded: w)
+        w >>= 8
+      }
+      try put(txn, balances, u64: number, row)
+    }
+  }
+
+  /// Opens debit-normal accounts in one batch through the engine's public API (a fast
+  /// fixture for the crash test).
+  static func openAccounts(_ dataDir: String, _ names: [String], currency: String) throws {
+    let ledger = try Ledger(path: dataDir, mode: .readWrite)
+    let commands = names.map {
+      Command.openAccount(
+        AccountOpened(
+          name: $0, partner: Machine.platformPartner, currency: currency, normalSide: .debit))
+    }
+    let now = Int64(Date().timeIntervalSince1970 * 1e9)
+    let outcomes = try withExtendedLifetime(ledger) { try ledger.apply(commands, now: now) }
+    for (name, o) in zip(names, outcomes) {
+      guard case .applied = o else { throw Failed(description: "open \(name): \(o)") }
+    }
+  }
+
+  /// The committed head seq, read in-process (read-only, no writer lock): cheap enough to poll
+  /// while another process writes.
+  static func headSeq(_ dataDir: String) throws -> UInt64 {
+    let ledger = try Ledger(path: dataDir, mode: .readOnly)
+    return try withExtendedLifetime(ledger) { try ledger.currentHead().seq }
+  }
+}

@@ -1,0 +1,116 @@
+import Testing
+
+@Suite("tamper detection")
+struct TamperTests {
+  /// A ledger with entries, a hold and a reversal.
+  func build(_ s: Scratch) async throws {
+    try await s.ok("post", "--id", "p1", "--debit", "alice=10.00", "--credit", "bob=10.00")
+    try await s.ok("post", "--id", "p2", "--debit", "alice=2.50", "--credit", "bob=2.50")
+    try await s.ok("hold", "place", "--id", "h1", "--debit", "alice=5", "--credit", "bob=5")
+    try await s.ok("post", "--id", "p3", "--debit", "cash=1.25", "--credit", "alice=1.25")
+    try await s.ok("reverse", "p2")
+    #expect(try await s.tally("verify").status == 0)
+  }
+
+  func seq(of id: String, _ s: Scratch) async throws -> Int {
+    let events = try await s.tally("--json", "log", "--limit", "10000").lines()
+    let e = try #require(events.first { ($0["id"] as? String) == id }, "no event \(id)")
+    return try e.int("seq")
+  }
+
+  @Test("one flipped byte in a stored event: verify exits 1 naming that seq; rebuild refuses")
+  func flippedEventByte() async throws {
+    try await withFundedLedger { s in
+      try await build(s)
+      let target = try await seq(of: "p2", s)
+      let original = try Tamper.eventBytes(s.data, seq: UInt64(target))
+      // Flip a byte in the middle of the event (its body), then check it took.
+      try Tamper.flipEventByte(s.data, seq: UInt64(target), offset: original.count / 2)
+      let tampered = try Tamper.eventBytes(s.data, seq: UInt64(target))
+      #expect(tampered != original)
+      #expect(zip(tampered, original).filter { $0 != $1 }.count == 1)
+
+      let v = try await s.tally("verify")
+      #expect(v.status == 1, "\(v)")
+      #expect(v.stdout.hasPrefix("FAILED:"), "\(v)")
+      #expect(v.stdout.contains("seq \(target): "), "\(v)")
+      let vj = try await s.tally("--json", "verify")
+      #expect(vj.status == 1)
+      let o = try vj.object()
+      #expect(o["ok"] as? Bool == false)
+      let first = try #require(try o.arr("problems").first as? [String: Any])
+      #expect(try first.int("seq") == target)
+      #expect(try first.str("kind") == "chain")
+      #expect(try first.str("message").contains("event altered"))
+
+      // rebuild cannot repair the log itself
+      let rb = try await s.tally("rebuild")
+      #expect(rb.status == 1, "\(rb)")
+      #expect(rb.stdout.contains("cannot rebuild: the log itself does not verify"), "\(rb)")
+      #expect(try await s.tally("verify").status == 1)
+
+      // flipping it back restores a verifying ledger: that byte was the only fault
+      try Tamper.flipEventByte(s.data, seq: UInt64(target), offset: original.count / 2)
+      #expect(try Tamper.eventBytes(s.data, seq: UInt64(target)) == original)
+      #expect(try await s.tally("verify").status == 0)
+    }
+  }
+
+  @Test("tampering the first and the last event is found too", arguments: ["first", "last"])
+  func edges(_ which: String) async throws {
+    try await withFundedLedger { s in
+      try await build(s)
+      let head = try await s.okJSON("stats").int("seq")
+      let target = which == "first" ? 1 : head
+      try Tamper.flipEventByte(s.data, seq: UInt64(target), offset: -1, mask: 0x80)
+      let vj = try await s.tally("--json", "verify")
+      #expect(vj.status == 1, "\(vj)")
+      let first = try #require(try vj.object().arr("problems").first as? [String: Any])
+      #expect(try first.int("seq") == target)
+    }
+  }
+
+  @Test("a changed stored balance: verify exits 1 naming the account; rebuild fixes it")
+  func changedBalance() async throws {
+    try await withFundedLedger { s in
+      try await build(s)
+      let good = try await s.tally("--json", "balance", "alice")
+      let goodStats = try await s.okJSON("stats")
+      let number = try await s.okJSON("account", "show", "alice").int("number")
+      try Tamper.addToPostedCredits(s.data, accountNumber: UInt64(number), 1_000_00)
+      // the tamper is visible through the CLI…
+      let bad = try await s.okJSON("balance", "alice")
+      let goodBalance = try #require(Int(try good.object().str("balance")))
+      #expect(try bad.str("balance") == String(goodBalance + 1_000_00))
+      // …and verify names the account
+      let v = try await s.tally("verify")
+      #expect(v.status == 1, "\(v)")
+      #expect(v.stdout.contains("account alice: "), "\(v)")
+      let vj = try await s.tally("--json", "verify")
+      #expect(vj.status == 1)
+      let problems = try vj.object().arr("problems").compactMap { $0 as? [String: Any] }
+      #expect(
+        problems.contains {
+          ($0["account"] as? String) == "alice" && ($0["kind"] as? String) == "projection"
+        }, "\(problems)")
+      #expect(!problems.contains { ($0["account"] as? String) == "bob" })
+
+      // rebuild recomputes the projections from the log
+      let rb = try await s.tally("rebuild")
+      #expect(rb.status == 0, "\(rb)")
+      #expect(rb.stdout.contains("verify ok after"), "\(rb)")
+      #expect(rb.stdout.contains("fixed: projection: account alice: "), "\(rb)")
+      #expect(try await s.tally("verify").status == 0)
+      #expect(try await s.tally("--json", "balance", "alice").stdout == good.stdout)
+      // the log is untouched by rebuild
+      let stats = try await s.okJSON("stats")
+      #expect(try stats.int("seq") == (try goodStats.int("seq")))
+      #expect(try stats.str("chain") == (try goodStats.str("chain")))
+      // rebuild --json on a healthy ledger
+      let again = try await s.okJSON("rebuild")
+      #expect(try again.int("differences_before") == 0)
+      #expect(again["ok"] as? Bool == true)
+      #expect(try again.int("events") == (try stats.int("seq")))
+    }
+  }
+}
