@@ -16,6 +16,7 @@ let package = Package(
     .executable(name: "tally-bench", targets: ["tally-bench"]),
     .library(name: "TallyStore", targets: ["TallyStore"]),
     .library(name: "TallyCore", targets: ["TallyCore"]),
+    .library(name: "TallyWorkload", targets: ["TallyWorkload"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -42,8 +43,11 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),
+    .target(
+      name: "TallyWorkload", dependencies: ["TallyCore", "TallyStore"], swiftSettings: strict),
     .executableTarget(
-      name: "tally-bench", dependencies: ["TallyCore", "TallyStore"], swiftSettings: strict),
+      name: "tally-bench", dependencies: ["TallyCore", "TallyStore", "TallyWorkload"],
+      swiftSettings: strict),
     .testTarget(
       name: "TallyCoreTests",
       dependencies: [

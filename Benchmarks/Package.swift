@@ -21,6 +21,7 @@ let package = Package(
         .product(name: "Benchmark", package: "benchmark"),
         .product(name: "TallyStore", package: "Tally"),
         .product(name: "TallyCore", package: "Tally"),
+        .product(name: "TallyWorkload", package: "Tally"),
       ],
       path: "Benchmarks/LedgerBenchmarks",
       plugins: [

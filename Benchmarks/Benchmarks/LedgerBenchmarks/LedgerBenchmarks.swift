@@ -1,6 +1,6 @@
 // Engine benchmarks for Tally on durable LMDB (default sync flags: every commit fsyncs).
 //
-// The workload is the one in Sources/tally-bench/main.swift: N accounts `acct-%07d`, EUR,
+// The workload is TallyWorkload's (shared with tally-bench): N accounts `acct-%07d`, EUR,
 // debit-normal, opened untimed in batches of 10k; then 2-leg entries `e-%012d` between
 // pseudo-random accounts, one write transaction per batch, commands built inside the timed
 // region.
@@ -28,41 +28,13 @@ import Benchmark
 import Glibc
 import TallyCore
 import TallyStore
+import TallyWorkload
 
-// MARK: workload (mirrors Sources/tally-bench/main.swift)
+// MARK: workload (TallyWorkload, shared with tally-bench)
 
-func accountName(_ n: Int) -> String {
-  let digits = String(n)
-  return "acct-" + String(repeating: "0", count: max(0, 7 - digits.count)) + digits
-}
-
-func entryCommand(_ i: Int, accounts: Int) -> Command {
-  let a = (i &* 7919) % accounts + 1
-  var b = (i &* 104_729 &+ 1) % accounts + 1
-  if b == a { b = a % accounts + 1 }
-  let amount = Int128(1 + i % 1000)
-  let digits = String(i)
-  let id = "e-" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits
-  return .postEntry(
-    EntrySpec(
-      id: id,
-      legs: [
-        LegSpec(account: accountName(a), side: .debit, amountMinor: amount),
-        LegSpec(account: accountName(b), side: .credit, amountMinor: amount),
-      ]))
-}
-
-func wallNanos() -> Int64 {
-  var ts = timespec()
-  clock_gettime(CLOCK_REALTIME, &ts)
-  return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-}
-
-func monotonicNanos() -> Int64 {
-  var ts = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &ts)
-  return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-}
+func entryCommand(_ i: Int, accounts: Int) -> Command { Workload.entry(i, accounts: accounts) }
+func wallNanos() -> Int64 { Workload.wallNanos() }
+func monotonicNanos() -> Int64 { Workload.monotonicNanos() }
 
 /// `count` units of work done in `nanos`, as an integer rate per second.
 func perSecond(_ count: Int, _ nanos: Int64) -> Int {
@@ -101,21 +73,7 @@ final class Fixture: @unchecked Sendable {
     self.ledger = ledger
     self.accounts = accounts
     nextEntry = 1
-    var n = 1
-    var opens = [Command]()
-    opens.reserveCapacity(10_000)
-    while n <= accounts {
-      opens.removeAll(keepingCapacity: true)
-      while n <= accounts && opens.count < 10_000 {
-        opens.append(
-          .openAccount(
-            AccountOpened(
-              name: accountName(n), partner: Machine.platformPartner, currency: "EUR",
-              normalSide: .debit)))
-        n += 1
-      }
-      try check(ledger.apply(opens, now: wallNanos()), "open")
-    }
+    try Workload.openAccounts(ledger, count: accounts)
   }
 
   /// Posts the next `batch` workload entries in one `apply` (one write transaction).
