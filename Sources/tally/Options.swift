@@ -42,14 +42,39 @@ enum FileHandleOut {
   }
 }
 
+/// Whether `--json` was given: errors are then also a JSON object on stdout, so a script
+/// reading stdout always gets JSON. Set once in `Tally.main` before any command runs.
+nonisolated(unsafe) var jsonOutput = false
+
+/// `{"error":{"code","message","details":{}}}` on stdout, under `--json`.
+func printJSONError(code: String, message: String) {
+  guard jsonOutput else { return }
+  print(
+    JSONWriter.serialize(
+      .object(
+        JSONObject([
+          (
+            "error",
+            .object(
+              JSONObject([
+                ("code", .string(code)), ("message", .string(message)),
+                ("details", .object(JSONObject())),
+              ]))
+          )
+        ]))))
+}
+
 /// Reports a store error (I/O, lock, format) and yields exit code 2.
 func fail(_ error: StoreError) -> CLIExit {
   FileHandleOut.stderr("tally: error \(error.code): \(error)")
+  printJSONError(code: error.code, message: error.description)
   return .usage
 }
 
+/// Reports a usage error (code `USAGE`) and yields exit code 2.
 func usage(_ message: String) -> CLIExit {
   FileHandleOut.stderr("tally: \(message)")
+  printJSONError(code: "USAGE", message: message)
   return .usage
 }
 

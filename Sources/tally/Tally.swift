@@ -48,6 +48,7 @@ struct Tally: ParsableCommand {
 
   static func main() {
     let args = reorder(Array(CommandLine.arguments.dropFirst()))
+    jsonOutput = args.contains("--json")
     do {
       var command = try parseAsRoot(args)
       try command.run()
@@ -61,6 +62,7 @@ struct Tally: ParsableCommand {
       }
       if let e = error as? ExitCode { Glibc.exit(e.rawValue) }
       FileHandleOut.stderr(fullMessage(for: error))
+      printJSONError(code: "USAGE", message: message(for: error))
       // Usage errors exit 2 (ArgumentParser's default is 64).
       Glibc.exit(2)
     }

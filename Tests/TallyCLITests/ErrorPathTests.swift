@@ -423,13 +423,25 @@ struct ErrorPathTests {
     }
   }
 
-  @Test("operating errors under --json: exit 2 and the stable code on stderr (stdout empty)")
+  @Test("operating errors under --json: exit 2, the code on stderr and as JSON on stdout")
   func jsonOperatingErrors() async throws {
     try await withScratch { s in
       let r = try await s.tally("--json", "balance", "cash")
       #expect(r.status == 2)
-      #expect(r.stdout.isEmpty, "\(r)")
       #expect(r.stderr.hasPrefix("tally: error NOT_INITIALIZED: "), "\(r)")
+      let error = try r.object()["error"] as? [String: Any]
+      #expect(error?["code"] as? String == "NOT_INITIALIZED", "\(r)")
+      #expect((error?["message"] as? String)?.isEmpty == false, "\(r)")
+    }
+  }
+
+  @Test("usage errors under --json: exit 2 and a USAGE error object on stdout")
+  func jsonUsageErrors() async throws {
+    try await withScratch { s in
+      let r = try await s.tally("--json", "post", "--debit", "a=1")
+      #expect(r.status == 2)
+      let error = try r.object()["error"] as? [String: Any]
+      #expect(error?["code"] as? String == "USAGE", "\(r)")
     }
   }
 }
