@@ -65,62 +65,66 @@ extension Ledger {
     -> [AccountView]
   {
     try read { t in
-      let c = try t.cursor(dbs.accounts)
-      defer { c.close() }
-      var out = [AccountView]()
-      var row: (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)?
-      if let after {
-        row = try withBytes(Array(after.utf8)) { (k) throws(StoreError) in
-          try c.get(MDB_SET_RANGE, key: k)
-        }
-        if let r = row, String(decoding: r.key, as: UTF8.self) == after {
-          row = try c.get(MDB_NEXT)
-        }
-      } else {
-        row = try c.get(MDB_FIRST)
-      }
-      while let (k, v) = row, out.count < limit {
+      try Self.page(t, dbs.accounts, after: after, limit: limit) { k, v in
         let a = try Records.decodeAccount(name: String(decoding: k, as: UTF8.self), v)
-        if partner == nil || a.partner == partner {
-          var b = Balances.zero
-          var seq: UInt64 = 0
-          if let bv = try t.get(dbs.balances, u64: a.number) {
-            (b, seq) = try Records.decodeBalances(bv)
-          }
-          out.append(AccountView(record: a, balances: b, seq: seq))
+        if let partner, a.partner != partner { return nil }
+        guard let bv = try t.get(dbs.balances, u64: a.number) else {
+          return AccountView(record: a, balances: .zero, seq: 0)
         }
-        row = try c.get(MDB_NEXT)
+        let (b, seq) = try Records.decodeBalances(bv)
+        return AccountView(record: a, balances: b, seq: seq)
       }
-      return out
     }
   }
 
-  public func partners() throws(StoreError) -> [PartnerRecord] {
+  /// Partners in id order after `after`, at most `limit`.
+  public func partners(after: String? = nil, limit: Int = Limits.pageLimitMax)
+    throws(StoreError) -> [PartnerRecord]
+  {
     try read { t in
-      let c = try t.cursor(dbs.partners)
-      defer { c.close() }
-      var out = [PartnerRecord]()
-      var row = try c.get(MDB_FIRST)
-      while let (k, v) = row {
-        out.append(try Records.decodePartner(id: String(decoding: k, as: UTF8.self), v))
-        row = try c.get(MDB_NEXT)
+      try Self.page(t, dbs.partners, after: after, limit: limit) { k, v in
+        try Records.decodePartner(id: String(decoding: k, as: UTF8.self), v)
       }
-      return out
     }
   }
 
-  public func assets() throws(StoreError) -> [AssetRecord] {
+  /// Declared assets in code order after `after`, at most `limit`.
+  public func assets(after: String? = nil, limit: Int = Limits.pageLimitMax)
+    throws(StoreError) -> [AssetRecord]
+  {
     try read { t in
-      let c = try t.cursor(dbs.assets)
-      defer { c.close() }
-      var out = [AssetRecord]()
-      var row = try c.get(MDB_FIRST)
-      while let (k, v) = row {
-        out.append(try Records.decodeAsset(code: String(decoding: k, as: UTF8.self), v))
-        row = try c.get(MDB_NEXT)
+      try Self.page(t, dbs.assets, after: after, limit: limit) { k, v in
+        try Records.decodeAsset(code: String(decoding: k, as: UTF8.self), v)
       }
-      return out
     }
+  }
+
+  public func asset(_ code: String) throws(StoreError) -> AssetRecord? {
+    try readState { s in try s.asset(code) }
+  }
+
+  /// Up to `limit` records of a string-keyed database, in key order, after key `after`.
+  static func page<T>(
+    _ t: Txn, _ dbi: MDB_dbi, after: String?, limit: Int,
+    _ decode: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> T?
+  ) throws -> [T] {
+    let c = try t.cursor(dbi)
+    defer { c.close() }
+    var row: (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)?
+    if let after {
+      row = try withBytes(Array(after.utf8)) { (k) throws(StoreError) in
+        try c.get(MDB_SET_RANGE, key: k)
+      }
+      if let r = row, r.key.elementsEqual(after.utf8) { row = try c.get(MDB_NEXT) }
+    } else {
+      row = try c.get(MDB_FIRST)
+    }
+    var out = [T]()
+    while let (k, v) = row, out.count < limit {
+      if let item = try decode(k, v) { out.append(item) }
+      row = try c.get(MDB_NEXT)
+    }
+    return out
   }
 
   public func hold(_ id: String) throws(StoreError) -> HoldRecord? {

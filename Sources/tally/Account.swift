@@ -35,7 +35,7 @@ struct AccountCommand: ParsableCommand {
         let scale: UInt8
         if let s = ISO4217.minorUnits(of: currency) {
           scale = s
-        } else if let a = (try? ledger.assets())?.first(where: { $0.code == currency }) {
+        } else if let a = try? ledger.asset(currency) {
           scale = a.scale
         } else {
           throw report(

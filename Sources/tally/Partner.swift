@@ -18,19 +18,28 @@ struct PartnerCommand: ParsableCommand {
 
     func run() throws {
       let ledger = try global.open()
-      let p = PartnerCreated(id: id, name: name ?? id, metadata: try parseMetadata(meta, json: global.json))
+      let md = try parseMetadata(meta, json: global.json)
+      let p = PartnerCreated(id: id, name: name ?? id, metadata: md)
       _ = try applyOne(ledger, .createPartner(p), json: global.json, what: "partner \(id)")
     }
   }
 
   struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List partners.")
+    static let configuration = CommandConfiguration(abstract: "List partners in id order.")
     @OptionGroup var global: GlobalOptions
+    @Option(help: "Start after this partner id (pagination cursor).") var after: String?
+    @Option(help: "At most this many (1…10000).") var limit: Int = Limits.pageLimitDefault
+
+    func validate() throws {
+      if limit < 1 || limit > Limits.pageLimitMax {
+        throw ValidationError("--limit must be 1…\(Limits.pageLimitMax)")
+      }
+    }
 
     func run() throws {
       let ledger = try global.open(.readOnly)
       let partners: [PartnerRecord]
-      do { partners = try ledger.partners() } catch { throw fail(error) }
+      do { partners = try ledger.partners(after: after, limit: limit) } catch { throw fail(error) }
       if global.json {
         print(
           JSONWriter.serialize(
@@ -73,13 +82,21 @@ struct AssetCommand: ParsableCommand {
   }
 
   struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List declared assets.")
+    static let configuration = CommandConfiguration(abstract: "List declared assets in code order.")
     @OptionGroup var global: GlobalOptions
+    @Option(help: "Start after this asset code (pagination cursor).") var after: String?
+    @Option(help: "At most this many (1…10000).") var limit: Int = Limits.pageLimitDefault
+
+    func validate() throws {
+      if limit < 1 || limit > Limits.pageLimitMax {
+        throw ValidationError("--limit must be 1…\(Limits.pageLimitMax)")
+      }
+    }
 
     func run() throws {
       let ledger = try global.open(.readOnly)
       let assets: [AssetRecord]
-      do { assets = try ledger.assets() } catch { throw fail(error) }
+      do { assets = try ledger.assets(after: after, limit: limit) } catch { throw fail(error) }
       if global.json {
         print(
           JSONWriter.serialize(

@@ -32,6 +32,26 @@ struct QueryTests {
     }
   }
 
+  @Test("partners(after:limit:) and assets(after:limit:) page in key order")
+  func partnerAndAssetPaging() throws {
+    try withLedger { ledger in
+      try applyAll(
+        ledger,
+        ["b", "d", "a"].map { partner($0, name: $0.uppercased()) }
+          + ["TOK2", "TOK1", "TOK3"].map {
+            .declareAsset(AssetDeclared(code: $0, scale: 4, name: $0))
+          })
+      #expect(try ledger.partners().map(\.id) == ["a", "b", "d", "platform"])
+      #expect(try ledger.partners(after: nil, limit: 2).map(\.id) == ["a", "b"])
+      #expect(try ledger.partners(after: "b", limit: 2).map(\.id) == ["d", "platform"])
+      #expect(try ledger.partners(after: "c", limit: 10).map(\.id) == ["d", "platform"])
+      #expect(try ledger.assets(after: "TOK1", limit: 1).map(\.code) == ["TOK2"])
+      #expect(try ledger.assets(after: "TOK3", limit: 5).isEmpty)
+      #expect(try ledger.asset("TOK2")?.scale == 4)
+      #expect(try ledger.asset("NOPE") == nil)
+    }
+  }
+
   @Test("Account views carry the record as opened and numbers in order of opening")
   func accountRecords() throws {
     try withLedger { ledger in
