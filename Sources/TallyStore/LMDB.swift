@@ -235,13 +235,33 @@ final class WriterLock {
     let path = directory + "/tally.lock"
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
     if fd < 0 { throw .io("cannot open \(path): \(String(cString: strerror(errno)))") }
-    if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+    // A lock can be held for a moment by a process that is about to let it go: a child
+    // forked by the previous holder keeps the open file until it execs or exits. Retry for
+    // a bounded time (1 s) before reporting the directory locked.
+    var locked = false
+    for _ in 0..<100 {
+      if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+        locked = true
+        break
+      }
+      if errno != EWOULDBLOCK { break }
+      usleep(10_000)
+    }
+    if !locked {
       var buf = [UInt8](repeating: 0, count: 32)
       let n = pread(fd, &buf, 31, 0)
-      let holder = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : "?"
+      let recorded = n > 0 ? Int32(String(decoding: buf[0..<n], as: UTF8.self)) : nil
       close(fd)
+      // The file names the last tally writer; say so when that process is gone (the lock is
+      // then held by something else, e.g. a copy of the directory's file descriptor).
+      let holder: String
+      if let pid = recorded, kill(pid, 0) == 0 || errno == EPERM {
+        holder = "pid \(pid)"
+      } else {
+        holder = "holder unknown; last tally writer was pid \(recorded.map(String.init) ?? "?")"
+      }
       throw .locked(
-        "data directory \(directory) is locked by another writer (pid \(holder)); "
+        "data directory \(directory) is locked by another writer (\(holder)); "
           + "stop it or use a read-only command")
     }
     let pid = String(getpid())
