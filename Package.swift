@@ -48,17 +48,22 @@ let package = Package(
     .executableTarget(
       name: "tally-bench", dependencies: ["TallyCore", "TallyStore", "TallyWorkload"],
       swiftSettings: strict),
+    // Seeded property checks shared by the test targets.
+    .target(
+      name: "TallyTestSupport",
+      dependencies: [.product(name: "PropertyBased", package: "swift-property-based")],
+      path: "Tests/TallyTestSupport"),
     .testTarget(
       name: "TallyCoreTests",
       dependencies: [
-        "TallyCore", "TallyCrypto",
+        "TallyCore", "TallyCrypto", "TallyTestSupport",
         .product(name: "PropertyBased", package: "swift-property-based"),
       ]),
     .testTarget(name: "TallyProtocolTests", dependencies: ["TallyProtocol"]),
     .testTarget(
       name: "TallyStoreTests",
       dependencies: [
-        "TallyCore", "TallyStore", "TallyCrypto", "CLMDB",
+        "TallyCore", "TallyStore", "TallyCrypto", "CLMDB", "TallyTestSupport",
         .product(name: "PropertyBased", package: "swift-property-based"),
       ]),
     .testTarget(

@@ -148,14 +148,6 @@ public struct ByteReader {
     }
   }
 
-  public mutating func bytes(_ n: Int, _ what: StaticString = "bytes") throws(DecodeError)
-    -> [UInt8]
-  {
-    try need(n, what)
-    defer { offset += n }
-    return Array(UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + n]))
-  }
-
   public func expectEnd(_ what: StaticString) throws(DecodeError) {
     if !isAtEnd {
       throw DecodeError(offset: offset, reason: "\(remaining) trailing bytes after \(what)")

@@ -12,14 +12,6 @@ public struct Hash32: Equatable, Hashable, Sendable, CustomStringConvertible {
 
   public init() {}
 
-  /// From exactly 32 bytes.
-  public init?(_ bytes: some Collection<UInt8>) {
-    guard bytes.count == 32 else { return nil }
-    withUnsafeMutableBytes(of: &self) { dst in
-      for (i, b) in bytes.enumerated() { dst[i] = b }
-    }
-  }
-
   public init(raw: UnsafeRawBufferPointer) {
     precondition(raw.count >= 32)
     withUnsafeMutableBytes(of: &self) {

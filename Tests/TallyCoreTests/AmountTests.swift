@@ -1,4 +1,5 @@
 import PropertyBased
+import TallyTestSupport
 import Testing
 
 @testable import TallyCore

@@ -1,5 +1,6 @@
 import Glibc
 import PropertyBased
+import TallyTestSupport
 import Testing
 
 @testable import TallyCore

@@ -1,5 +1,6 @@
 import PropertyBased
 import TallyCrypto
+import TallyTestSupport
 import Testing
 
 @testable import TallyCore

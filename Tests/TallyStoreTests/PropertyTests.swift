@@ -1,5 +1,6 @@
 import PropertyBased
 import TallyCore
+import TallyTestSupport
 import Testing
 
 @testable import TallyStore

@@ -1,7 +1,5 @@
 import CLMDB
 import Glibc
-import PropertyBased
-import Synchronization
 import TallyCore
 import TallyCrypto
 import Testing
@@ -349,69 +347,3 @@ func historyKey(_ number: UInt64, _ seq: UInt64) -> [UInt8] {
   return w.bytes
 }
 
-// MARK: - Seeded property checks
-
-/// The seed of a property check: `TALLY_SEED` when set, else `defaultSeed`.
-func propertySeed(_ defaultSeed: UInt64) -> UInt64 {
-  if let s = getenv("TALLY_SEED"), let v = UInt64(String(cString: s)) { return v }
-  return defaultSeed
-}
-
-/// A xoshiro256** generator whose state derives from `seed` and `index` (splitmix64).
-func seededRNG(_ seed: UInt64, _ index: Int) -> Xoshiro {
-  var x = seed ^ (UInt64(truncatingIfNeeded: index) &* 0xD1B5_4A32_D192_ED03)
-  func next() -> UInt64 {
-    x &+= 0x9E37_79B9_7F4A_7C15
-    var z = x
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  return Xoshiro(seed: (next(), next(), next(), next()))
-}
-
-extension Xoshiro {
-  mutating func draw<T, S>(_ gen: Generator<T, S>) -> T { gen.run(using: &self) }
-  mutating func int(_ range: ClosedRange<Int>) -> Int { draw(Gen.int(in: range)) }
-  mutating func amount(_ range: ClosedRange<Int128>) -> Int128 { draw(Gen.int128(in: range)) }
-  mutating func chance(_ p: Float) -> Bool { draw(Gen.bool(p)) }
-  mutating func pick<T: Sendable>(_ items: [T]) -> T { draw(Gen.element(of: items))! }
-}
-
-final class IssueCounter: Sendable {
-  let count = Atomic<Int>(0)
-}
-
-/// Deterministic stand-in for PropertyBased's `propertyCheck` (whose default seeds are
-/// random and whose `.fixedSeed` trait always records an issue): runs `body` for `count`
-/// cases, each with a `Xoshiro` derived from the seed (`TALLY_SEED` overrides it); prints the
-/// seed; tags every issue with seed and case; stops after the first failing case.
-func seededCheck(
-  _ name: String, seed defaultSeed: UInt64, count: Int,
-  _ body: @escaping (inout Xoshiro, Int) throws -> Void
-) async {
-  let seed = propertySeed(defaultSeed)
-  print("property \(name): seed \(seed), \(count) cases (TALLY_SEED=\(seed) reproduces)")
-  nonisolated(unsafe) let body = body
-  for i in 0..<count {
-    let counter = IssueCounter()
-    let label = Comment(
-      rawValue: "property \(name): seed \(seed), case \(i) (TALLY_SEED=\(seed) reproduces)")
-    let tag = IssueHandlingTrait.compactMapIssues { issue in
-      var issue = issue
-      issue.comments.append(label)
-      counter.count.add(1, ordering: .relaxed)
-      return issue
-    }
-    do {
-      try await tag.provideScope(for: Test.current!, testCase: Test.Case.current) {
-        var rng = seededRNG(seed, i)
-        try body(&rng, i)
-      }
-    } catch {
-      Issue.record(error, label)
-      return
-    }
-    if counter.count.load(ordering: .relaxed) > 0 { return }
-  }
-}

@@ -3,7 +3,7 @@ import PropertyBased
 import Synchronization
 import Testing
 
-// Deterministic property checks.
+// Deterministic property checks, shared by the test targets.
 //
 // PropertyBased's `propertyCheck` seeds every run from the system generator, and its
 // `.fixedSeed` trait always records an issue, so it cannot give a deterministic suite. These
@@ -11,14 +11,14 @@ import Testing
 // `TALLY_SEED=<n>` in the environment runs another seed. Every issue is tagged with the seed
 // and case, and the check stops after the first failing case.
 
-/// The seed to use: `TALLY_SEED` when set, else `defaultSeed`.
-func propertySeed(_ defaultSeed: UInt64) -> UInt64 {
+/// The seed of a property check: `TALLY_SEED` when set, else `defaultSeed`.
+public func propertySeed(_ defaultSeed: UInt64) -> UInt64 {
   if let s = getenv("TALLY_SEED"), let v = UInt64(String(cString: s)) { return v }
   return defaultSeed
 }
 
 /// A xoshiro256** generator whose state derives from `seed` and `index` (splitmix64).
-func seededRNG(_ seed: UInt64, _ index: Int) -> Xoshiro {
+public func seededRNG(_ seed: UInt64, _ index: Int) -> Xoshiro {
   var x = seed ^ (UInt64(truncatingIfNeeded: index) &* 0xD1B5_4A32_D192_ED03)
   func next() -> UInt64 {
     x &+= 0x9E37_79B9_7F4A_7C15
@@ -30,14 +30,27 @@ func seededRNG(_ seed: UInt64, _ index: Int) -> Xoshiro {
   return Xoshiro(seed: (next(), next(), next(), next()))
 }
 
+extension Xoshiro {
+  /// A uniform value of a PropertyBased generator.
+  public mutating func draw<T, S>(_ gen: Generator<T, S>) -> T { gen.run(using: &self) }
+  public mutating func int(_ range: ClosedRange<Int>) -> Int { draw(Gen.int(in: range)) }
+  public mutating func amount(_ range: ClosedRange<Int128>) -> Int128 {
+    draw(Gen.int128(in: range))
+  }
+  public mutating func chance(_ p: Float) -> Bool { draw(Gen.bool(p)) }
+  public mutating func pick<T: Sendable>(_ items: [T]) -> T { draw(Gen.element(of: items))! }
+}
+
 final class IssueCounter: Sendable {
   let count = Atomic<Int>(0)
 }
 
-/// Runs `body` for `count` cases, each with its own generator derived from the seed.
-func seededCheck(
+/// Runs `body` for `count` cases (with the case index), each with a `Xoshiro` derived from
+/// the seed; prints the seed; tags every issue with seed and case; stops after the first
+/// failing case.
+public func seededCheck(
   _ name: String, seed defaultSeed: UInt64, count: Int,
-  _ body: @escaping (inout Xoshiro) throws -> Void
+  _ body: @escaping (inout Xoshiro, Int) throws -> Void
 ) async {
   let seed = propertySeed(defaultSeed)
   print("property \(name): seed \(seed), \(count) cases (TALLY_SEED=\(seed) reproduces)")
@@ -55,7 +68,7 @@ func seededCheck(
     do {
       try await tag.provideScope(for: Test.current!, testCase: Test.Case.current) {
         var rng = seededRNG(seed, i)
-        try body(&rng)
+        try body(&rng, i)
       }
     } catch {
       Issue.record(error, label)
@@ -65,13 +78,10 @@ func seededCheck(
   }
 }
 
-extension Xoshiro {
-  /// A uniform value of a PropertyBased generator.
-  mutating func draw<T, S>(_ gen: Generator<T, S>) -> T { gen.run(using: &self) }
-
-  mutating func int(_ range: ClosedRange<Int>) -> Int { draw(Gen.int(in: range)) }
-
-  mutating func chance(_ p: Float) -> Bool { draw(Gen.bool(p)) }
-
-  mutating func pick<T: Sendable>(_ items: [T]) -> T { draw(Gen.element(of: items))! }
+/// `seededCheck` for bodies that do not need the case index.
+public func seededCheck(
+  _ name: String, seed defaultSeed: UInt64, count: Int,
+  _ body: @escaping (inout Xoshiro) throws -> Void
+) async {
+  await seededCheck(name, seed: defaultSeed, count: count) { rng, _ in try body(&rng) }
 }
