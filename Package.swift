@@ -14,6 +14,9 @@ let package = Package(
   products: [
     .executable(name: "tally", targets: ["tally"]),
     .executable(name: "tally-bench", targets: ["tally-bench"]),
+    .executable(name: "tallyd", targets: ["tallyd"]),
+    .executable(name: "tally-load", targets: ["tally-load"]),
+    .library(name: "TallyClient", targets: ["TallyClient"]),
     .library(name: "TallyStore", targets: ["TallyStore"]),
     .library(name: "TallyCore", targets: ["TallyCore"]),
     .library(name: "TallyWorkload", targets: ["TallyWorkload"]),
@@ -22,6 +25,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
     .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
     .package(url: "https://github.com/swiftlang/swift-subprocess", exact: "1.0.2"),
+    .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+    .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+    .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
   ],
   targets: [
     .systemLibrary(
@@ -36,10 +42,43 @@ let package = Package(
     .target(
       name: "TallyStore", dependencies: ["TallyCore", "TallyCrypto", "CLMDB"],
       swiftSettings: strict),
+    .target(
+      name: "TallyServer",
+      dependencies: [
+        "TallyCore", "TallyStore", "TallyProtocol", "TallyCrypto",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict),
+    .executableTarget(
+      name: "tallyd",
+      dependencies: [
+        "TallyServer", "TallyStore",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict),
+    .target(
+      name: "TallyClient",
+      dependencies: [
+        "TallyProtocol", "TallyCrypto",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
+      swiftSettings: strict),
+    .executableTarget(
+      name: "tally-load",
+      dependencies: [
+        "TallyClient", "TallyProtocol",
+        .product(name: "Histogram", package: "hdrhistogram-swift"),
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: strict),
     .executableTarget(
       name: "tally",
       dependencies: [
-        "TallyCore", "TallyStore", "TallyProtocol",
+        "TallyCore", "TallyStore", "TallyProtocol", "TallyClient",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),
@@ -65,6 +104,19 @@ let package = Package(
       dependencies: [
         "TallyCore", "TallyStore", "TallyCrypto", "CLMDB", "TallyTestSupport",
         .product(name: "PropertyBased", package: "swift-property-based"),
+      ]),
+    .testTarget(
+      name: "TallyServerTests",
+      dependencies: [
+        "TallyServer", "TallyProtocol", "TallyCore",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+      ]),
+    .testTarget(
+      name: "TallydTests",
+      dependencies: [
+        "TallyCore", "TallyProtocol", "TallyCrypto", "TallyClient",
+        .product(name: "Subprocess", package: "swift-subprocess"),
       ]),
     .testTarget(
       name: "TallyCLITests",

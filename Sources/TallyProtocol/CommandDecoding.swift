@@ -58,7 +58,7 @@ public enum CommandDecoding {
       return .failure(
         Rejection(
           .invalidAmount, "\(path) must be a string of minor units, e.g. \"1050\"",
-          field(path)))
+          ["field": path, "expected": "string"]))
     }
     guard let a = Amount.parseMinor(s) else {
       return .failure(

@@ -162,4 +162,17 @@ public enum Views {
     if let d = l.valueDateDays { o.members.append(("value_date", s(CivilTime.formatDate(d)))) }
     return o
   }
+
+  /// An API key, without its secret: `{"key","role","partner","grants","created","revoked"}`.
+  public static func key(
+    id: String, role: String, partner: String?, grants: [String], createdNanos: Int64,
+    revokedNanos: Int64?
+  ) -> JSONObject {
+    JSONObject([
+      ("key", s(id)), ("role", s(role)), ("partner", partner.map(s) ?? .null),
+      ("grants", .array(grants.map(s))),
+      ("created", s(CivilTime.formatTimestamp(createdNanos))),
+      ("revoked", revokedNanos.map { s(CivilTime.formatTimestamp($0)) } ?? .null),
+    ])
+  }
 }

@@ -58,11 +58,11 @@ final class BoundedChannel<T>: @unchecked Sendable {
 }
 
 /// Runs `body` on a new OS thread; `join` waits for it.
-final class WorkerThread: @unchecked Sendable {
+public final class WorkerThread: @unchecked Sendable {
   private var thread = pthread_t()
   private let body: () -> Void
 
-  init(_ body: @escaping () -> Void) {
+  public init(_ body: @escaping () -> Void) {
     self.body = body
     let unmanaged = Unmanaged.passRetained(self)
     let rc = pthread_create(
@@ -75,5 +75,37 @@ final class WorkerThread: @unchecked Sendable {
     precondition(rc == 0, "pthread_create failed: \(rc)")
   }
 
-  func join() { pthread_join(thread, nil) }
+  public func join() { pthread_join(thread, nil) }
+}
+
+/// A readers-writer lock (pthread_rwlock): many shared holders or one exclusive holder.
+/// Writers are preferred so that map growth cannot be starved by a stream of reads.
+final class ReadWriteGate: @unchecked Sendable {
+  private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+
+  init() {
+    lock = .allocate(capacity: 1)
+    var attr = pthread_rwlockattr_t()
+    pthread_rwlockattr_init(&attr)
+    pthread_rwlockattr_setkind_np(&attr, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+    pthread_rwlock_init(lock, &attr)
+    pthread_rwlockattr_destroy(&attr)
+  }
+
+  deinit {
+    pthread_rwlock_destroy(lock)
+    lock.deallocate()
+  }
+
+  func shared<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+    pthread_rwlock_rdlock(lock)
+    defer { pthread_rwlock_unlock(lock) }
+    return try body()
+  }
+
+  func exclusive<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+    pthread_rwlock_wrlock(lock)
+    defer { pthread_rwlock_unlock(lock) }
+    return try body()
+  }
 }

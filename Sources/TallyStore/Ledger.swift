@@ -11,6 +11,13 @@ public struct LogHead: Equatable, Sendable {
   public static let empty = LogHead(seq: 0, timestampNanos: 0, chain: .zero)
 }
 
+/// Where a command's last event landed: its seq, timestamp and the chain hash after it.
+public struct Receipt: Equatable, Sendable {
+  public var seq: UInt64
+  public var timestampNanos: Int64
+  public var chain: Hash32
+}
+
 /// The ledger engine over one data directory: the single writer (or a reader), applying
 /// batches of commands in one LMDB write transaction each.
 public final class Ledger {
@@ -22,6 +29,9 @@ public final class Ledger {
 
   let env: Environment
   let dbs: DBs
+  /// Read-only queries over the same environment; safe to use from other threads while
+  /// this ledger writes (LMDB allows one environment per process, so they share it).
+  public let reader: LedgerReader
   let lock: WriterLock?
   let hasher = SHA256Hasher()
   public let path: String
@@ -84,7 +94,7 @@ public final class Ledger {
     self.readOnly = readOnly
     // Handles opened in a transaction survive only if it commits.
     let opener = try env.begin(readOnly: true)
-    let dbs: DBs
+    var dbs: DBs
     do throws(StoreError) {
       dbs = try DBs.open(opener, create: false)
     } catch {
@@ -92,7 +102,9 @@ public final class Ledger {
       throw error
     }
     try check(mdb_txn_commit(opener), "commit")
+    dbs.keys = try Self.openKeys(env, create: !readOnly)
     self.dbs = dbs
+    self.reader = LedgerReader(env: env, dbs: dbs)
     let txn = try env.begin(readOnly: true)
     defer { mdb_txn_abort(txn) }
     let t = Txn(txn: txn)
@@ -150,13 +162,25 @@ public final class Ledger {
   /// rejected command changes nothing and does not disturb the others. `now` is the
   /// caller's clock (ns since epoch); event timestamps are max(now, last + 1).
   public func apply(_ commands: [Command], now: Int64) throws(StoreError) -> [Outcome] {
+    try applyWithReceipts(commands, now: now).outcomes
+  }
+
+  /// `apply`, also returning for each command that appended events the seq, timestamp and
+  /// chain hash of its last event (nil for duplicates, rejections and no-op commands).
+  ///
+  /// A command with a `Scope` is first checked against it in the same transaction; one
+  /// outside it is rejected as not found and never reaches the engine.
+  public func applyWithReceipts(
+    _ commands: [Command], scopes: [Scope?]? = nil, now: Int64
+  ) throws(StoreError) -> (outcomes: [Outcome], receipts: [Receipt?]) {
+    precondition(scopes == nil || scopes!.count == commands.count, "one scope per command")
     precondition(!readOnly, "apply on a read-only ledger")
     precondition(commands.count <= Limits.commandsPerBatchMax, "batch over the limit")
     try growIfNeeded()
     var attempts = 0
     while true {
       do throws(StoreError) {
-        return try applyOnce(commands, now: now)
+        return try applyOnce(commands, scopes: scopes, now: now)
       } catch .mapFull {
         // Nothing was committed; grow between transactions and run the batch again.
         attempts += 1
@@ -173,10 +197,16 @@ public final class Ledger {
 
   func grow() throws(StoreError) {
     let (map, _) = env.info
-    try env.setMapSize(map + min(map, Self.mapGrowthStepMaxBytes))
+    // mdb_env_set_mapsize requires that no transaction is active in this process: wait
+    // for in-flight reads on other threads to finish, and hold new ones off meanwhile.
+    try reader.gate.exclusive { () throws(StoreError) in
+      try env.setMapSize(map + min(map, Self.mapGrowthStepMaxBytes))
+    }
   }
 
-  func applyOnce(_ commands: [Command], now: Int64) throws(StoreError) -> [Outcome] {
+  func applyOnce(_ commands: [Command], scopes: [Scope?]?, now: Int64) throws(StoreError)
+    -> (outcomes: [Outcome], receipts: [Receipt?])
+  {
     let raw = try env.begin(readOnly: false)
     let cache = writerCache
     cache.beginBatch()
@@ -192,20 +222,28 @@ public final class Ledger {
     var h = head
     var outcomes = [Outcome]()
     outcomes.reserveCapacity(commands.count)
+    var receipts = [Receipt?]()
+    receipts.reserveCapacity(commands.count)
     var eventBytes = ByteWriter(capacity: 256)
     var hashBytes = [UInt8](repeating: 0, count: 64)
-    for command in commands {
+    for (i, command) in commands.enumerated() {
       let decision: Decision
       do {
-        decision = try Machine.decide(command, &state, now: now)
+        if let scope = scopes?[i], let r = try state.scopeRejection(command, scope) {
+          decision = .reject(r)
+        } else {
+          decision = try Machine.decide(command, &state, now: now)
+        }
       } catch {
         throw Self.storeError(error)
       }
       switch decision {
       case .reject(let r):
         outcomes.append(.rejected(r))
+        receipts.append(nil)
       case .duplicate(let seq):
         outcomes.append(.duplicate(seq: seq))
+        receipts.append(nil)
       case .accept(let bodies):
         let first = h.seq + 1
         for body in bodies {
@@ -239,6 +277,9 @@ public final class Ledger {
           h = LogHead(seq: event.seq, timestampNanos: event.timestampNanos, chain: chain)
         }
         outcomes.append(.applied(firstSeq: first, count: bodies.count))
+        receipts.append(
+          bodies.isEmpty
+            ? nil : Receipt(seq: h.seq, timestampNanos: h.timestampNanos, chain: h.chain))
       }
     }
     if h.seq != head.seq || cache.accountCountDirty {
@@ -257,7 +298,7 @@ public final class Ledger {
     }
     head = h
     accountCount = cache.accountCount
-    return outcomes
+    return (outcomes, receipts)
   }
 
   static func storeError(_ error: any Error) -> StoreError {
@@ -271,27 +312,6 @@ public final class Ledger {
 
   // MARK: read path
 
-  /// Runs `body` in a read-only transaction (an MVCC snapshot that never waits for the
-  /// writer). Nothing read may escape the closure without being copied.
-  func read<R>(_ body: (Txn) throws -> R) throws(StoreError) -> R {
-    let raw = try env.begin(readOnly: true)
-    defer { mdb_txn_abort(raw) }
-    do {
-      return try body(Txn(txn: raw))
-    } catch {
-      throw Self.storeError(error)
-    }
-  }
-
-  func readState<R>(_ body: (inout StoreState) throws -> R) throws(StoreError) -> R {
-    try read { t in
-      var s = StoreState(txn: t, dbs: dbs, cache: BatchCache(accountCount: accountCount))
-      return try body(&s)
-    }
-  }
-
   /// The head as committed now (another process may have written since this one opened).
-  public func currentHead() throws(StoreError) -> LogHead {
-    try read { t in try Self.readHead(t, dbs) }
-  }
+  public func currentHead() throws(StoreError) -> LogHead { try reader.currentHead() }
 }

@@ -18,11 +18,63 @@ public struct Stats: Sendable {
   public var usedBytes: Int
 }
 
-extension Ledger {
+/// Read-only queries. Each runs in its own LMDB read transaction (an MVCC snapshot of one
+/// log prefix) that never waits for the writer; nothing read escapes without being copied.
+/// Safe to call from any thread, concurrently with the writer.
+public final class LedgerReader: @unchecked Sendable {
+  let env: Environment
+  let dbs: DBs
+  /// Shared by reads, exclusive while the writer grows the map (see `Ledger.grow`).
+  let gate = ReadWriteGate()
+
+  init(env: Environment, dbs: DBs) {
+    self.env = env
+    self.dbs = dbs
+  }
+
+  /// Runs `body` in a read-only transaction.
+  func read<R>(_ body: (Txn) throws -> R) throws(StoreError) -> R {
+    try gate.shared { () throws(StoreError) in
+      let raw = try env.begin(readOnly: true)
+      defer { mdb_txn_abort(raw) }
+      do {
+        return try body(Txn(txn: raw))
+      } catch {
+        throw Ledger.storeError(error)
+      }
+    }
+  }
+
+  func readState<R>(_ body: (inout StoreState) throws -> R) throws(StoreError) -> R {
+    try read { t in
+      // Reads never allocate account numbers, so the cache's counter is irrelevant here.
+      var s = StoreState(txn: t, dbs: dbs, cache: BatchCache(accountCount: 0))
+      return try body(&s)
+    }
+  }
+
+  /// The head as committed now.
+  public func currentHead() throws(StoreError) -> LogHead {
+    try read { t in try Ledger.readHead(t, dbs) }
+  }
+}
+
+/// The queries, shared by `Ledger` (for the CLI's offline use) and `LedgerReader`.
+public protocol LedgerQuerying {
+  var reader: LedgerReader { get }
+}
+
+extension LedgerReader: LedgerQuerying {
+  public var reader: LedgerReader { self }
+}
+
+extension Ledger: LedgerQuerying {}
+
+extension LedgerQuerying {
   public func account(_ name: String) throws(StoreError) -> AccountView? {
-    try readState { s in
+    try reader.readState { s in
       guard let a = try s.account(name) else { return nil }
-      guard let v = try s.txn.get(dbs.balances, u64: a.number) else {
+      guard let v = try s.txn.get(reader.dbs.balances, u64: a.number) else {
         return AccountView(record: a, balances: .zero, seq: 0)
       }
       let (b, seq) = try Records.decodeBalances(v)
@@ -34,9 +86,9 @@ extension Ledger {
   /// account's history). Nil when the account does not exist now.
   public func balance(_ name: String, asOfSeq: UInt64?) throws(StoreError) -> AccountView? {
     guard let asOfSeq else { return try account(name) }
-    return try readState { s in
+    return try reader.readState { s in
       guard let a = try s.account(name) else { return nil }
-      let (b, seq) = try Self.historyAt(s.txn, dbs, number: a.number, seq: asOfSeq)
+      let (b, seq) = try Self.historyAt(s.txn, reader.dbs, number: a.number, seq: asOfSeq)
       return AccountView(record: a, balances: b, seq: seq)
     }
   }
@@ -64,11 +116,11 @@ extension Ledger {
   public func accounts(after: String?, limit: Int, partner: String? = nil) throws(StoreError)
     -> [AccountView]
   {
-    try read { t in
-      try Self.page(t, dbs.accounts, after: after, limit: limit) { k, v in
+    try reader.read { t in
+      try Self.page(t, reader.dbs.accounts, after: after, limit: limit) { k, v in
         let a = try Records.decodeAccount(name: String(decoding: k, as: UTF8.self), v)
         if let partner, a.partner != partner { return nil }
-        guard let bv = try t.get(dbs.balances, u64: a.number) else {
+        guard let bv = try t.get(reader.dbs.balances, u64: a.number) else {
           return AccountView(record: a, balances: .zero, seq: 0)
         }
         let (b, seq) = try Records.decodeBalances(bv)
@@ -77,12 +129,16 @@ extension Ledger {
     }
   }
 
+  public func partner(_ id: String) throws(StoreError) -> PartnerRecord? {
+    try reader.readState { s in try s.partner(id) }
+  }
+
   /// Partners in id order after `after`, at most `limit`.
   public func partners(after: String? = nil, limit: Int = Limits.pageLimitMax)
     throws(StoreError) -> [PartnerRecord]
   {
-    try read { t in
-      try Self.page(t, dbs.partners, after: after, limit: limit) { k, v in
+    try reader.read { t in
+      try Self.page(t, reader.dbs.partners, after: after, limit: limit) { k, v in
         try Records.decodePartner(id: String(decoding: k, as: UTF8.self), v)
       }
     }
@@ -92,15 +148,15 @@ extension Ledger {
   public func assets(after: String? = nil, limit: Int = Limits.pageLimitMax)
     throws(StoreError) -> [AssetRecord]
   {
-    try read { t in
-      try Self.page(t, dbs.assets, after: after, limit: limit) { k, v in
+    try reader.read { t in
+      try Self.page(t, reader.dbs.assets, after: after, limit: limit) { k, v in
         try Records.decodeAsset(code: String(decoding: k, as: UTF8.self), v)
       }
     }
   }
 
   public func asset(_ code: String) throws(StoreError) -> AssetRecord? {
-    try readState { s in try s.asset(code) }
+    try reader.readState { s in try s.asset(code) }
   }
 
   /// Up to `limit` records of a string-keyed database, in key order, after key `after`.
@@ -128,17 +184,17 @@ extension Ledger {
   }
 
   public func hold(_ id: String) throws(StoreError) -> HoldRecord? {
-    try readState { s in try s.hold(id) }
+    try reader.readState { s in try s.hold(id) }
   }
 
   public func idRecord(_ id: String) throws(StoreError) -> IdRecord? {
-    try readState { s in try s.idRecord(id) }
+    try reader.readState { s in try s.idRecord(id) }
   }
 
   /// Events from `fromSeq` (inclusive), at most `limit`.
   public func log(fromSeq: UInt64, limit: Int) throws(StoreError) -> [LogRecord] {
-    try read { t in
-      let c = try t.cursor(dbs.log)
+    try reader.read { t in
+      let c = try t.cursor(reader.dbs.log)
       defer { c.close() }
       var out = [LogRecord]()
       var row = try withBytes(of: max(fromSeq, 1).bigEndian) { (k) throws(StoreError) in
@@ -146,7 +202,7 @@ extension Ledger {
       }
       while let (k, v) = row, out.count < limit {
         let seq = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
-        guard let h = try t.get(dbs.hashes, u64: seq), h.count == 64 else {
+        guard let h = try t.get(reader.dbs.hashes, u64: seq), h.count == 64 else {
           throw StoreError.corrupt("no hashes for seq \(seq)")
         }
         out.append(
@@ -159,16 +215,30 @@ extension Ledger {
     }
   }
 
+  /// Where the event at `seq` landed (its timestamp and the chain hash after it); nil past
+  /// the head. Answers a retried write with the original result.
+  public func receipt(_ seq: UInt64) throws(StoreError) -> Receipt? {
+    try reader.read { t in
+      guard let v = try t.get(reader.dbs.log, u64: seq) else { return nil }
+      guard let h = try t.get(reader.dbs.hashes, u64: seq), h.count == 64 else {
+        throw StoreError.corrupt("no hashes for seq \(seq)")
+      }
+      return Receipt(
+        seq: seq, timestampNanos: try EventCodec.header(v).timestampNanos,
+        chain: Hash32(raw: UnsafeRawBufferPointer(rebasing: h[32..<64])))
+    }
+  }
+
   /// The first seq whose timestamp is at or after `nanos` (head.seq + 1 when none):
   /// timestamps strictly increase along the log, so a binary search over seqs finds it.
   public func firstSeq(atOrAfter nanos: Int64) throws(StoreError) -> UInt64 {
-    try read { t in
-      let last = try Self.readHead(t, dbs).seq
+    try reader.read { t in
+      let last = try Ledger.readHead(t, reader.dbs).seq
       var lo: UInt64 = 1
       var hi = last + 1
       while lo < hi {
         let mid = lo + (hi - lo) / 2
-        guard let v = try t.get(dbs.log, u64: mid) else {
+        guard let v = try t.get(reader.dbs.log, u64: mid) else {
           throw StoreError.corrupt("log has no event at seq \(mid)")
         }
         if try EventCodec.header(v).timestampNanos < nanos { lo = mid + 1 } else { hi = mid }
@@ -182,11 +252,11 @@ extension Ledger {
   public func statement(_ name: String, fromSeq: UInt64, toSeq: UInt64, limit: Int)
     throws(StoreError) -> (account: AccountView, lines: [StatementLine], next: UInt64?)?
   {
-    try readState { s in
+    try reader.readState { s in
       guard let a = try s.account(name) else { return nil }
       let from = max(fromSeq, 1)
-      var (prev, _) = try Self.historyAt(s.txn, dbs, number: a.number, seq: from - 1)
-      let c = try s.txn.cursor(dbs.history)
+      var (prev, _) = try Self.historyAt(s.txn, reader.dbs, number: a.number, seq: from - 1)
+      let c = try s.txn.cursor(reader.dbs.history)
       defer { c.close() }
       var row = try withBytes(of: (a.number.bigEndian, from.bigEndian)) {
         (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k)
@@ -225,24 +295,25 @@ extension Ledger {
         prev = after
         row = try c.get(MDB_NEXT)
       }
-      let (b, seq) = try Self.historyAt(s.txn, dbs, number: a.number, seq: UInt64.max)
+      let (b, seq) = try Self.historyAt(s.txn, reader.dbs, number: a.number, seq: UInt64.max)
       return (AccountView(record: a, balances: b, seq: seq), lines, next)
     }
   }
 
   public func stats() throws(StoreError) -> Stats {
-    let (map, used) = env.info
-    return try read { t in
+    let (map, used) = reader.env.info
+    let d = reader.dbs
+    return try reader.read { t in
       var counts = [(String, Int)]()
       let all = [
-        dbs.log, dbs.hashes, dbs.ids, dbs.partners, dbs.assets, dbs.accounts, dbs.balances,
-        dbs.history, dbs.holds, dbs.deadlines,
+        d.log, d.hashes, d.ids, d.partners, d.assets, d.accounts, d.balances, d.history, d.holds,
+        d.deadlines,
       ]
       for (name, dbi) in zip(DBs.names.dropFirst(), all) {
         counts.append((name, try t.count(dbi)))
       }
       return Stats(
-        head: try Self.readHead(t, dbs), formatVersion: Self.formatVersion, counts: counts,
+        head: try Ledger.readHead(t, d), formatVersion: Ledger.formatVersion, counts: counts,
         mapBytes: map, usedBytes: used)
     }
   }

@@ -14,6 +14,9 @@ struct DBs {
   var history: MDB_dbi = 0
   var holds: MDB_dbi = 0
   var deadlines: MDB_dbi = 0
+  /// API keys (not part of the log; see Keys.swift). Nil in a read-only open of a directory
+  /// that never had keys.
+  var keys: MDB_dbi?
 
   static let names = [
     "meta", "log", "hashes", "ids", "partners", "assets", "accounts", "balances", "history",

@@ -42,7 +42,7 @@ extension Ledger {
   public func verify(progress: ((UInt64, UInt64) -> Void)? = nil) throws(StoreError)
     -> VerifyReport
   {
-    try read { t in
+    try reader.read { t in
       var problems = [VerifyProblem]()
       let head = try Self.readHead(t, dbs)
       var mem = MemoryState()

@@ -1,0 +1,43 @@
+import TallyCore
+import TallyProtocol
+
+/// Every server limit, its default and why (docs/PROTOCOL.md, "Limits"; each has a flag).
+public struct ServerConfig: Sendable {
+  public var host = "127.0.0.1"
+  public var port = 7878
+  /// A request line, newline excluded. 1 MiB holds a full `ENTRY.BATCH` of several
+  /// thousand entries while bounding what one connection can make the server buffer.
+  public var lineBytesMax = 1 << 20
+  /// Entries in one `ENTRY.BATCH`.
+  public var batchEntriesMax = ProtocolLimits.batchEntriesDefault
+  /// Open connections; one more is answered `ERR TOO_MANY_CONNECTIONS` and closed.
+  public var connectionsMax = 1024
+  /// Requests read but not yet answered, per connection. At the limit the server stops
+  /// reading that socket (backpressure) until answers go out; nothing is dropped.
+  public var inflightPerConnectionMax = 128
+  /// Commands waiting for the writer, over all connections. When full, connections stop
+  /// reading their sockets until the writer drains.
+  public var writeQueueCommandsMax = 65_536
+  /// Commands applied in one transaction (one fsync) at most.
+  public var groupCommandsMax = 16_384
+  /// Seconds without a complete request before the server closes the connection
+  /// (`ERR TIMEOUT`). Bytes that never make a line do not count: slow-loris safe.
+  public var idleTimeoutSeconds: Int64 = 300
+  /// Seconds a new connection has to authenticate.
+  public var authTimeoutSeconds: Int64 = 10
+  /// Failed AUTH attempts per connection before it is closed.
+  public var authFailuresPerConnectionMax = 3
+  /// Failed AUTH attempts per client address per minute before further attempts from it
+  /// are refused without being checked.
+  public var authFailuresPerAddressPerMinuteMax = 20
+  /// How often the server appends expiry events for holds past their deadline.
+  public var holdExpiryIntervalMillis: Int64 = 1000
+  /// Threads that run read transactions (never the event loops, never the writer).
+  public var readThreads = 2
+  /// Event loop threads.
+  public var eventLoopThreads = 1
+  /// Seconds a graceful shutdown waits for in-flight requests before closing anyway.
+  public var shutdownGraceSeconds: Int64 = 30
+
+  public init() {}
+}

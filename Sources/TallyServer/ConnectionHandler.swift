@@ -1,0 +1,526 @@
+import Logging
+import NIOCore
+import TallyCore
+import TallyCrypto
+import TallyProtocol
+import TallyStore
+
+/// Sent down every connection's pipeline when the server begins a graceful shutdown.
+struct ShutdownEvent: Sendable {}
+
+/// One connection: answers requests in order, pipelined. Reads run concurrently on the read
+/// threads and writes go to the single writer; a read never overtakes an earlier write on
+/// the same connection (it waits for it), so a client sees its own acknowledged writes.
+/// All state lives on the channel's event loop.
+final class ConnectionHandler: ChannelDuplexHandler {
+  typealias InboundIn = Frame
+  typealias OutboundIn = ByteBuffer
+  typealias OutboundOut = ByteBuffer
+
+  /// A response position, filled when the answer is known; lines leave in slot order.
+  final class Slot {
+    var line: String?
+    var closeAfter = false
+  }
+
+  enum Kind { case read, write, barrier }
+
+  struct Pending {
+    var slot: Slot
+    var request: Request
+    var kind: Kind
+  }
+
+  let server: ServerContext
+  var session: Session
+  var address = "?"
+  var slots = CircularBuffer<Slot>()
+  var waiting = CircularBuffer<Pending>()
+  var running = 0
+  var runningKind = Kind.read
+  var writerFull = false
+  var readPending = false
+  var stopReading = false
+  var closing = false
+  var counted = false
+  var lastActivity = NIODeadline.now()
+  var idleTask: Scheduled<Void>?
+  var authTask: Scheduled<Void>?
+  var context: ChannelHandlerContext!
+
+  init(server: ServerContext) {
+    self.server = server
+    session = Session(
+      nonce: Secrets.random(32).hex, authFailuresMax: server.config.authFailuresPerConnectionMax)
+  }
+
+  var paused: Bool {
+    stopReading || writerFull || slots.count >= server.config.inflightPerConnectionMax
+  }
+
+  // MARK: lifecycle
+
+  func channelActive(context: ChannelHandlerContext) {
+    self.context = context
+    address = context.remoteAddress?.ipAddress ?? "?"
+    let info = server.info
+    let n = info.connections.wrappingAdd(1, ordering: .relaxed).newValue
+    counted = true
+    info.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
+    if n > server.config.connectionsMax {
+      server.logger.warning("connection refused: too many", metadata: ["from": "\(address)"])
+      respondAndClose(
+        WireError(
+          .tooManyConnections, "the server has \(server.config.connectionsMax) connections open"
+        ).line)
+      return
+    }
+    if server.shuttingDown.load(ordering: .relaxed) {
+      respondAndClose(WireError(.shuttingDown, "the server is shutting down").line)
+      return
+    }
+    server.channels.withLock { $0[ObjectIdentifier(context.channel)] = context.channel }
+    let hello = JSONObject([
+      ("server", .string("tally")), ("version", .number("1")), ("nonce", .string(session.nonce)),
+    ])
+    var buf = context.channel.allocator.buffer(capacity: 128)
+    buf.writeString("HELLO " + JSONWriter.serialize(.object(hello)) + "\n")
+    context.writeAndFlush(wrapOutboundOut(buf), promise: nil)
+    scheduleIdle(context)
+    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    authTask = context.eventLoop.scheduleTask(
+      in: .seconds(server.config.authTimeoutSeconds)
+    ) {
+      let h = bound.value
+      if h.session.principal == nil && !h.closing {
+        h.respondAndClose(
+          WireError(.timeout, "not authenticated in time", reason: "AUTH_TIMEOUT").line)
+      }
+    }
+    context.fireChannelActive()
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    closing = true
+    idleTask?.cancel()
+    authTask?.cancel()
+    if counted {
+      server.info.connections.wrappingSubtract(1, ordering: .relaxed)
+      counted = false
+    }
+    server.channels.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(context.channel)) }
+    context.fireChannelInactive()
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    server.logger.debug("connection error", metadata: ["from": "\(address)", "error": "\(error)"])
+    closing = true
+    context.close(promise: nil)
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if event is ShutdownEvent {
+      beginShutdown()
+      return
+    }
+    context.fireUserInboundEventTriggered(event)
+  }
+
+  /// Stop reading; answer what waits with SHUTTING_DOWN; finish what runs; then close.
+  func beginShutdown() {
+    stopReading = true
+    while let p = waiting.popFirst() {
+      p.slot.line = WireError(.shuttingDown, "the server is shutting down").line
+    }
+    session.close()
+    if let last = slots.last { last.closeAfter = true } else { closeNow() }
+    flushReady()
+  }
+
+  // MARK: timeouts
+
+  func scheduleIdle(_ context: ChannelHandlerContext) {
+    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    let idle = TimeAmount.seconds(server.config.idleTimeoutSeconds)
+    idleTask = context.eventLoop.scheduleTask(deadline: lastActivity + idle) {
+      let h = bound.value
+      if h.closing { return }
+      if h.running > 0 || !h.slots.isEmpty || NIODeadline.now() < h.lastActivity + idle {
+        if h.running > 0 || !h.slots.isEmpty { h.lastActivity = NIODeadline.now() }
+        h.scheduleIdle(h.context)
+        return
+      }
+      h.respondAndClose(WireError(.timeout, "idle for too long", reason: "IDLE_TIMEOUT").line)
+    }
+  }
+
+  // MARK: backpressure
+
+  func read(context: ChannelHandlerContext) {
+    if paused {
+      readPending = true
+    } else {
+      context.read()
+    }
+  }
+
+  func resumeIfPossible() {
+    if readPending && !paused && !closing {
+      readPending = false
+      context.read()
+    }
+  }
+
+  // MARK: requests
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let frame = unwrapInboundIn(data)
+    if closing || session.state == .closing { return }
+    lastActivity = NIODeadline.now()
+    server.info.requests.wrappingAdd(1, ordering: .relaxed)
+    let slot = Slot()
+    slots.append(slot)
+    if server.shuttingDown.load(ordering: .relaxed) {
+      slot.line = WireError(.shuttingDown, "the server is shutting down").line
+      flushReady()
+      return
+    }
+    switch frame {
+    case .tooLong:
+      slot.line =
+        WireError(
+          .lineTooLong, "request line longer than \(server.config.lineBytesMax) bytes",
+          details: ["limit": String(server.config.lineBytesMax)]
+        ).line
+      flushReady()
+    case .line(let buf):
+      switch RequestParser.parse(
+        buf.readableBytesView, batchEntriesMax: server.config.batchEntriesMax)
+      {
+      case .failure(let e):
+        slot.line = e.line
+        flushReady()
+      case .success(let request):
+        let kind: Kind =
+          switch request {
+          case .auth, .quit: .barrier
+          default: request.isWrite ? .write : .read
+          }
+        waiting.append(Pending(slot: slot, request: request, kind: kind))
+        pump()
+      }
+    }
+  }
+
+  /// Dispatches waiting requests in order while they may run alongside what is running.
+  func pump() {
+    while let next = waiting.first {
+      if closing { return }
+      if running > 0 && (next.kind == .barrier || next.kind != runningKind) { return }
+      if next.kind == .write && writerFull { return }
+      _ = waiting.popFirst()
+      if !dispatch(next) {
+        // The writer queue is full: keep the request first in line, wait for space.
+        waiting.prepend(next)
+        return
+      }
+    }
+  }
+
+  /// False only when a write could not be queued (backpressure).
+  func dispatch(_ p: Pending) -> Bool {
+    switch session.admit(p.request) {
+    case .drop:
+      p.slot.line = nil
+      slots.removeAll { $0 === p.slot }
+      return true
+    case .refuse(let e):
+      p.slot.line = e.line
+      flushReady()
+      return true
+    case .quit:
+      p.slot.line = "OK {}"
+      p.slot.closeAfter = true
+      stopReading = true
+      waiting.removeAll()
+      // Requests after QUIT get no answer: drop their slots.
+      while let last = slots.last, last !== p.slot { _ = slots.popLast() }
+      flushReady()
+      return true
+    case .authenticate(let key, let mac):
+      startAuth(p.slot, key: key, mac: mac)
+      return true
+    case .run(let principal):
+      if let principal, server.isRevoked(principal.keyId) {
+        p.slot.line = session.revoked().line
+        p.slot.closeAfter = true
+        stopReading = true
+        waiting.removeAll()
+        flushReady()
+        return true
+      }
+      if p.kind == .write { return startWrite(p, principal) }
+      startRead(p, principal)
+      return true
+    }
+  }
+
+  func finished() {
+    running -= 1
+    flushReady()
+    pump()
+  }
+
+  func startAuth(_ slot: Slot, key: String, mac: String) {
+    running += 1
+    runningKind = .read
+    let now = Writer.now()
+    let server = self.server
+    let address = self.address
+    if server.throttle.isLimited(address, now: now) {
+      authDone(slot, key: key, principal: nil, rateLimited: true)
+      return
+    }
+    let nonce = session.nonce
+    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    let slotB = NIOLoopBound(slot, eventLoop: context.eventLoop)
+    let f = server.readPool.runIfActive(eventLoop: context.eventLoop) {
+      try Authenticator.check(key: key, mac: mac, nonce: nonce, reader: server.reader)
+    }
+    f.whenComplete { result in
+      let h = bound.value
+      switch result {
+      case .success(let p): h.authDone(slotB.value, key: key, principal: p, rateLimited: false)
+      case .failure(let e):
+        h.server.logger.error("auth lookup failed", metadata: ["error": "\(e)"])
+        h.authDone(slotB.value, key: key, principal: nil, rateLimited: false)
+      }
+    }
+  }
+
+  func authDone(_ slot: Slot, key: String, principal: Principal?, rateLimited: Bool) {
+    switch session.authResult(principal, rateLimited: rateLimited) {
+    case .accepted(let p):
+      authTask?.cancel()
+      server.logger.info(
+        "authenticated", metadata: ["from": "\(address)", "key": "\(p.keyId)", "role": "\(p.role)"])
+      slot.line = WireOK.line(
+        JSONObject([
+          ("role", .string(p.role.rawValue)),
+          ("partner", p.scope.map { .string($0.partner) } ?? .null),
+        ]))
+    case .rejected(let e, let close):
+      server.info.authFailures.wrappingAdd(1, ordering: .relaxed)
+      server.throttle.recordFailure(address, now: Writer.now())
+      server.logger.warning(
+        "AUTH failed",
+        metadata: [
+          "from": "\(address)", "key": "\(key.prefix(64))", "reason": "\(e.reason)",
+          "failures": "\(session.authFailures)",
+        ])
+      slot.line = e.line
+      if close {
+        slot.closeAfter = true
+        stopReading = true
+        waiting.removeAll()
+        while let last = slots.last, last !== slot { _ = slots.popLast() }
+      }
+    }
+    finished()
+  }
+
+  func startRead(_ p: Pending, _ principal: Principal?) {
+    running += 1
+    runningKind = .read
+    let server = self.server
+    let request = p.request
+    let slotB = NIOLoopBound(p.slot, eventLoop: context.eventLoop)
+    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    let f = server.readPool.runIfActive(eventLoop: context.eventLoop) {
+      try Execute.read(request, principal, server.reader, server.info)
+    }
+    f.whenComplete { result in
+      let h = bound.value
+      switch result {
+      case .success(let line): slotB.value.line = line
+      case .failure(let e):
+        h.server.logger.error("read failed", metadata: ["error": "\(e)"])
+        slotB.value.line = WireError(.internal, "the read failed; see the server log").line
+      }
+      h.finished()
+    }
+  }
+
+  func startWrite(_ p: Pending, _ principal: Principal?) -> Bool {
+    let scope = principal?.scope
+    let work: WriteWork
+    var batchItems: [Result<EntrySpec, Rejection>] = []
+    switch p.request {
+    case .keyCreate(let roleName, let partner, let grants):
+      guard let role = Role(rawValue: roleName) else {
+        p.slot.line =
+          WireError(
+            .badRequest, "role must be admin, service, ops or auditor", reason: "INVALID_FIELD",
+            details: ["field": "role"]
+          ).line
+        flushReady()
+        return true
+      }
+      work = .keyCreate(role: role, partner: partner, grants: grants)
+    case .keyRevoke(let id): work = .keyRevoke(id)
+    case .partnerCreate(let x): work = .commands([.createPartner(x)], scope)
+    case .accountOpen(let x): work = .commands([.openAccount(x)], scope)
+    case .accountClose(let x): work = .commands([.closeAccount(name: x)], scope)
+    case .entryPost(let x): work = .commands([.postEntry(x)], scope)
+    case .entryReverse(let x): work = .commands([.reverseEntry(x)], scope)
+    case .holdCapture(let x): work = .commands([.captureHold(x)], scope)
+    case .holdRelease(let x): work = .commands([.releaseHold(holdId: x)], scope)
+    case .holdPlace(var x, let ttl):
+      if let ttl { x.deadlineNanos = Writer.now() + ttl * 1_000_000 }
+      work = .commands([.placeHold(x)], scope)
+    case .entryBatch(let items):
+      batchItems = items
+      let cmds = items.compactMap { (try? $0.get()).map { Command.postEntry($0) } }
+      if cmds.isEmpty {
+        p.slot.line = Self.batchLine(items, [], [])
+        flushReady()
+        return true
+      }
+      work = .commands(cmds, scope)
+    default:
+      preconditionFailure("read request routed to the write path")
+    }
+    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    let loop = context.eventLoop
+    let request = p.request
+    let slotB = NIOLoopBound(p.slot, eventLoop: loop)
+    let items = batchItems
+    let job = WriteJob(work: work) { result in
+      loop.execute {
+        bound.value.writeDone(slotB.value, request, items, result)
+      }
+    }
+    switch server.writer.queue.tryPush(job) {
+    case .queued:
+      running += 1
+      runningKind = .write
+      return true
+    case .closed:
+      p.slot.line = WireError(.shuttingDown, "the server is shutting down").line
+      flushReady()
+      return true
+    case .full:
+      writerFull = true
+      server.writer.queue.notifyWhenSpace {
+        loop.execute {
+          let h = bound.value
+          h.writerFull = false
+          h.pump()
+          h.resumeIfPossible()
+        }
+      }
+      return false
+    }
+  }
+
+  func writeDone(
+    _ slot: Slot, _ request: Request, _ batch: [Result<EntrySpec, Rejection>],
+    _ result: WriteResult
+  ) {
+    switch result {
+    case .failed(let e):
+      server.logger.error("write failed", metadata: ["error": "\(e)"])
+      slot.line = WireError(.internal, "the write failed and was not applied; see the server log")
+        .line
+    case .shuttingDown:
+      slot.line = WireError(.shuttingDown, "the server is shutting down").line
+    case .keyCreated(.success(let k)):
+      var o = Execute.key(k)
+      o.members.insert(("secret", .string(k.secret)), at: 1)
+      slot.line = WireOK.line(o)
+    case .keyCreated(.failure(let r)):
+      slot.line = WireError(r).line
+    case .keyRevoked(let k):
+      if let k {
+        server.revoked.withLock { _ = $0.insert(k.id) }
+        slot.line = WireOK.line(Execute.key(k))
+      } else {
+        slot.line =
+          WireError(.notFound, "no such key", reason: "KEY_NOT_FOUND", details: ["key": "?"]).line
+      }
+    case .outcomes(let outcomes, let receipts):
+      if case .entryBatch = request {
+        slot.line = Self.batchLine(batch, outcomes, receipts)
+      } else {
+        slot.line = Execute.writeLine(request, outcomes[0], receipts[0])
+      }
+    }
+    finished()
+  }
+
+  static func batchLine(
+    _ items: [Result<EntrySpec, Rejection>], _ outcomes: [Outcome], _ receipts: [Receipt?]
+  ) -> String {
+    var results = [JSONValue]()
+    results.reserveCapacity(items.count)
+    var k = 0
+    for item in items {
+      switch item {
+      case .failure(let r):
+        results.append(.object(WireError(r).batchItem))
+      case .success(let e):
+        let o = outcomes[k]
+        let rc = receipts[k]
+        k += 1
+        switch o {
+        case .rejected(let r): results.append(.object(WireError(r).batchItem))
+        default:
+          results.append(.object(Execute.writeBody(.entryPost(e), o, rc)))
+        }
+      }
+    }
+    return WireOK.line(JSONObject([("results", .array(results))]))
+  }
+
+  // MARK: output
+
+  /// Writes every answered slot at the head, in order, with one flush.
+  func flushReady() {
+    guard !closing else { return }
+    var wrote = false
+    var close = false
+    while let head = slots.first, let line = head.line {
+      _ = slots.popFirst()
+      var buf = context.channel.allocator.buffer(capacity: line.utf8.count + 1)
+      buf.writeString(line)
+      buf.writeInteger(UInt8(ascii: "\n"))
+      context.write(wrapOutboundOut(buf), promise: nil)
+      wrote = true
+      if head.closeAfter {
+        close = true
+        break
+      }
+    }
+    if wrote { context.flush() }
+    if close {
+      closeNow()
+      return
+    }
+    resumeIfPossible()
+  }
+
+  func respondAndClose(_ line: String) {
+    guard !closing else { return }
+    var buf = context.channel.allocator.buffer(capacity: line.utf8.count + 1)
+    buf.writeString(line + "\n")
+    context.writeAndFlush(wrapOutboundOut(buf), promise: nil)
+    closeNow()
+  }
+
+  func closeNow() {
+    guard !closing else { return }
+    closing = true
+    session.close()
+    context.close(promise: nil)
+  }
+}

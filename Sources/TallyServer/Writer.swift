@@ -1,0 +1,260 @@
+import Glibc
+import Logging
+import Synchronization
+import TallyCore
+import TallyStore
+
+/// What the writer is asked to do.
+enum WriteWork: Sendable {
+  /// Commands applied in the group's transaction; `scope` limits a service key.
+  case commands([Command], Scope?)
+  case keyCreate(role: Role, partner: String?, grants: [String])
+  case keyRevoke(String)
+}
+
+enum WriteResult: Sendable {
+  case outcomes([Outcome], [Receipt?])
+  case keyCreated(Result<KeyRecord, Rejection>)
+  case keyRevoked(KeyRecord?)
+  /// The store failed (disk, map): nothing of the group was committed.
+  case failed(StoreError)
+  /// The server is shutting down and the writer has stopped.
+  case shuttingDown
+}
+
+struct WriteJob: Sendable {
+  var work: WriteWork
+  var complete: @Sendable (WriteResult) -> Void
+
+  /// Queue capacity it takes: its commands (a key operation counts one).
+  var weight: Int {
+    if case .commands(let c, _) = work { return max(c.count, 1) }
+    return 1
+  }
+}
+
+/// The bounded queue in front of the writer, counted in commands. A producer that finds it
+/// full keeps its request, stops reading its socket, and registers to be called back when
+/// the writer has drained: backpressure, never a drop.
+final class WriteQueue: @unchecked Sendable {
+  private var jobs: [WriteJob] = []
+  private var head = 0
+  private var weight = 0
+  private var closed = false
+  private var waiters: [@Sendable () -> Void] = []
+  let capacity: Int
+  private var mutex = pthread_mutex_t()
+  private var notEmpty = pthread_cond_t()
+
+  init(capacity: Int) {
+    precondition(capacity > 0)
+    self.capacity = capacity
+    pthread_mutex_init(&mutex, nil)
+    pthread_cond_init(&notEmpty, nil)
+  }
+
+  deinit {
+    pthread_mutex_destroy(&mutex)
+    pthread_cond_destroy(&notEmpty)
+  }
+
+  enum Push { case queued, full, closed }
+
+  /// Queues `job` unless it would overflow. A job heavier than the whole capacity is
+  /// admitted into an empty queue (the batch limit bounds it), so it cannot wait forever.
+  func tryPush(_ job: WriteJob) -> Push {
+    pthread_mutex_lock(&mutex)
+    defer { pthread_mutex_unlock(&mutex) }
+    if closed { return .closed }
+    let w = job.weight
+    if weight > 0 && weight + w > capacity { return .full }
+    jobs.append(job)
+    weight += w
+    pthread_cond_signal(&notEmpty)
+    return .queued
+  }
+
+  /// Calls `wake` once, after the writer next takes jobs off the queue (or at close).
+  func notifyWhenSpace(_ wake: @escaping @Sendable () -> Void) {
+    pthread_mutex_lock(&mutex)
+    if closed || weight == 0 {
+      pthread_mutex_unlock(&mutex)
+      wake()
+      return
+    }
+    waiters.append(wake)
+    pthread_mutex_unlock(&mutex)
+  }
+
+  var depth: Int {
+    pthread_mutex_lock(&mutex)
+    defer { pthread_mutex_unlock(&mutex) }
+    return weight
+  }
+
+  /// Blocks for at least one job, then takes what waits, up to `maxWeight` (at least one
+  /// job). Nil once closed and empty.
+  func drain(maxWeight: Int) -> [WriteJob]? {
+    pthread_mutex_lock(&mutex)
+    while jobs.count == head && !closed { pthread_cond_wait(&notEmpty, &mutex) }
+    if jobs.count == head {
+      pthread_mutex_unlock(&mutex)
+      return nil
+    }
+    var out = [WriteJob]()
+    var taken = 0
+    while head < jobs.count {
+      let w = jobs[head].weight
+      if !out.isEmpty && taken + w > maxWeight { break }
+      out.append(jobs[head])
+      taken += w
+      head += 1
+    }
+    weight -= taken
+    if head == jobs.count {
+      jobs.removeAll(keepingCapacity: true)
+      head = 0
+    } else if head >= 1024 {
+      jobs.removeFirst(head)
+      head = 0
+    }
+    let wake = waiters
+    waiters.removeAll()
+    pthread_mutex_unlock(&mutex)
+    for w in wake { w() }
+    return out
+  }
+
+  func close() {
+    pthread_mutex_lock(&mutex)
+    closed = true
+    let wake = waiters
+    waiters.removeAll()
+    pthread_cond_broadcast(&notEmpty)
+    pthread_mutex_unlock(&mutex)
+    for w in wake { w() }
+  }
+}
+
+/// Hands the ledger to the writer thread: after `start`, only that thread touches it.
+final class LedgerHandoff: @unchecked Sendable {
+  let ledger: Ledger
+  init(_ ledger: Ledger) { self.ledger = ledger }
+}
+
+/// Counters for STATS.
+final class WriterStats: Sendable {
+  let groups = Atomic<Int>(0)
+  let commands = Atomic<Int>(0)
+  let largestGroup = Atomic<Int>(0)
+  let failures = Atomic<Int>(0)
+}
+
+/// The single writer: drains the queue, applies each group in one LMDB transaction (one
+/// fsync), then completes every job of the group. `OK` is sent only after the commit.
+final class Writer: Sendable {
+  let queue: WriteQueue
+  let stats = WriterStats()
+  let handoff: LedgerHandoff
+  let groupCommandsMax: Int
+  let logger: Logger
+  private let thread = Mutex<WorkerThread?>(nil)
+
+  init(ledger: Ledger, config: ServerConfig, logger: Logger) {
+    handoff = LedgerHandoff(ledger)
+    queue = WriteQueue(capacity: config.writeQueueCommandsMax)
+    groupCommandsMax = config.groupCommandsMax
+    self.logger = logger
+  }
+
+  func start() {
+    thread.withLock { t in
+      precondition(t == nil, "writer started twice")
+      t = WorkerThread { [self] in run() }
+    }
+  }
+
+  /// Stops taking jobs once the queue is empty, and waits for the thread.
+  func stop() {
+    queue.close()
+    let t = thread.withLock { $0 }
+    t?.join()
+  }
+
+  static func now() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+  }
+
+  private func run() {
+    let ledger = handoff.ledger
+    while let jobs = queue.drain(maxWeight: groupCommandsMax) {
+      var commands = [Command]()
+      var scopes = [Scope?]()
+      var anyScope = false
+      for job in jobs {
+        guard case .commands(let cs, let scope) = job.work else { continue }
+        commands += cs
+        for _ in cs { scopes.append(scope) }
+        if scope != nil { anyScope = true }
+      }
+      if !commands.isEmpty {
+        applyGroup(ledger, jobs, commands, anyScope ? scopes : nil)
+      }
+      for job in jobs {
+        switch job.work {
+        case .commands: continue
+        case .keyCreate(let role, let partner, let grants):
+          do {
+            job.complete(
+              .keyCreated(
+                try ledger.createKey(role: role, partner: partner, grants: grants, now: Self.now())
+              ))
+          } catch {
+            logger.error("key create failed", metadata: ["error": "\(error)"])
+            job.complete(.failed(error))
+          }
+        case .keyRevoke(let id):
+          do {
+            job.complete(.keyRevoked(try ledger.revokeKey(id, now: Self.now())))
+          } catch {
+            logger.error("key revoke failed", metadata: ["error": "\(error)"])
+            job.complete(.failed(error))
+          }
+        }
+      }
+    }
+  }
+
+  private func applyGroup(
+    _ ledger: Ledger, _ jobs: [WriteJob], _ commands: [Command], _ scopes: [Scope?]?
+  ) {
+    do {
+      var (outcomes, receipts) = try ledger.applyWithReceipts(
+        commands, scopes: scopes, now: Self.now())
+      // A retried write answers its original result: look up where it landed.
+      for (i, o) in outcomes.enumerated() {
+        if case .duplicate(let seq) = o { receipts[i] = try ledger.reader.receipt(seq) }
+      }
+      stats.groups.add(1, ordering: .relaxed)
+      stats.commands.add(commands.count, ordering: .relaxed)
+      stats.largestGroup.max(commands.count, ordering: .relaxed)
+      var at = 0
+      for job in jobs {
+        guard case .commands(let cs, _) = job.work else { continue }
+        let range = at..<(at + cs.count)
+        at += cs.count
+        job.complete(.outcomes(Array(outcomes[range]), Array(receipts[range])))
+      }
+    } catch {
+      stats.failures.add(1, ordering: .relaxed)
+      logger.error(
+        "write group failed; nothing of it was committed",
+        metadata: ["commands": "\(commands.count)", "error": "\(error)", "code": "\(error.code)"])
+      for job in jobs {
+        if case .commands = job.work { job.complete(.failed(error)) }
+      }
+    }
+  }
+}

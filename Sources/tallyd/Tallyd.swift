@@ -1,0 +1,162 @@
+import ArgumentParser
+import Glibc
+import Logging
+import TallyCore
+import TallyServer
+import TallyStore
+
+/// `tallyd --data DIR --listen HOST:PORT`: serves the line protocol (docs/PROTOCOL.md).
+@main
+struct Tallyd: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "tallyd",
+    abstract: "Serve a Tally ledger over the line protocol (docs/PROTOCOL.md).",
+    discussion: """
+      Every option can also be set in the environment: TALLY_DATA, TALLY_LISTEN, and
+      TALLY_<OPTION> for the limits (e.g. TALLY_MAX_CONNECTIONS). Flags win over the
+      environment. SIGTERM or SIGINT stops it gracefully.
+      """)
+
+  @Option(help: "Data directory (default: $TALLY_DATA or ./tally-data).") var data: String?
+  @Option(help: "Address to listen on, HOST:PORT (default: $TALLY_LISTEN or 127.0.0.1:7878).")
+  var listen: String?
+  @Flag(help: "Initialise the data directory if it is not, and print a first admin key once.")
+  var initialize = false
+  @Option(help: "Write the bound port to this file once listening (useful with port 0).")
+  var portFile: String?
+  @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+  var logLevel: String?
+
+  @Option(help: "Longest request line in bytes (default 1048576).") var maxLineBytes: Int?
+  @Option(help: "Entries per ENTRY.BATCH (default 10000, at most 100000).") var maxBatch: Int?
+  @Option(help: "Open connections (default 1024).") var maxConnections: Int?
+  @Option(help: "Unanswered requests per connection before reading pauses (default 128).")
+  var maxInflight: Int?
+  @Option(help: "Commands waiting for the writer before reading pauses (default 65536).")
+  var maxQueue: Int?
+  @Option(help: "Commands per write transaction (default 16384).") var maxGroup: Int?
+  @Option(help: "Seconds without a complete request before closing (default 300).")
+  var idleTimeout: Int64?
+  @Option(help: "Seconds to authenticate after connecting (default 10).") var authTimeout: Int64?
+  @Option(help: "Milliseconds between hold-expiry rounds (default 1000).")
+  var expiryInterval: Int64?
+  @Option(help: "Threads serving reads (default 2).") var readThreads: Int?
+  @Option(help: "Event loop threads (default 1).") var eventLoops: Int?
+
+  func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+
+  func value<T: LosslessStringConvertible>(_ flag: T?, _ envName: String, _ def: T) throws -> T {
+    if let flag { return flag }
+    if let e = env(envName) {
+      guard let v = T(e) else { throw ValidationError("\(envName)=\(e) is not valid") }
+      return v
+    }
+    return def
+  }
+
+  func run() throws {
+    let level = try value(logLevel, "TALLY_LOG_LEVEL", "info")
+    guard let lvl = Logger.Level(rawValue: level) else {
+      throw ValidationError("--log-level must be trace, debug, info, notice, warning or error")
+    }
+    LoggingSystem.bootstrap { label in
+      var h = StreamLogHandler.standardError(label: label)
+      h.logLevel = lvl
+      return h
+    }
+    let logger = Logger(label: "tallyd")
+    var c = ServerConfig()
+    let dir = data ?? env("TALLY_DATA") ?? "tally-data"
+    let addr = listen ?? env("TALLY_LISTEN") ?? "127.0.0.1:7878"
+    guard let colon = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: colon)...]),
+      port >= 0 && port <= 65535
+    else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:7878") }
+    c.host = String(addr[..<colon])
+    c.port = port
+    c.lineBytesMax = try value(maxLineBytes, "TALLY_MAX_LINE_BYTES", c.lineBytesMax)
+    c.batchEntriesMax = try value(maxBatch, "TALLY_MAX_BATCH", c.batchEntriesMax)
+    c.connectionsMax = try value(maxConnections, "TALLY_MAX_CONNECTIONS", c.connectionsMax)
+    c.inflightPerConnectionMax = try value(
+      maxInflight, "TALLY_MAX_INFLIGHT", c.inflightPerConnectionMax)
+    c.writeQueueCommandsMax = try value(maxQueue, "TALLY_MAX_QUEUE", c.writeQueueCommandsMax)
+    c.groupCommandsMax = try value(maxGroup, "TALLY_MAX_GROUP", c.groupCommandsMax)
+    c.idleTimeoutSeconds = try value(idleTimeout, "TALLY_IDLE_TIMEOUT", c.idleTimeoutSeconds)
+    c.authTimeoutSeconds = try value(authTimeout, "TALLY_AUTH_TIMEOUT", c.authTimeoutSeconds)
+    c.holdExpiryIntervalMillis = try value(
+      expiryInterval, "TALLY_EXPIRY_INTERVAL", c.holdExpiryIntervalMillis)
+    c.readThreads = try value(readThreads, "TALLY_READ_THREADS", c.readThreads)
+    c.eventLoopThreads = try value(eventLoops, "TALLY_EVENT_LOOPS", c.eventLoopThreads)
+    try check(c)
+
+    let ledger: Ledger
+    do {
+      var st = stat()
+      if initialize && stat(dir + "/data.mdb", &st) != 0 {
+        ledger = try Ledger.create(at: dir, now: nowNanos())
+        let k = try ledger.createKey(role: .admin, partner: nil, now: nowNanos()).get()
+        print("initialised \(dir)")
+        print("first admin key (shown once; keep the secret safe):")
+        print("  key    \(k.id)")
+        print("  secret \(k.secret)")
+      } else {
+        ledger = try Ledger(path: dir, mode: .readWrite)
+      }
+    } catch let e as StoreError {
+      FileHandleErr.write("tallyd: error \(e.code): \(e)")
+      throw ExitCode(2)
+    } catch let r as Rejection {
+      FileHandleErr.write("tallyd: could not create the first key: \(r)")
+      throw ExitCode(2)
+    }
+    let server = TallyServer(ledger: ledger, config: c, logger: logger)
+    let bound: Int
+    do {
+      bound = try server.start()
+    } catch {
+      FileHandleErr.write("tallyd: cannot listen on \(addr): \(error)")
+      throw ExitCode(2)
+    }
+    if let portFile {
+      let text = "\(bound)\n"
+      let fd = open(portFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+      if fd >= 0 {
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+      }
+    }
+    print("tallyd listening on \(c.host):\(bound), data \(dir) (durable: every OK is fsynced)")
+    print("connect: nc \(c.host) \(bound)   then AUTH (see docs/PROTOCOL.md)")
+    fflush(nil)
+    server.runUntilSignalled()
+  }
+
+  func check(_ c: ServerConfig) throws {
+    func range(_ v: Int, _ lo: Int, _ hi: Int, _ name: String) throws {
+      if v < lo || v > hi { throw ValidationError("\(name) must be \(lo)…\(hi)") }
+    }
+    try range(c.lineBytesMax, 1024, 64 << 20, "--max-line-bytes")
+    try range(c.batchEntriesMax, 1, Limits.commandsPerBatchMax, "--max-batch")
+    try range(c.connectionsMax, 1, 65_536, "--max-connections")
+    try range(c.inflightPerConnectionMax, 1, 65_536, "--max-inflight")
+    try range(c.writeQueueCommandsMax, 1, 10_000_000, "--max-queue")
+    try range(c.groupCommandsMax, 1, Limits.commandsPerBatchMax, "--max-group")
+    try range(Int(c.idleTimeoutSeconds), 1, 86_400 * 7, "--idle-timeout")
+    try range(Int(c.authTimeoutSeconds), 1, 3600, "--auth-timeout")
+    try range(Int(c.holdExpiryIntervalMillis), 10, 3_600_000, "--expiry-interval")
+    try range(c.readThreads, 1, 64, "--read-threads")
+    try range(c.eventLoopThreads, 1, 64, "--event-loops")
+  }
+}
+
+func nowNanos() -> Int64 {
+  var ts = timespec()
+  clock_gettime(CLOCK_REALTIME, &ts)
+  return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}
+
+enum FileHandleErr {
+  static func write(_ s: String) {
+    let line = s.hasSuffix("\n") ? s : s + "\n"
+    _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+  }
+}
