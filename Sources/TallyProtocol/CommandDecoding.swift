@@ -11,10 +11,12 @@ public enum CommandDecoding {
     }
   }
 
-  public static func object(_ line: some Collection<UInt8>) -> Result<JSONObject, Rejection> {
+  public static func object(
+    _ line: some Collection<UInt8>, limits: JSONLimits = .default
+  ) -> Result<JSONObject, Rejection> {
     let value: JSONValue
     do {
-      value = try JSONParser.parse(line)
+      value = try JSONParser.parse(line, limits: limits)
     } catch {
       return .failure(Rejection(.invalidJson, error.message, ["offset": String(error.offset)]))
     }

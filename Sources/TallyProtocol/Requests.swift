@@ -12,7 +12,9 @@ public enum Request: Sendable {
   case partnerCreate(PartnerCreated)
   case partnerGet(id: String)
   case partnerList(after: String?, limit: Int)
-  case accountOpen(AccountOpened)
+  /// `partnerGiven` is false when the body named no partner: the platform for most keys,
+  /// the key's own partner for a service key.
+  case accountOpen(AccountOpened, partnerGiven: Bool)
   case accountGet(name: String)
   case accountClose(name: String)
   case accountList(partner: String?, after: String?, limit: Int)
@@ -78,7 +80,10 @@ public enum RequestParser {
     let verb = String(decoding: verbBytes, as: UTF8.self)
     var body: JSONObject?
     if space < bytes.count {
-      switch CommandDecoding.object(bytes[(space + 1)...]) {
+      // The line limit already bounds the bytes; members must fit the largest batch.
+      let limits = JSONLimits(
+        maxBytes: bytes.count, maxMembers: max(JSONLimits.default.maxMembers, batchEntriesMax))
+      switch CommandDecoding.object(bytes[(space + 1)...], limits: limits) {
       case .failure(let r): return .failure(WireError(r))
       case .success(let o): body = o
       }
@@ -136,14 +141,15 @@ public enum RequestParser {
           case .success(let v): limit = v
           }
         }
+        let partner = try b.optString("partner")
         return .success(
           .accountOpen(
             AccountOpened(
-              name: try b.string("account"),
-              partner: try b.optString("partner") ?? Machine.platformPartner,
+              name: try b.string("account"), partner: partner ?? Machine.platformPartner,
               currency: try b.string("currency"), normalSide: side,
               noOverdraft: try b.optBool("no_overdraft") ?? false, limitMinor: limit,
-              metadata: try b.metadata())))
+              metadata: try b.metadata()),
+            partnerGiven: partner != nil))
       case "ACCOUNT.GET":
         try b.only(["account"])
         return .success(.accountGet(name: try b.string("account")))

@@ -369,7 +369,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
       work = .keyCreate(role: role, partner: partner, grants: grants)
     case .keyRevoke(let id): work = .keyRevoke(id)
     case .partnerCreate(let x): work = .commands([.createPartner(x)], scope)
-    case .accountOpen(let x): work = .commands([.openAccount(x)], scope)
+    case .accountOpen(var x, let partnerGiven):
+      if let scope, !partnerGiven { x.partner = scope.partner }
+      work = .commands([.openAccount(x)], scope)
     case .accountClose(let x): work = .commands([.closeAccount(name: x)], scope)
     case .entryPost(let x): work = .commands([.postEntry(x)], scope)
     case .entryReverse(let x): work = .commands([.reverseEntry(x)], scope)

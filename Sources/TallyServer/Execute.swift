@@ -172,7 +172,7 @@ enum Execute {
   {
     switch request {
     case .partnerCreate(let p): return seqBody("id", p.id, outcome)
-    case .accountOpen(let a): return seqBody("account", a.name, outcome)
+    case .accountOpen(let a, _): return seqBody("account", a.name, outcome)
     case .accountClose(let name): return seqBody("account", name, outcome)
     default:
       let id: String
