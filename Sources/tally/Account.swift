@@ -29,6 +29,28 @@ struct AccountCommand: ParsableCommand {
     }
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        var limitJSON: JSONValue?
+        if let limit {
+          guard let scale = ISO4217.minorUnits(of: currency) else {
+            throw usage(
+              "online, --limit needs an ISO 4217 currency; use tally call ACCOUNT.OPEN")
+          }
+          switch Amount.parseDecimal(limit, scale: scale) {
+          case .success(let v): limitJSON = .string(String(v))
+          case .failure(let r): throw report(r, json: global.json)
+          }
+        }
+        return try online.show(
+          "ACCOUNT.OPEN",
+          body([
+            ("account", .string(name)), ("currency", .string(currency)),
+            ("partner", .string(partner)), ("normal", .string(normal)),
+            ("no_overdraft", .bool(noOverdraft)), ("limit", limitJSON),
+            ("metadata", metadataJSON(try parseMetadata(meta, json: global.json))),
+          ]))
+      }
       let ledger = try global.open()
       var limitMinor: Int128?
       if let limit {
@@ -61,6 +83,10 @@ struct AccountCommand: ParsableCommand {
     @Argument var name: String
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show("ACCOUNT.CLOSE", body([("account", .string(name))]))
+      }
       let ledger = try global.open()
       _ = try applyOne(
         ledger, .closeAccount(name: name), json: global.json, what: "account \(name)")
@@ -73,6 +99,10 @@ struct AccountCommand: ParsableCommand {
     @Argument var name: String
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show("ACCOUNT.GET", body([("account", .string(name))]))
+      }
       let ledger = try global.open(.readOnly)
       let view: AccountView?
       do { view = try ledger.account(name) } catch { throw fail(error) }
@@ -119,6 +149,12 @@ struct AccountCommand: ParsableCommand {
     }
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show(
+          "ACCOUNT.LIST",
+          body([("partner", jstr(partner)), ("after", jstr(after)), ("limit", jnum(limit))]))
+      }
       let ledger = try global.open(.readOnly)
       let views: [AccountView]
       do {

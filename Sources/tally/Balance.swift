@@ -12,6 +12,11 @@ struct Balance: ParsableCommand {
   var asOfSeq: UInt64?
 
   func run() throws {
+    if let online = try global.online() {
+      defer { online.close() }
+      return try online.show(
+        "BALANCE.GET", body([("account", .string(account)), ("as_of_seq", jnum(asOfSeq))]))
+    }
     let ledger = try global.open(.readOnly)
     if let asOfSeq {
       let head: LogHead

@@ -29,6 +29,19 @@ struct HoldCommand: ParsableCommand {
     }
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        let legs = try parseLegs(debit: debit, credit: credit, json: global.json) {
+          try online.scale(of: $0)
+        }
+        return try online.show(
+          "HOLD.PLACE",
+          body([
+            ("id", .string(id)), ("legs", legsJSON(legs)), ("ref", jstr(ref)),
+            ("deadline", jstr(deadline)), ("ttl_ms", jnum(ttl.map { $0 * 1000 })),
+            ("metadata", metadataJSON(try parseMetadata(meta, json: global.json))),
+          ]))
+      }
       let ledger = try global.open()
       let legs = try parseLegs(ledger, debit: debit, credit: credit, json: global.json)
       let now = nowNanos()
@@ -58,6 +71,13 @@ struct HoldCommand: ParsableCommand {
     var amounts: String?
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        if amount != nil || amounts != nil {
+          throw usage("online, partial captures take minor units: tally call HOLD.CAPTURE")
+        }
+        return try online.show("HOLD.CAPTURE", body([("id", .string(id))]))
+      }
       let ledger = try global.open()
       let hold: HoldRecord?
       do { hold = try ledger.hold(id) } catch { throw fail(error) }
@@ -101,6 +121,10 @@ struct HoldCommand: ParsableCommand {
     @Argument var id: String
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show("HOLD.RELEASE", body([("id", .string(id))]))
+      }
       let ledger = try global.open()
       _ = try applyOne(ledger, .releaseHold(holdId: id), json: global.json, what: "hold \(id)")
     }
@@ -177,6 +201,17 @@ struct HoldCommand: ParsableCommand {
 /// `--debit A=10.50 --credit B=10.50` → legs, amounts scaled by each account's currency.
 func parseLegs(_ ledger: Ledger, debit: [String], credit: [String], json: Bool) throws -> [LegSpec]
 {
+  try parseLegs(debit: debit, credit: credit, json: json) { name in
+    let view: AccountView?
+    do throws(StoreError) { view = try ledger.account(name) } catch { throw fail(error) }
+    return view?.record.scale
+  }
+}
+
+/// Legs from `ACCOUNT=AMOUNT` flags, amounts in major units of each account's currency.
+func parseLegs(
+  debit: [String], credit: [String], json: Bool, scaleOf: (String) throws -> UInt8?
+) throws -> [LegSpec] {
   var legs = [LegSpec]()
   for (side, items) in [(Side.debit, debit), (Side.credit, credit)] {
     for item in items {
@@ -185,14 +220,12 @@ func parseLegs(_ ledger: Ledger, debit: [String], credit: [String], json: Bool) 
       }
       let name = String(item[..<eq])
       let text = String(item[item.index(after: eq)...])
-      let view: AccountView?
-      do { view = try ledger.account(name) } catch { throw fail(error) }
-      guard let view else {
+      guard let scale = try scaleOf(name) else {
         throw report(
           Rejection(.accountNotFound, "account \(name) does not exist", ["account": name]),
           json: json)
       }
-      switch Amount.parseDecimal(text, scale: view.record.scale) {
+      switch Amount.parseDecimal(text, scale: scale) {
       case .success(let minor): legs.append(LegSpec(account: name, side: side, amountMinor: minor))
       case .failure(let r): throw report(r, json: json)
       }

@@ -35,6 +35,15 @@ struct KeyCommand: ParsableCommand {
     }
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show(
+          "KEY.CREATE",
+          body([
+            ("role", .string(role)), ("partner", jstr(partner)),
+            ("grants", grant.isEmpty ? nil : .array(grant.map { .string($0) })),
+          ]))
+      }
       let ledger = try global.open()
       let result: Result<KeyRecord, Rejection>
       do {
@@ -63,6 +72,10 @@ struct KeyCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show("KEY.LIST")
+      }
       let ledger = try global.open(.readOnly)
       let keys: [KeyRecord]
       do { keys = try ledger.keys() } catch { throw fail(error) }
@@ -91,6 +104,10 @@ struct KeyCommand: ParsableCommand {
     @Argument var key: String
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show("KEY.REVOKE", body([("key", .string(key))]))
+      }
       let ledger = try global.open()
       let k: KeyRecord?
       do { k = try ledger.revokeKey(key, now: nowNanos()) } catch { throw fail(error) }

@@ -18,6 +18,11 @@ struct Log: ParsableCommand {
   }
 
   func run() throws {
+    if let online = try global.online() {
+      defer { online.close() }
+      return try online.show(
+        "LOG.READ", body([("from_seq", jnum(fromSeq)), ("limit", jnum(limit))]))
+    }
     let ledger = try global.open(.readOnly)
     let records: [LogRecord]
     do { records = try ledger.log(fromSeq: fromSeq, limit: limit) } catch { throw fail(error) }

@@ -12,6 +12,32 @@ struct GlobalOptions: ParsableArguments {
   @Flag(name: .long, help: "Print JSON instead of tables.")
   var json = false
 
+  @Option(name: .long, help: "Run against a tallyd at HOST:PORT (default: $TALLY_SERVER).")
+  var server: String?
+
+  @Option(name: .long, help: "Key id for --server (default: $TALLY_KEY).")
+  var key: String?
+
+  @Option(name: .long, help: "Key secret for --server (default: $TALLY_SECRET).")
+  var secret: String?
+
+  static func env(_ name: String) -> String? {
+    guard let v = getenv(name) else { return nil }
+    let s = String(cString: v)
+    return s.isEmpty ? nil : s
+  }
+
+  /// Set when the command should go through a server instead of the data directory.
+  var serverAddress: String? { server ?? (data == nil ? Self.env("TALLY_SERVER") : nil) }
+  var keyId: String? { key ?? Self.env("TALLY_KEY") }
+  var secretText: String? { secret ?? Self.env("TALLY_SECRET") }
+
+  /// Connected and authenticated, when `--server` (or `$TALLY_SERVER`) is set.
+  func online() throws -> Online? {
+    serverAddress == nil ? nil : try Online.connect(self)
+  }
+
+
   var directory: String {
     if let data { return data }
     if let env = getenv("TALLY_DATA") { return String(cString: env) }
@@ -19,6 +45,9 @@ struct GlobalOptions: ParsableArguments {
   }
 
   func open(_ mode: Ledger.Mode = .readWrite) throws -> Ledger {
+    if server != nil {
+      throw usage("this command works on a data directory (--data), not --server")
+    }
     do {
       return try Ledger(path: directory, mode: mode)
     } catch {

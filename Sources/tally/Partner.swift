@@ -17,8 +17,16 @@ struct PartnerCommand: ParsableCommand {
     var meta: [String] = []
 
     func run() throws {
-      let ledger = try global.open()
       let md = try parseMetadata(meta, json: global.json)
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show(
+          "PARTNER.CREATE",
+          body([
+            ("id", .string(id)), ("name", .string(name ?? id)), ("metadata", metadataJSON(md)),
+          ]))
+      }
+      let ledger = try global.open()
       let p = PartnerCreated(id: id, name: name ?? id, metadata: md)
       _ = try applyOne(ledger, .createPartner(p), json: global.json, what: "partner \(id)")
     }
@@ -37,6 +45,11 @@ struct PartnerCommand: ParsableCommand {
     }
 
     func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show(
+          "PARTNER.LIST", body([("after", jstr(after)), ("limit", jnum(limit))]))
+      }
       let ledger = try global.open(.readOnly)
       let partners: [PartnerRecord]
       do { partners = try ledger.partners(after: after, limit: limit) } catch { throw fail(error) }

@@ -38,6 +38,20 @@ struct Post: ParsableCommand {
   }
 
   func run() throws {
+    if let online = try global.online() {
+      defer { online.close() }
+      if let file { return try postFileOnline(online, path: file, batch: batch) }
+      let legs = try parseLegs(debit: debit, credit: credit, json: global.json) {
+        try online.scale(of: $0)
+      }
+      return try online.show(
+        "ENTRY.POST",
+        body([
+          ("id", jstr(id)), ("legs", legsJSON(legs)), ("currency", jstr(currency)),
+          ("ref", jstr(ref)), ("value_date", jstr(valueDate)),
+          ("metadata", metadataJSON(try parseMetadata(meta, json: global.json))),
+        ]))
+    }
     let ledger = try global.open()
     if let file {
       try PostFile(ledger: ledger, path: file, batch: batch, json: global.json).run()
@@ -250,5 +264,67 @@ struct LineReader {
       }
       try fill()
     }
+  }
+}
+
+/// `post --file` through the server: entries go in `ENTRY.BATCH` requests of `batch`, in
+/// file order; each failed entry is reported with its line number. Bounded: one batch in
+/// memory at a time.
+func postFileOnline(_ online: Online, path: String, batch: Int) throws {
+  guard let f = path == "-" ? fdopen(0, "r") : fopen(path, "r") else {
+    throw usage("cannot open \(path): \(String(cString: strerror(errno)))")
+  }
+  defer { fclose(f) }
+  var lineNo = 0
+  var pending: [(Int, JSONValue)] = []
+  var ok = 0
+  var rejected = 0
+  func flush() throws {
+    if pending.isEmpty { return }
+    let r = try online.call("ENTRY.BATCH", JSONObject([("entries", .array(pending.map(\.1)))]))
+    guard case .array(let results)? = r["results"], results.count == pending.count else {
+      throw usage("the server's batch answer does not match the request")
+    }
+    for ((n, _), res) in zip(pending, results) {
+      if case .object(let o) = res, let e = o["error"]?.objectValue {
+        rejected += 1
+        let code = e["code"]?.stringValue ?? "?"
+        FileHandleOut.stderr("line \(n): \(code): \(e["message"]?.stringValue ?? "")")
+      } else {
+        ok += 1
+      }
+    }
+    pending.removeAll(keepingCapacity: true)
+  }
+  var buffer: UnsafeMutablePointer<CChar>?
+  var capacity = 0
+  defer { free(buffer) }
+  while getline(&buffer, &capacity, f) > 0 {
+    lineNo += 1
+    let text = String(cString: buffer!).trimmingSuffixNewline()
+    if text.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+    switch CommandDecoding.object(Array(text.utf8)) {
+    case .failure(let r):
+      rejected += 1
+      FileHandleOut.stderr("line \(lineNo): \(r.code.name): \(r.message)")
+    case .success(let o):
+      pending.append((lineNo, .object(o)))
+      if pending.count >= batch { try flush() }
+    }
+  }
+  try flush()
+  if online.json {
+    print(#"{"ok":\#(ok),"rejected":\#(rejected)}"#)
+  } else {
+    print("posted \(ok) entries (new or already present), rejected \(rejected)")
+  }
+  if rejected > 0 { throw CLIExit.rejected }
+}
+
+extension String {
+  func trimmingSuffixNewline() -> String {
+    var s = Substring(self)
+    while let last = s.last, last.isNewline { s = s.dropLast() }
+    return String(s)
   }
 }

@@ -12,6 +12,15 @@ struct Reverse: ParsableCommand {
   var meta: [String] = []
 
   func run() throws {
+    if let online = try global.online() {
+      defer { online.close() }
+      return try online.show(
+        "ENTRY.REVERSE",
+        body([
+          ("id", .string(id ?? "\(entry).reversal")), ("entry", .string(entry)),
+          ("metadata", metadataJSON(try parseMetadata(meta, json: global.json))),
+        ]))
+    }
     let ledger = try global.open()
     let newId = id ?? "\(entry).reversal"
     let spec = ReverseSpec(id: newId, entryId: entry, metadata: try parseMetadata(meta, json: global.json))

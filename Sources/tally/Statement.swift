@@ -24,6 +24,16 @@ struct Statement: ParsableCommand {
   }
 
   func run() throws {
+    if let online = try global.online() {
+      defer { online.close() }
+      if from != nil || to != nil { throw usage("online, give --from-seq/--to-seq, not times") }
+      return try online.show(
+        "STATEMENT.GET",
+        body([
+          ("account", .string(account)), ("from_seq", cursor == nil ? jnum(fromSeq) : nil),
+          ("cursor", jnum(cursor)), ("to_seq", jnum(toSeq)), ("limit", jnum(limit)),
+        ]))
+    }
     let ledger = try global.open(.readOnly)
     var lo = fromSeq ?? 1
     var hi = toSeq ?? UInt64.max

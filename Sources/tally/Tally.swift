@@ -15,7 +15,7 @@ struct Tally: ParsableCommand {
     subcommands: [
       Init.self, PartnerCommand.self, AssetCommand.self, AccountCommand.self, Post.self,
       HoldCommand.self, Reverse.self, Balance.self, Statement.self, Log.self, Verify.self,
-      Rebuild.self, StatsCommand.self, KeyCommand.self,
+      Rebuild.self, StatsCommand.self, KeyCommand.self, Call.self,
     ])
 
   /// Moves leading global options behind the subcommand path, so that both
@@ -27,10 +27,10 @@ struct Tally: ParsableCommand {
       if first == "--json" {
         globals.append(first)
         rest = rest.dropFirst()
-      } else if first == "--data", rest.count >= 2 {
+      } else if ["--data", "--server", "--key", "--secret"].contains(first), rest.count >= 2 {
         globals.append(contentsOf: rest.prefix(2))
         rest = rest.dropFirst(2)
-      } else if first.hasPrefix("--data=") {
+      } else if ["--data=", "--server=", "--key=", "--secret="].contains(where: first.hasPrefix) {
         globals.append(first)
         rest = rest.dropFirst()
       } else {

@@ -109,6 +109,10 @@ struct StatsCommand: ParsableCommand {
   @OptionGroup var global: GlobalOptions
 
   func run() throws {
+    if let online = try global.online() {
+      defer { online.close() }
+      return try online.show("STATS")
+    }
     let ledger = try global.open(.readOnly)
     let s: Stats
     do { s = try ledger.stats() } catch { throw fail(error) }
