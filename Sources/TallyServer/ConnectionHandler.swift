@@ -216,7 +216,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
   func pump() {
     while let next = waiting.first {
       if closing { return }
-      if running > 0 && (next.kind == .barrier || next.kind != runningKind) { return }
+      // A barrier (AUTH, QUIT) runs alone: nothing before it may still run, nothing after
+      // it starts until it is decided. Reads run together, writes run together.
+      if running > 0
+        && (next.kind == .barrier || runningKind == .barrier || next.kind != runningKind)
+      {
+        return
+      }
       if next.kind == .write && writerFull { return }
       _ = waiting.popFirst()
       if !dispatch(next) {
@@ -273,7 +279,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
   func startAuth(_ slot: Slot, key: String, mac: String) {
     running += 1
-    runningKind = .read
+    runningKind = .barrier
     let now = Writer.now()
     let server = self.server
     let address = self.address
