@@ -19,6 +19,7 @@ let package = Package(
     .library(name: "TallyClient", targets: ["TallyClient"]),
     .library(name: "TallyStore", targets: ["TallyStore"]),
     .library(name: "TallyCore", targets: ["TallyCore"]),
+    .library(name: "TallyProtocol", targets: ["TallyProtocol"]),
     .library(name: "TallyWorkload", targets: ["TallyWorkload"]),
   ],
   dependencies: [
@@ -108,9 +109,10 @@ let package = Package(
     .testTarget(
       name: "TallyServerTests",
       dependencies: [
-        "TallyServer", "TallyProtocol", "TallyCore",
+        "TallyServer", "TallyProtocol", "TallyCore", "TallyStore",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "NIOTestUtils", package: "swift-nio"),
       ]),
     .testTarget(
       name: "TallydTests",

@@ -27,6 +27,18 @@ let package = Package(
       plugins: [
         .plugin(name: "BenchmarkPlugin", package: "benchmark")
       ]
-    )
+    ),
+    .executableTarget(
+      name: "ProtocolBenchmarks",
+      dependencies: [
+        .product(name: "Benchmark", package: "benchmark"),
+        .product(name: "TallyProtocol", package: "Tally"),
+        .product(name: "TallyCore", package: "Tally"),
+      ],
+      path: "Benchmarks/ProtocolBenchmarks",
+      plugins: [
+        .plugin(name: "BenchmarkPlugin", package: "benchmark")
+      ]
+    ),
   ]
 )

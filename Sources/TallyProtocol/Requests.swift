@@ -70,6 +70,10 @@ public enum RequestParser {
     }
     let space = bytes.firstIndex(of: UInt8(ascii: " ")) ?? bytes.count
     let verbBytes = bytes[0..<space]
+    if verbBytes.isEmpty {
+      return .failure(
+        WireError(.badRequest, "a request starts with its verb", reason: "MISSING_VERB"))
+    }
     guard verbBytes.count <= ProtocolLimits.verbBytesMax,
       verbBytes.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5a) || $0 == 0x2e })
     else {

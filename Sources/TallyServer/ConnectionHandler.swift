@@ -305,6 +305,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
   }
 
   func authDone(_ slot: Slot, key: String, principal: Principal?, rateLimited: Bool) {
+    if session.state != .authenticating {
+      // Closed while the key was being looked up (timeout, shutdown): nothing to answer.
+      running -= 1
+      return
+    }
     switch session.authResult(principal, rateLimited: rateLimited) {
     case .accepted(let p):
       authTask?.cancel()
@@ -453,8 +458,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         server.revoked.withLock { _ = $0.insert(k.id) }
         slot.line = WireOK.line(Execute.key(k))
       } else {
+        var id = "?"
+        if case .keyRevoke(let k) = request { id = k }
         slot.line =
-          WireError(.notFound, "no such key", reason: "KEY_NOT_FOUND", details: ["key": "?"]).line
+          WireError(.notFound, "no such key", reason: "KEY_NOT_FOUND", details: ["key": id]).line
       }
     case .outcomes(let outcomes, let receipts):
       if case .entryBatch = request {

@@ -12,7 +12,7 @@ public enum Frame: Equatable, Sendable {
 /// `maximumBufferSize` closes without a reply, so this decoder turns an over-long line into
 /// `.tooLong` (answered `ERR LINE_TOO_LONG`) and skips to the next newline: the framing
 /// stays trustworthy, so the connection stays open. It never holds more than
-/// `lineBytesMax + 1` unconsumed bytes of one line.
+/// `lineBytesMax + 2` unconsumed bytes of one line. A CR before the LF does not count.
 public struct LineDecoder: ByteToMessageDecoder {
   public typealias InboundOut = Frame
 
@@ -45,7 +45,8 @@ public struct LineDecoder: ByteToMessageDecoder {
       return .continue
     }
     guard let nl = newline else {
-      if readable > lineBytesMax {
+      // +1: the line may still end in CR LF, and the CR does not count.
+      if readable > lineBytesMax + 1 {
         buffer.moveReaderIndex(forwardBy: readable)
         skipping = true
         scanned = 0
@@ -57,7 +58,8 @@ public struct LineDecoder: ByteToMessageDecoder {
     }
     let length = nl - buffer.readerIndex
     scanned = 0
-    if length > lineBytesMax {
+    let endsInCR = length > 0 && buffer.getInteger(at: nl - 1, as: UInt8.self) == UInt8(ascii: "\r")
+    if length - (endsInCR ? 1 : 0) > lineBytesMax {
       buffer.moveReaderIndex(to: nl + 1)
       context.fireChannelRead(wrapInboundOut(.tooLong))
       return .continue

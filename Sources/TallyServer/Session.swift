@@ -91,7 +91,11 @@ public struct Session: Sendable {
   public mutating func authResult(_ principal: Principal?, rateLimited: Bool = false)
     -> AuthOutcome
   {
-    precondition(state == .authenticating, "AUTH result without a pending AUTH")
+    // The connection may have closed (timeout, shutdown) while the key was being looked up:
+    // the late result changes nothing and is never answered.
+    guard state == .authenticating else {
+      return .rejected(WireError(.authFailed, "the connection is closing"), close: true)
+    }
     if let principal {
       state = .ready(principal)
       return .accepted(principal)
