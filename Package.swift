@@ -109,7 +109,7 @@ let package = Package(
     .testTarget(
       name: "TallyServerTests",
       dependencies: [
-        "TallyServer", "TallyProtocol", "TallyCore", "TallyStore",
+        "TallyServer", "TallyProtocol", "TallyCore", "TallyStore", "TallyTestSupport",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -117,13 +117,13 @@ let package = Package(
     .testTarget(
       name: "TallydTests",
       dependencies: [
-        "TallyCore", "TallyProtocol", "TallyCrypto", "TallyClient",
+        "TallyCore", "TallyProtocol", "TallyCrypto", "TallyClient", "TallyTestSupport",
         .product(name: "Subprocess", package: "swift-subprocess"),
       ]),
     .testTarget(
       name: "TallyCLITests",
       dependencies: [
-        "TallyCore", "TallyStore",
+        "TallyCore", "TallyStore", "TallyTestSupport",
         .product(name: "Subprocess", package: "swift-subprocess"),
       ]),
   ]

@@ -68,6 +68,10 @@ final class ResponseHandler: ChannelDuplexHandler {
   private var hello: EventLoopPromise<JSONObject>?
   private var pending = CircularBuffer<EventLoopPromise<TallyResponse>>(initialCapacity: 16)
   private var unclaimed = CircularBuffer<TallyResponse>()
+  /// Set by the first `sendRaw`. Before it, a line nobody asked for means the server and the
+  /// client disagree about which response belongs to which request, so it closes the
+  /// connection; after it, such lines are the answers to the raw bytes and are kept.
+  private var raw = false
   /// Set once the connection is unusable; later calls then fail at once with
   /// `connectionClosed` (the calls waiting at that moment got the specific reason).
   private var closed = false
@@ -100,6 +104,8 @@ final class ResponseHandler: ChannelDuplexHandler {
     }
     if !pending.isEmpty {
       pending.removeFirst().succeed(response)
+    } else if !raw {
+      fail(context, TallyResponse.violation("response to no request", text))
     } else if unclaimed.count < Self.maxUnclaimed {
       unclaimed.append(response)
     } else {
@@ -127,6 +133,7 @@ final class ResponseHandler: ChannelDuplexHandler {
       promise?.succeed(())
       return
     }
+    if exchange.response == nil { raw = true }
     if closed {
       promise?.fail(TallyClientError.connectionClosed)
       return

@@ -112,15 +112,47 @@ public final class TallyClient: Sendable {
   ///
   /// `body` is raw JSON text and is sent as given (the server validates it); it must not
   /// contain a line break. The verb is upper-case letters, digits, `.` and `_`.
-  public func call(_ verb: String, _ body: String? = nil) async throws(TallyClientError)
-    -> TallyResponse
-  {
+  ///
+  /// The call stays on the caller's actor while it waits. An actor whose executor is this
+  /// connection's (`executor`) therefore sends and receives without any thread switch.
+  public func call(
+    _ verb: String, _ body: String? = nil, isolation: isolated (any Actor)? = #isolation
+  ) async throws(TallyClientError) -> TallyResponse {
+    let response = send(verb, body)
+    do {
+      return try await withCheckedThrowingContinuation(isolation: isolation) { continuation in
+        response.whenComplete { continuation.resume(with: $0) }
+      }
+    } catch {
+      throw error as? TallyClientError ?? .connectionClosed
+    }
+  }
+
+  /// The event loop this connection lives on.
+  public var eventLoop: any EventLoop { channel.eventLoop }
+
+  /// An executor running on this connection's event loop, for an actor that drives the
+  /// connection (`nonisolated var unownedExecutor: UnownedSerialExecutor { client.executor }`).
+  /// The event loop group must outlive such an actor; the default singleton group always does.
+  public var executor: UnownedSerialExecutor {
+    channel.eventLoop.executor.asUnownedSerialExecutor()
+  }
+
+  /// `call` without `async`: sends the request at once and returns the future response,
+  /// failed with a `TallyClientError`.
+  ///
+  /// Called on `eventLoop` itself, the write happens at once instead of being handed to the
+  /// loop's thread.
+  public func send(_ verb: String, _ body: String? = nil) -> EventLoopFuture<TallyResponse> {
     guard Self.isValidVerb(verb) else {
-      throw .invalidRequest("verb must be [A-Z0-9._]+, got \(JSONWriter.quoted(verb))")
+      let quoted = JSONWriter.quoted(String(verb.prefix(64)))
+      return channel.eventLoop.makeFailedFuture(
+        TallyClientError.invalidRequest("verb must be [A-Z0-9._]{1,64}, got \(quoted)"))
     }
     let bodyBytes = body?.utf8.count ?? 0
     if let body, body.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) {
-      throw .invalidRequest("a request body must not contain a line break")
+      return channel.eventLoop.makeFailedFuture(
+        TallyClientError.invalidRequest("a request body must not contain a line break"))
     }
     var buffer = channel.allocator.buffer(capacity: verb.utf8.count + bodyBytes + 2)
     buffer.writeString(verb)
@@ -129,14 +161,14 @@ public final class TallyClient: Sendable {
       buffer.writeString(body)
     }
     buffer.writeInteger(UInt8(ascii: "\n"))
-    return try await exchange(Exchange(bytes: buffer, response: nil))
+    return exchange(Exchange(bytes: buffer, response: nil))
   }
 
   /// Sends `VERB` with `body` serialized by `JSONWriter`.
-  public func call(_ verb: String, _ body: JSONObject) async throws(TallyClientError)
-    -> TallyResponse
-  {
-    try await call(verb, JSONWriter.serialize(.object(body)))
+  public func call(
+    _ verb: String, _ body: JSONObject, isolation: isolated (any Actor)? = #isolation
+  ) async throws(TallyClientError) -> TallyResponse {
+    try await call(verb, JSONWriter.serialize(.object(body)), isolation: isolation)
   }
 
   /// Writes bytes as they are, with no response expected, e.g. malformed input in tests.
@@ -155,7 +187,11 @@ public final class TallyClient: Sendable {
   ///
   /// Only meaningful while no `call` is in flight, since responses are handed out in order.
   public func nextResponse() async throws(TallyClientError) -> TallyResponse {
-    try await exchange(Exchange(bytes: nil, response: nil))
+    do {
+      return try await exchange(Exchange(bytes: nil, response: nil)).get()
+    } catch {
+      throw error as? TallyClientError ?? .connectionClosed
+    }
   }
 
   /// Closes the connection; calls still waiting fail with `connectionClosed`.
@@ -164,7 +200,7 @@ public final class TallyClient: Sendable {
   }
 
   /// Queues a response promise (and sends the bytes, if any) in one step on the event loop.
-  private func exchange(_ request: Exchange) async throws(TallyClientError) -> TallyResponse {
+  private func exchange(_ request: Exchange) -> EventLoopFuture<TallyResponse> {
     var request = request
     let response = channel.eventLoop.makePromise(of: TallyResponse.self)
     request.response = response
@@ -173,11 +209,7 @@ public final class TallyClient: Sendable {
     channel.writeAndFlush(request).whenFailure { error in
       response.fail(error as? TallyClientError ?? .connectionClosed)
     }
-    do {
-      return try await response.futureResult.get()
-    } catch {
-      throw error as? TallyClientError ?? .connectionClosed
-    }
+    return response.futureResult
   }
 
   static func isValidVerb(_ verb: String) -> Bool {

@@ -41,6 +41,10 @@ public struct HoldSpec: Equatable, Sendable {
   public var currency: String?
   public var ref: String?
   public var deadlineNanos: Int64?
+  /// The deadline was derived from a time-to-live when the request arrived: a retry computes
+  /// another one, so an existing hold with this id is compared on everything but the exact
+  /// deadline (the first attempt's deadline stands).
+  public var deadlineIsRelative = false
   public var metadata: Metadata
   public init(id: String, legs: [LegSpec], currency: String? = nil, ref: String? = nil,
     deadlineNanos: Int64? = nil, metadata: Metadata = .empty) {

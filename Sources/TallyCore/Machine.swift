@@ -352,7 +352,11 @@ public enum Machine {
         guard case .holdPlaced(let p) = body else { return "kind" }
         if p.legs != h.legs.map(\.leg) { return "legs" }
         if !p.ref.bytesEqual(h.ref) { return "ref" }
-        if p.deadlineNanos != h.deadlineNanos { return "deadline" }
+        if h.deadlineIsRelative {
+          if (p.deadlineNanos == nil) != (h.deadlineNanos == nil) { return "deadline" }
+        } else if p.deadlineNanos != h.deadlineNanos {
+          return "deadline"
+        }
         if p.metadata != h.metadata { return "metadata" }
         return nil
       }

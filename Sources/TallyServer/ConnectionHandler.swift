@@ -41,6 +41,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
   var writerFull = false
   var readPending = false
   var stopReading = false
+  var shuttingDown = false
   var closing = false
   var counted = false
   var lastActivity = NIODeadline.now()
@@ -54,8 +55,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
       nonce: Secrets.random(32).hex, authFailuresMax: server.config.authFailuresPerConnectionMax)
   }
 
+  /// Stop reading the socket: too many answers owed, the writer's queue is full, or the
+  /// client is not reading its answers (the socket's send buffer is past its high mark).
   var paused: Bool {
     stopReading || writerFull || slots.count >= server.config.inflightPerConnectionMax
+      || !context.channel.isWritable
   }
 
   // MARK: lifecycle
@@ -126,14 +130,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
     context.fireUserInboundEventTriggered(event)
   }
 
-  /// Stop reading; answer what waits with SHUTTING_DOWN; finish what runs; then close.
+  /// Stop reading; answer what waits, and whatever the decoder still delivers, with
+  /// SHUTTING_DOWN; finish what runs; close once every answer is out.
   func beginShutdown() {
+    shuttingDown = true
     stopReading = true
     while let p = waiting.popFirst() {
       p.slot.line = WireError(.shuttingDown, "the server is shutting down").line
     }
-    session.close()
-    if let last = slots.last { last.closeAfter = true } else { closeNow() }
     flushReady()
   }
 
@@ -164,6 +168,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
   }
 
+  func channelWritabilityChanged(context: ChannelHandlerContext) {
+    if context.channel.isWritable {
+      pump()
+      resumeIfPossible()
+    }
+    context.fireChannelWritabilityChanged()
+  }
+
   func resumeIfPossible() {
     if readPending && !paused && !closing {
       readPending = false
@@ -175,16 +187,20 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     let frame = unwrapInboundIn(data)
-    if closing || session.state == .closing { return }
+    if closing { return }
+    if shuttingDown || server.shuttingDown.load(ordering: .relaxed) {
+      // Read before the socket stopped being read: answered, never applied.
+      let slot = Slot()
+      slot.line = WireError(.shuttingDown, "the server is shutting down").line
+      slots.append(slot)
+      flushReady()
+      return
+    }
+    if session.state == .closing { return }
     lastActivity = NIODeadline.now()
     server.info.requests.wrappingAdd(1, ordering: .relaxed)
     let slot = Slot()
     slots.append(slot)
-    if server.shuttingDown.load(ordering: .relaxed) {
-      slot.line = WireError(.shuttingDown, "the server is shutting down").line
-      flushReady()
-      return
-    }
     switch frame {
     case .tooLong:
       slot.line =
@@ -213,9 +229,18 @@ final class ConnectionHandler: ChannelDuplexHandler {
   }
 
   /// Dispatches waiting requests in order while they may run alongside what is running.
+  /// Nothing new starts while the client is not reading: its answers would only pile up.
   func pump() {
+    if !shuttingDown && server.shuttingDown.load(ordering: .relaxed) {
+      // The signal landed; this connection's shutdown event may still be on its way.
+      beginShutdown()
+      return
+    }
     while let next = waiting.first {
-      if closing { return }
+      if closing || shuttingDown || !context.channel.isWritable { return }
+      // One read of the socket can hold thousands of requests: start at most the in-flight
+      // limit at a time, so answers cannot pile up faster than they leave.
+      if running >= server.config.inflightPerConnectionMax { return }
       // A barrier (AUTH, QUIT) runs alone: nothing before it may still run, nothing after
       // it starts until it is decided. Reads run together, writes run together.
       if running > 0
@@ -389,7 +414,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     case .holdCapture(let x): work = .commands([.captureHold(x)], scope)
     case .holdRelease(let x): work = .commands([.releaseHold(holdId: x)], scope)
     case .holdPlace(var x, let ttl):
-      if let ttl { x.deadlineNanos = Writer.now() + ttl * 1_000_000 }
+      if let ttl {
+        x.deadlineNanos = Writer.now() + ttl * 1_000_000
+        x.deadlineIsRelative = true
+      }
       work = .commands([.placeHold(x)], scope)
     case .entryBatch(let items):
       batchItems = items
@@ -502,7 +530,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
   /// Writes every answered slot at the head, in order, with one flush.
   func flushReady() {
     guard !closing else { return }
-    var wrote = false
+    var wrote = 0
     var close = false
     while let head = slots.first, let line = head.line {
       _ = slots.popFirst()
@@ -510,14 +538,17 @@ final class ConnectionHandler: ChannelDuplexHandler {
       buf.writeString(line)
       buf.writeInteger(UInt8(ascii: "\n"))
       context.write(wrapOutboundOut(buf), promise: nil)
-      wrote = true
+      wrote += 1
       if head.closeAfter {
         close = true
         break
       }
     }
-    if wrote { context.flush() }
-    if close {
+    if wrote > 0 {
+      context.flush()
+      server.info.responses.wrappingAdd(wrote, ordering: .relaxed)
+    }
+    if close || (shuttingDown && slots.isEmpty && running == 0) {
       closeNow()
       return
     }

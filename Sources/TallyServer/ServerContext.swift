@@ -42,6 +42,7 @@ final class ServerInfo: Sendable {
   let connections = Atomic<Int>(0)
   let connectionsTotal = Atomic<Int>(0)
   let requests = Atomic<Int>(0)
+  let responses = Atomic<Int>(0)
   let authFailures = Atomic<Int>(0)
   let started = NIODeadline.now()
 
@@ -55,6 +56,7 @@ final class ServerInfo: Sendable {
       ("connections", n(connections.load(ordering: .relaxed))),
       ("connections_total", n(connectionsTotal.load(ordering: .relaxed))),
       ("requests", n(requests.load(ordering: .relaxed))),
+      ("responses", n(responses.load(ordering: .relaxed))),
       ("auth_failures", n(authFailures.load(ordering: .relaxed))),
       ("write_groups", n(w.groups.load(ordering: .relaxed))),
       ("write_commands", n(w.commands.load(ordering: .relaxed))),

@@ -129,10 +129,15 @@ func be64(_ v: UInt64) -> UInt64 { v.bigEndian }
 /// Lifetime is managed by the caller (`Ledger`), which commits or aborts in one scope.
 struct Txn {
   let txn: OpaquePointer
+  /// LMDB's default maximum key size (mdb_env_get_maxkeysize).
+  static let keyBytesMax = 511
 
   func get(_ dbi: MDB_dbi, _ key: UnsafeRawBufferPointer) throws(StoreError)
     -> UnsafeRawBufferPointer?
   {
+    // LMDB refuses empty keys and keys over 511 bytes (MDB_BAD_VALSIZE); no record can have
+    // one, so such a lookup simply finds nothing.
+    if key.count == 0 || key.count > Self.keyBytesMax { return nil }
     var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
     var v = MDB_val()
     let rc = mdb_get(txn, dbi, &k, &v)

@@ -159,6 +159,11 @@ extension LedgerQuerying {
     try reader.readState { s in try s.asset(code) }
   }
 
+  /// Whether `key` sorts strictly after `cursor` (byte order, as LMDB sorts).
+  static func isAfter(_ key: UnsafeRawBufferPointer, _ cursor: String) -> Bool {
+    cursor.utf8.lexicographicallyPrecedes(key)
+  }
+
   /// Up to `limit` records of a string-keyed database, in key order, after key `after`.
   static func page<T>(
     _ t: Txn, _ dbi: MDB_dbi, after: String?, limit: Int,
@@ -167,11 +172,14 @@ extension LedgerQuerying {
     let c = try t.cursor(dbi)
     defer { c.close() }
     var row: (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)?
-    if let after {
-      row = try withBytes(Array(after.utf8)) { (k) throws(StoreError) in
-        try c.get(MDB_SET_RANGE, key: k)
+    // Seek to the cursor (cut to LMDB's key limit; LMDB refuses an empty key, and every key
+    // sorts after ""), then step over keys at or before it.
+    if let after, !after.isEmpty {
+      let seek = Array(after.utf8.prefix(Txn.keyBytesMax))
+      row = try withBytes(seek) { (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k) }
+      while let r = row, !isAfter(r.key, after) {
+        row = try c.get(MDB_NEXT)
       }
-      if let r = row, r.key.elementsEqual(after.utf8) { row = try c.get(MDB_NEXT) }
     } else {
       row = try c.get(MDB_FIRST)
     }

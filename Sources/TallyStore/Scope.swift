@@ -34,8 +34,10 @@ extension StoreState {
       return nil
     }
     switch c {
-    case .postEntry(let e): return try legs(e.legs.map(\.account))
-    case .placeHold(let h): return try legs(h.legs.map(\.account))
+    case .postEntry(let e):
+      return try legs(e.legs.map(\.account)) ?? foreignId(e.id, scope)
+    case .placeHold(let h):
+      return try legs(h.legs.map(\.account)) ?? foreignId(h.id, scope)
     case .captureHold(let spec): return try holdRejection(spec.holdId, scope)
     case .releaseHold(let id): return try holdRejection(id, scope)
     case .reverseEntry(let r):
@@ -46,7 +48,7 @@ extension StoreState {
         return Rejection(
           .entryNotFound, "entry \(r.entryId) does not exist", ["entry": r.entryId])
       }
-      return nil
+      return try foreignId(r.id, scope)
     case .openAccount(let a):
       if a.partner != scope.partner {
         return Rejection(
@@ -69,6 +71,23 @@ extension StoreState {
       // Role checks keep these from services; refusing here too keeps the scope airtight.
       return Rejection(.invalidField, "not permitted for a partner-bound key")
     }
+  }
+
+  /// Ids are global. When `id` is taken by an entry or hold outside the scope, the engine's
+  /// ID_CONFLICT would name the differing field and the original seq: say only that the id
+  /// is taken.
+  mutating func foreignId(_ id: String, _ scope: Scope) throws -> Rejection? {
+    guard let rec = try idRecord(id) else { return nil }
+    let names: [String]
+    switch try event(at: rec.seq).body {
+    case .entryPosted(let p): names = p.legs.map(\.account)
+    case .holdPlaced(let h): names = h.legs.map(\.account)
+    default: names = []
+    }
+    if try !names.isEmpty && names.allSatisfy({ try account($0).map(scope.admits) ?? false }) {
+      return nil
+    }
+    return Rejection(.idConflict, "id \(id) is already in use", ["id": id])
   }
 
   mutating func holdRejection(_ id: String, _ scope: Scope) throws -> Rejection? {

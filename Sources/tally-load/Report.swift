@@ -27,7 +27,9 @@ struct Report {
 
   var json: String {
     func number(_ value: some BinaryInteger) -> JSONValue { .number("\(value)") }
-    let errors = stats.errors.sorted { $0.key < $1.key }.map { (key: $0.key, value: number($0.value)) }
+    let errors = stats.errors.sorted { $0.key < $1.key }.map {
+      (key: $0.key, value: number($0.value))
+    }
     let object = JSONObject([
       ("connections", number(config.connections)),
       ("inflight", number(config.inflight)),

@@ -71,6 +71,22 @@ final class Watchdog: Sendable {
   let fired = Atomic<Bool>(false)
 }
 
+/// Runs the workers of one connection on that connection's event loop.
+///
+/// The client's I/O happens on the loop anyway; running the worker there too means a
+/// request is written without waking another thread and its response resumes the worker
+/// without a thread switch. On a 2-core machine shared with the server under test, that is
+/// most of what the generator costs per request.
+actor LoopBound {
+  let client: TallyClient
+
+  init(_ client: TallyClient) {
+    self.client = client
+  }
+
+  nonisolated var unownedExecutor: UnownedSerialExecutor { client.executor }
+}
+
 /// The instants of a run on the continuous clock.
 struct Timeline: Sendable {
   let start: ContinuousClock.Instant
@@ -89,14 +105,15 @@ func nanos(_ duration: Duration) -> Int64 {
   return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
 }
 
-/// One worker: returns `false` when its connection failed. At most one request of its own in flight, so a connection with `inflight`
-/// workers has at most `inflight` requests outstanding. Requests sent (closed loop) or
-/// scheduled (open loop) inside the measured window are counted; their latency runs from the
-/// send, or from the scheduled time in the open loop, so a slow server cannot hide its
-/// queueing delay by slowing the generator down (coordinated omission).
+/// One worker, with at most one request of its own in flight, so a connection with
+/// `inflight` workers has at most `inflight` requests outstanding. Requests sent (closed
+/// loop) or scheduled (open loop) inside the measured window are counted; their latency runs
+/// from the send, or from the scheduled time in the open loop, so a slow server cannot hide
+/// its queueing delay by slowing the generator down (coordinated omission). Returns `false`
+/// when the connection failed.
 func runWorker(
-  client: TallyClient, connection: Int, slot: Int, config: LoadConfig, timeline: Timeline,
-  stats: ConnectionStats, watchdog: Watchdog
+  on loop: isolated LoopBound, client: TallyClient, connection: Int, slot: Int,
+  config: LoadConfig, timeline: Timeline, stats: ConnectionStats, watchdog: Watchdog
 ) async -> Bool {
   var generator = EntryGenerator(
     runID: config.runID, connection: connection, slot: slot, stride: config.inflight,
@@ -109,6 +126,13 @@ func runWorker(
   let workers = Int128(config.workers)
   let nanosPerEntry = Int128(1_000_000_000)
   var ownSlot: Int128 = 0
+  // Nothing is sent before the common start, so that every entry sent counts somewhere:
+  // with no warmup, a request sent earlier would be committed but not measured.
+  do {
+    try await Task.sleep(until: timeline.start, clock: clock)
+  } catch {
+    return true
+  }
   while !Task.isCancelled {
     var intended = clock.now
     if config.isOpenLoop {
@@ -130,7 +154,8 @@ func runWorker(
       if behind > maxLagNanos {
         // Jump to the first own slot no more than maxLag in the past; those in between are
         // counted, not sent.
-        let missed = Int128(behind - maxLagNanos) * Int128(config.rate)
+        let missed =
+          Int128(behind - maxLagNanos) * Int128(config.rate)
           / (workers * Int128(config.entriesPerRequest) * nanosPerEntry) + 1
         if intended >= timeline.measureFrom {
           stats.state.withLock { $0.skipped += Int(missed) }
@@ -148,6 +173,7 @@ func runWorker(
     let (verb, body) = generator.nextRequest()
     let measured = intended >= timeline.measureFrom
     do {
+      // Sent and awaited on the connection's own event loop (see LoopBound).
       let response = try await client.call(verb, body)
       let done = clock.now
       guard measured else { continue }

@@ -32,6 +32,21 @@ func openAccounts(_ config: LoadConfig, log: @Sendable (String) -> Void) async t
     for _ in 0..<connections {
       clients.append(try await openClient(config))
     }
+  } catch {
+    for client in clients { await client.close() }
+    throw error
+  }
+  // A server that stops answering must not stall the setup forever: past the limit the
+  // connections are closed, which fails the waiting calls. 2 minutes plus 1 ms per account
+  // is far beyond any healthy server.
+  let opened = clients
+  let limit = Duration.seconds(120) + .milliseconds(config.accounts)
+  let watchdog = Task {
+    try await Task.sleep(for: limit)
+    for client in opened { await client.close() }
+  }
+  defer { watchdog.cancel() }
+  do {
     try await openAccounts(config.accounts, over: clients, window: window, log: log)
   } catch {
     for client in clients { await client.close() }

@@ -210,12 +210,13 @@ func runLoad(_ config: LoadConfig, log: @Sendable (String) -> Void) async throws
 
   let lost = await withTaskGroup(of: Int?.self) { group in
     for connection in 0..<config.connections {
+      let client = connectedClients[connection]
+      let loop = LoopBound(client)
       for slot in 0..<config.inflight {
         group.addTask {
           let healthy = await runWorker(
-            client: connectedClients[connection], connection: connection, slot: slot,
-            config: config, timeline: timeline, stats: perConnection[connection],
-            watchdog: watchdog)
+            on: loop, client: client, connection: connection, slot: slot, config: config,
+            timeline: timeline, stats: perConnection[connection], watchdog: watchdog)
           return healthy ? nil : connection
         }
       }

@@ -9,7 +9,9 @@ struct Tally: ParsableCommand {
     abstract: "Tally: an append-only, hash-chained double-entry ledger.",
     discussion: """
       Exit codes: 0 ok, 1 rejected or verification failed, 2 usage or I/O error.
-      Global options (--data DIR, --json) may come before or after the command.
+      Global options (--data DIR, --json, --server HOST:PORT, --key, --secret) may come \
+      before or after the command. With --server (or $TALLY_SERVER) commands run through \
+      tallyd and print its JSON answers.
       """,
     version: "0.1.0",
     subcommands: [

@@ -6,7 +6,9 @@ struct HelpTests {
     OVERVIEW: Tally: an append-only, hash-chained double-entry ledger.
 
     Exit codes: 0 ok, 1 rejected or verification failed, 2 usage or I/O error.
-    Global options (--data DIR, --json) may come before or after the command.
+    Global options (--data DIR, --json, --server HOST:PORT, --key, --secret) may
+    come before or after the command. With --server (or $TALLY_SERVER) commands run
+    through tallyd and print its JSON answers.
 
     USAGE: tally <subcommand>
 
@@ -36,6 +38,10 @@ struct HelpTests {
       rebuild                 Recompute every projection from the log (all or
                               nothing), then verify.
       stats                   Log head, record counts and storage use.
+      key                     API keys for tallyd: create (secret shown once),
+                              list, revoke.
+      call                    Send one protocol request to the server and print its
+                              answer (needs --server).
 
       See 'tally help <subcommand>' for detailed help.
 
@@ -43,7 +49,7 @@ struct HelpTests {
 
   static let subcommands = [
     "init", "partner", "asset", "account", "post", "hold", "reverse", "balance", "statement",
-    "log", "verify", "rebuild", "stats",
+    "log", "verify", "rebuild", "stats", "key", "call",
   ]
 
   @Test("root --help matches the golden text (80 columns) and lists every subcommand")

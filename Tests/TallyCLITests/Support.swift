@@ -1,5 +1,6 @@
 import Foundation
 import Subprocess
+import TallyTestSupport
 import Testing
 
 #if canImport(System)
@@ -16,78 +17,12 @@ import Testing
 
 // MARK: - Locating the built `tally`
 
-/// Finds the `tally` executable the tests run. Looked up, in order:
-/// 1. `$TALLY_BIN`;
-/// 2. next to the running test executable and in its parents (`swift build --build-tests`
-///    puts products and the test bundle side by side, whatever `--scratch-path` or
-///    configuration was used; on macOS the bundle nests the executable three levels deep);
-/// 3. `.build/{debug,release}` and `.build/<triple>/{debug,release}` under the package root
-///    found by walking up from this source file.
+/// The `tally` executable the tests run (see `Executables.locate`: `$TALLY_BIN`, next to the
+/// test bundle, or under `.build`).
 enum TallyBinary {
-  struct NotFound: Error, CustomStringConvertible {
-    var searched: [String]
-    var description: String {
-      "the tally executable was not found; build it first (swift build --build-tests "
-        + "[--scratch-path P]) or set TALLY_BIN. Looked at:\n  "
-        + searched.joined(separator: "\n  ")
-    }
-  }
-
-  static let located: Result<String, NotFound> = locate()
+  static let located = Executables.locate("tally")
 
   static func path() throws -> String { try located.get() }
-
-  static func isExecutableFile(_ p: String) -> Bool {
-    var st = stat()
-    guard stat(p, &st) == 0 else { return false }
-    return (st.st_mode & S_IFMT) == S_IFREG && access(p, X_OK) == 0
-  }
-
-  static func locate() -> Result<String, NotFound> {
-    var candidates = [String]()
-    if let env = ProcessInfo.processInfo.environment["TALLY_BIN"], !env.isEmpty {
-      candidates.append(env)
-    }
-    var exe: String?
-    if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-      exe = link
-    } else if let p = Bundle.main.executablePath {
-      exe = p
-    }
-    var starts = [String]()
-    if let exe { starts.append((exe as NSString).deletingLastPathComponent) }
-    if let a0 = CommandLine.arguments.first, a0.contains("/") {
-      starts.append(((a0 as NSString).standardizingPath as NSString).deletingLastPathComponent)
-    }
-    for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-      starts.append((bundle.bundlePath as NSString).deletingLastPathComponent)
-    }
-    for start in starts {
-      var dir = start
-      for _ in 0..<4 {
-        candidates.append(dir + "/tally")
-        let parent = (dir as NSString).deletingLastPathComponent
-        if parent == dir { break }
-        dir = parent
-      }
-    }
-    // Package root: the directory above Tests/ that holds Package.swift.
-    var root = (#filePath as NSString).deletingLastPathComponent
-    while root != "/" && !FileManager.default.fileExists(atPath: root + "/Package.swift") {
-      root = (root as NSString).deletingLastPathComponent
-    }
-    let build = root + "/.build"
-    for config in ["debug", "release"] { candidates.append("\(build)/\(config)/tally") }
-    if let triples = try? FileManager.default.contentsOfDirectory(atPath: build) {
-      for t in triples.sorted() where t.contains("-") {
-        for config in ["debug", "release"] { candidates.append("\(build)/\(t)/\(config)/tally") }
-      }
-    }
-    var seen = Set<String>()
-    candidates = candidates.filter { seen.insert($0).inserted }
-    if let found = candidates.first(where: isExecutableFile) { return .success(found) }
-    return .failure(NotFound(searched: candidates))
-  }
 }
 
 // MARK: - Running it
@@ -337,18 +272,6 @@ func epochSeconds(_ ts: String) -> Int? {
   return Int(timegm(&tmv))
 }
 
-/// A small deterministic PRNG (SplitMix64) for seeded tests.
-struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
 
 // MARK: - A raw child process (posix_spawn), for SIGKILL and for holding stdin open
 

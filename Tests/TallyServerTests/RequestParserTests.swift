@@ -1,6 +1,7 @@
 import Glibc
 import TallyCore
 import TallyProtocol
+import TallyTestSupport
 import Testing
 
 func parse(_ line: String, batchEntriesMax: Int = 10_000) -> Result<Request, WireError> {
@@ -403,19 +404,6 @@ func fuzzSeed() -> UInt64 {
   return 0x5EED_F022
 }
 
-/// splitmix64: small, seedable, good enough to drive a fuzz.
-struct SplitMix64 {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
 
 /// One fuzz line, at most 300 bytes: random bytes, a verb with JSON-ish noise, or a mutated
 /// table line (which reaches deep into the field checks).

@@ -1,0 +1,15 @@
+/// SplitMix64: a small, seedable PRNG for seeded tests and fuzzers (fixed seeds give fixed
+/// streams, so a failing seed can be replayed).
+public struct SplitMix64: RandomNumberGenerator {
+  public var state: UInt64
+  public init(seed: UInt64) { state = seed }
+  public mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+  /// Uniform enough for tests in `0..<n` (modulo bias is irrelevant at these sizes).
+  public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
