@@ -328,22 +328,10 @@ struct TallydCrashTests {
 
   /// `tally --data DIR verify --json`; its exit status and stdout.
   private func runTallyVerify(_ dataDir: String) async throws -> (status: Int32, output: String) {
-    let exe = try Binaries.tally()
-    return try await offPool {
-      let p = Process()
-      p.executableURL = URL(fileURLWithPath: exe)
-      p.arguments = ["--data", dataDir, "verify", "--json"]
-      var env = ProcessInfo.processInfo.environment
-      env["TALLY_SERVER"] = nil
-      p.environment = env
-      let out = Pipe()
-      p.standardOutput = out
-      try p.run()
-      let data = out.fileHandleForReading.readDataToEndOfFile()
-      p.waitUntilExit()
-      return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    let r = try await runTally(["--data", dataDir, "verify", "--json"])
+    return (r.status, r.stdout)
   }
+
 }
 
 private struct CrashPost: Sendable {

@@ -33,6 +33,37 @@ enum Binaries {
   static func tally() throws -> String { try tallyLocated.get() }
 }
 
+// MARK: - Running the CLI
+
+/// Runs the built `tally` with `arguments` (and `environment` added to this process's, minus
+/// any `TALLY_SERVER`, `TALLY_KEY`, `TALLY_SECRET` the caller does not set) and waits.
+func runTally(_ arguments: [String], environment: [String: String] = [:]) async throws
+  -> (status: Int32, stdout: String, stderr: String)
+{
+  let exe = try Binaries.tally()
+  return try await offPool {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for k in ["TALLY_SERVER", "TALLY_KEY", "TALLY_SECRET", "TALLY_DATA"] { env[k] = nil }
+    env.merge(environment) { $1 }
+    p.environment = env
+    // stdout through a pipe, stderr to a file: nothing the child writes can block it.
+    let errPath = FileManager.default.temporaryDirectory.path + "/tally-stderr-\(UUID())"
+    FileManager.default.createFile(atPath: errPath, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: errPath) }
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle(forWritingAtPath: errPath)
+    try p.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let errText = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+    return (p.terminationStatus, String(decoding: outData, as: UTF8.self), errText)
+  }
+}
+
 // MARK: - Blocking work off the concurrency pool
 
 /// Runs blocking `body` on a GCD thread and awaits it, so blocked tests do not starve the
