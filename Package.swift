@@ -99,7 +99,7 @@ let package = Package(
         "TallyCore", "TallyCrypto", "TallyTestSupport",
         .product(name: "PropertyBased", package: "swift-property-based"),
       ]),
-    .testTarget(name: "TallyProtocolTests", dependencies: ["TallyProtocol"]),
+    .testTarget(name: "TallyProtocolTests", dependencies: ["TallyProtocol", "TallyTestSupport"]),
     .testTarget(
       name: "TallyStoreTests",
       dependencies: [

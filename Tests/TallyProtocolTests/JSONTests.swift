@@ -525,18 +525,6 @@ func boundaryUTF8IsAccepted(sequence: [UInt8]) throws {
 
 // MARK: Fuzz
 
-/// SplitMix64: tiny, fast and fully determined by its seed, so a failure can be replayed.
-private struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
-
 /// Bytes that matter to the grammar, so random inputs get past the first byte more often.
 private let interestingBytes: [UInt8] =
   Array(#"{}[]:,"\/ -+.eE0123456789truefalsnu"#.utf8)
@@ -639,7 +627,7 @@ private func check(_ input: [UInt8], _ limits: JSONLimits, _ stats: inout FuzzSt
 @Test func seededFuzzNeverCrashesAndRoundTrips() {
   let seed: UInt64 = 0x7A11_5EED_2024_0001
   print("JSON fuzz seed: 0x\(String(seed, radix: 16))")
-  var rng = SplitMix64(state: seed)
+  var rng = SplitMix64(seed: seed)
   let tight = JSONLimits(maxBytes: 64, maxDepth: 3, maxStringBytes: 5, maxMembers: 3)
   var stats = FuzzStats()
 
@@ -666,7 +654,7 @@ private func check(_ input: [UInt8], _ limits: JSONLimits, _ stats: inout FuzzSt
 }
 
 @Test func generatedNumbersAreValid() {
-  var rng = SplitMix64(state: 42)
+  var rng = SplitMix64(seed: 42)
   for _ in 0..<2_000 {
     let text = randomNumber(&rng)
     #expect(JSONParser.isValidNumber(text), "\(text)")

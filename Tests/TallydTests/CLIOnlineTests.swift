@@ -1,5 +1,4 @@
 import Foundation
-import TallyTestSupport
 import Testing
 
 /// `tally --server`: the CLI's commands through a real tallyd, and the offline CLI opening
