@@ -71,7 +71,8 @@ struct AccountCommand: ParsableCommand {
       }
       let a = AccountOpened(
         name: name, partner: partner, currency: currency, normalSide: Side(name: normal)!,
-        noOverdraft: noOverdraft, limitMinor: limitMinor, metadata: try parseMetadata(meta, json: global.json))
+        noOverdraft: noOverdraft, limitMinor: limitMinor,
+        metadata: try parseMetadata(meta, json: global.json))
       _ = try applyOne(ledger, .openAccount(a), json: global.json, what: "account \(name)")
     }
   }

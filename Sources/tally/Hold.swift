@@ -55,7 +55,8 @@ struct HoldCommand: ParsableCommand {
         d = now + ttl * 1_000_000_000
       }
       let spec = HoldSpec(
-        id: id, legs: legs, ref: ref, deadlineNanos: d, metadata: try parseMetadata(meta, json: global.json))
+        id: id, legs: legs, ref: ref, deadlineNanos: d,
+        metadata: try parseMetadata(meta, json: global.json))
       _ = try applyOne(ledger, .placeHold(spec), json: global.json, what: "hold \(id)")
     }
   }

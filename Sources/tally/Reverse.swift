@@ -23,7 +23,8 @@ struct Reverse: ParsableCommand {
     }
     let ledger = try global.open()
     let newId = id ?? "\(entry).reversal"
-    let spec = ReverseSpec(id: newId, entryId: entry, metadata: try parseMetadata(meta, json: global.json))
+    let spec = ReverseSpec(
+      id: newId, entryId: entry, metadata: try parseMetadata(meta, json: global.json))
     _ = try applyOne(ledger, .reverseEntry(spec), json: global.json, what: "reversal \(newId)")
   }
 }
