@@ -32,6 +32,9 @@ public enum Request: Sendable {
   case statementGet(account: String, fromSeq: UInt64, toSeq: UInt64, limit: Int)
   case logHead
   case logRead(fromSeq: UInt64, limit: Int)
+  /// Audit path of the event at `seq` in the tree of `size` events (nil: the head).
+  case proofInclusion(seq: UInt64, size: UInt64?)
+  case proofConsistency(from: UInt64, to: UInt64)
   case stats
 
   /// Whether the request changes the ledger (goes through the writer).
@@ -273,6 +276,17 @@ public enum RequestParser {
       case "LOG.READ":
         try b.only(["from_seq", "limit"])
         return .success(.logRead(fromSeq: try b.optUInt("from_seq") ?? 1, limit: try b.limit()))
+      case "PROOF.INCLUSION":
+        try b.only(["seq", "size"])
+        guard let seq = try b.optUInt("seq") else { throw b.fieldError("seq", "seq is required") }
+        return .success(.proofInclusion(seq: seq, size: try b.optUInt("size")))
+      case "PROOF.CONSISTENCY":
+        try b.only(["from", "to"])
+        guard let from = try b.optUInt("from") else {
+          throw b.fieldError("from", "from is required")
+        }
+        guard let to = try b.optUInt("to") else { throw b.fieldError("to", "to is required") }
+        return .success(.proofConsistency(from: from, to: to))
       case "STATS": try b.only([]); return .success(.stats)
       default:
         throw WireError(.unknownVerb, "unknown verb \(verb)")

@@ -175,4 +175,24 @@ public enum Views {
       ("revoked", revokedNanos.map { s(CivilTime.formatTimestamp($0)) } ?? .null),
     ])
   }
+
+  /// `{"leaf_index","tree_size","leaf_hash","path":[hex…],"root"}` (hashes lowercase hex).
+  public static func inclusionProof(
+    leafIndex: UInt64, treeSize: UInt64, leafHash: String, path: [String], root: String
+  ) -> JSONObject {
+    JSONObject([
+      ("leaf_index", n(leafIndex)), ("tree_size", n(treeSize)), ("leaf_hash", s(leafHash)),
+      ("path", .array(path.map(s))), ("root", s(root)),
+    ])
+  }
+
+  /// `{"from","to","path":[hex…],"root_from","root_to"}`.
+  public static func consistencyProof(
+    from: UInt64, to: UInt64, path: [String], rootFrom: String, rootTo: String
+  ) -> JSONObject {
+    JSONObject([
+      ("from", n(from)), ("to", n(to)), ("path", .array(path.map(s))),
+      ("root_from", s(rootFrom)), ("root_to", s(rootTo)),
+    ])
+  }
 }

@@ -136,6 +136,26 @@ enum Execute {
           ),
           ("next", records.count == limit && last < head.seq ? n(last + 1) : .null),
         ]))
+    case .proofInclusion(let seq, let size):
+      switch try reader.inclusionProof(seq: seq, size: size) {
+      case .failure(.outOfRange(let why)):
+        return WireError(.notFound, why, reason: "OUT_OF_RANGE").line
+      case .success(let p):
+        return WireOK.line(
+          Views.inclusionProof(
+            leafIndex: p.leafIndex, treeSize: p.treeSize, leafHash: p.leafHash.hex,
+            path: p.path.map(\.hex), root: p.root.hex))
+      }
+    case .proofConsistency(let from, let to):
+      switch try reader.consistencyProof(from: from, to: to) {
+      case .failure(.outOfRange(let why)):
+        return WireError(.notFound, why, reason: "OUT_OF_RANGE").line
+      case .success(let p):
+        return WireOK.line(
+          Views.consistencyProof(
+            from: p.from, to: p.to, path: p.path.map(\.hex), rootFrom: p.rootFrom.hex,
+            rootTo: p.rootTo.hex))
+      }
     case .stats:
       let st = try reader.stats()
       return WireOK.line(

@@ -190,16 +190,24 @@ extension Ledger {
   /// Opens the `keys` database, creating it in a read-write ledger (directories made before
   /// keys existed gain it on first read-write open; its absence is an empty key set).
   static func openKeys(_ env: Environment, create: Bool) throws(StoreError) -> MDB_dbi? {
+    try openNamed(env, "keys", create: create)
+  }
+
+  /// Opens a named database that older directories may lack: created in a read-write open,
+  /// nil when absent in a read-only one.
+  static func openNamed(_ env: Environment, _ name: String, create: Bool) throws(StoreError)
+    -> MDB_dbi?
+  {
     let raw = try env.begin(readOnly: !create)
     var h: MDB_dbi = 0
-    let rc = mdb_dbi_open(raw, "keys", create ? UInt32(MDB_CREATE) : 0, &h)
+    let rc = mdb_dbi_open(raw, name, create ? UInt32(MDB_CREATE) : 0, &h)
     if rc == MDB_NOTFOUND {
       mdb_txn_abort(raw)
       return nil
     }
     if rc != 0 {
       mdb_txn_abort(raw)
-      try check(rc, "dbi_open keys")
+      try check(rc, "dbi_open \(name)")
     }
     try check(mdb_txn_commit(raw), "commit")
     return h

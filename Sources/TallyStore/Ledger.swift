@@ -22,7 +22,9 @@ public struct Receipt: Equatable, Sendable {
 /// batches of commands in one LMDB write transaction each.
 public final class Ledger {
   /// Version of the data directory layout (event encoding, projections, meta).
-  public static let formatVersion: UInt32 = 1
+  /// 2 added the Merkle tree (`tree`); a format-1 directory is migrated on its first
+  /// read-write open (docs/FORMAT.md, "Compatibility").
+  public static let formatVersion: UInt32 = 2
   /// First map size; the map grows by doubling (up to +4 GiB a step) when 80 % full.
   static let initialMapBytes = 64 << 20
   static let mapGrowthStepMaxBytes = 4 << 30
@@ -38,6 +40,8 @@ public final class Ledger {
   public let readOnly: Bool
   public private(set) var head: LogHead
   var accountCount: UInt64
+  /// The right edge of the Merkle tree after the last commit (see `Tree.append`).
+  var treeFrontier = [Hash32](repeating: .zero, count: Tree.levelsMax)
   /// The writer's account and balance cache (see `BatchCache`).
   lazy var writerCache = BatchCache(accountCount: accountCount)
 
@@ -103,6 +107,7 @@ public final class Ledger {
     }
     try check(mdb_txn_commit(opener), "commit")
     dbs.keys = try Self.openKeys(env, create: !readOnly)
+    dbs.tree = try Self.openNamed(env, "tree", create: !readOnly)
     self.dbs = dbs
     self.reader = LedgerReader(env: env, dbs: dbs)
     let txn = try env.begin(readOnly: true)
@@ -112,11 +117,39 @@ public final class Ledger {
       throw .corrupt("meta has no format version")
     }
     let found = UInt32(bigEndian: fv.loadUnaligned(as: UInt32.self))
-    guard found == Self.formatVersion else {
+    let migrate = found == 1 && !readOnly
+    guard found == Self.formatVersion || migrate else {
       throw .formatVersion(found: found, expected: Self.formatVersion)
     }
     head = try Self.readHead(t, dbs)
     accountCount = try Self.readAccountCount(t, dbs)
+    if migrate {
+      try migrateFrom1()
+    } else if !readOnly {
+      do { treeFrontier = try Tree.frontier(t, dbs, size: head.seq) } catch {
+        throw Self.storeError(error)
+      }
+    }
+  }
+
+  /// Format 1 → 2: builds the Merkle tree from the stored leaf hashes and records format 2,
+  /// in one write transaction (all or nothing; the log and projections are untouched).
+  func migrateFrom1() throws(StoreError) {
+    try growIfNeeded()
+    let raw = try env.begin(readOnly: false)
+    var committed = false
+    defer { if !committed { mdb_txn_abort(raw) } }
+    let t = Txn(txn: raw)
+    let frontier: [Hash32]
+    do { frontier = try Tree.build(t, dbs, hasher, size: head.seq) } catch {
+      throw Self.storeError(error)
+    }
+    try withBytes(of: Self.formatVersion.bigEndian) { (v) throws(StoreError) in
+      try t.put(dbs.meta, Self.metaKey("format"), v)
+    }
+    committed = true
+    try check(mdb_txn_commit(raw), "commit")
+    treeFrontier = frontier
   }
 
   // MARK: meta
@@ -220,6 +253,8 @@ public final class Ledger {
     let txn = Txn(txn: raw)
     var state = StoreState(txn: txn, dbs: dbs, cache: cache)
     var h = head
+    guard let tree = dbs.tree else { throw .corrupt("the tree database is not open") }
+    var frontier = treeFrontier
     var outcomes = [Outcome]()
     outcomes.reserveCapacity(commands.count)
     var receipts = [Receipt?]()
@@ -268,6 +303,7 @@ public final class Ledger {
           try withBytes(hashBytes) { (v) throws(StoreError) in
             try txn.put(dbs.hashes, u64: event.seq, v, flags: UInt32(MDB_APPEND))
           }
+          try Tree.append(txn, tree, hasher, &frontier, index: event.seq - 1, leaf: leaf)
           do {
             try Machine.apply(event, &state)
           } catch {
@@ -298,6 +334,7 @@ public final class Ledger {
     }
     head = h
     accountCount = cache.accountCount
+    treeFrontier = frontier
     return (outcomes, receipts)
   }
 

@@ -17,6 +17,9 @@ struct DBs {
   /// API keys (not part of the log; see Keys.swift). Nil in a read-only open of a directory
   /// that never had keys.
   var keys: MDB_dbi?
+  /// Complete Merkle subtrees above the leaves (see Tree.swift). Nil only while a format-1
+  /// directory is opened read-only (it gains the tree on its first read-write open).
+  var tree: MDB_dbi?
 
   static let names = [
     "meta", "log", "hashes", "ids", "partners", "assets", "accounts", "balances", "history",

@@ -51,6 +51,7 @@ extension Ledger {
         t, head: head, into: &mem, problems: &problems, stored: &stored, progress)
       if problems.isEmpty {
         try compareProjections(t, mem, stored, &problems)
+        if let p = try Tree.verify(t, dbs, SHA256Hasher(), size: head.seq) { problems.append(p) }
       }
       var totals: [String: (Int128, Int128, Int128, Int128)] = [:]
       for (i, name) in mem.names.enumerated() {
@@ -443,6 +444,10 @@ extension Ledger {
       throw Self.storeError(error)
     }
     guard seq == head.seq else { throw .corrupt("log ends at \(seq), head says \(head.seq)") }
+    let frontier: [Hash32]
+    do { frontier = try Tree.build(txn, dbs, hasher, size: head.seq) } catch {
+      throw Self.storeError(error)
+    }
     try withBytes(of: cache.accountCount.bigEndian) { (v) throws(StoreError) in
       try txn.put(dbs.meta, Self.metaKey("accounts"), v)
     }
@@ -451,6 +456,7 @@ extension Ledger {
     writerCache.reset(accountCount: rc == 0 ? cache.accountCount : accountCount)
     try check(rc, "commit")
     accountCount = cache.accountCount
+    treeFrontier = frontier
     progress?(seq, head.seq)
     return seq
   }

@@ -40,6 +40,8 @@ struct HelpTests {
       stats                   Log head, record counts and storage use.
       key                     API keys for tallyd: create (secret shown once),
                               list, revoke.
+      proof                   RFC 9162 Merkle proofs over the log: inclusion of an
+                              event, consistency of sizes.
       call                    Send one protocol request to the server and print its
                               answer (needs --server).
 
@@ -49,7 +51,7 @@ struct HelpTests {
 
   static let subcommands = [
     "init", "partner", "asset", "account", "post", "hold", "reverse", "balance", "statement",
-    "log", "verify", "rebuild", "stats", "key", "call",
+    "log", "verify", "rebuild", "stats", "key", "proof", "call",
   ]
 
   @Test("root --help matches the golden text (80 columns) and lists every subcommand")

@@ -117,6 +117,9 @@ let acceptedLines: [(String, Request)] = [
   ("LOG.HEAD", .logHead),
   ("LOG.READ", .logRead(fromSeq: 1, limit: Limits.pageLimitDefault)),
   (#"LOG.READ {"from_seq":5,"limit":1}"#, .logRead(fromSeq: 5, limit: 1)),
+  (#"PROOF.INCLUSION {"seq":3}"#, .proofInclusion(seq: 3, size: nil)),
+  (#"PROOF.INCLUSION {"seq":3,"size":8}"#, .proofInclusion(seq: 3, size: 8)),
+  (#"PROOF.CONSISTENCY {"from":2,"to":8}"#, .proofConsistency(from: 2, to: 8)),
   ("STATS", .stats),
 ]
 

@@ -27,7 +27,8 @@ enum Samples {
     .holdCapture(CaptureSpec(holdId: "h1")), .holdRelease(id: "h1"),
     .balanceGet(account: "cash", asOfSeq: nil),
     .statementGet(account: "cash", fromSeq: 1, toSeq: 10, limit: 10),
-    .logHead, .logRead(fromSeq: 1, limit: 10), .stats,
+    .logHead, .logRead(fromSeq: 1, limit: 10), .proofInclusion(seq: 3, size: 8),
+    .proofConsistency(from: 2, to: 8), .stats,
   ]
 
   static func verb(of r: Request) -> String {
@@ -56,6 +57,8 @@ enum Samples {
     case .statementGet: "STATEMENT.GET"
     case .logHead: "LOG.HEAD"
     case .logRead: "LOG.READ"
+    case .proofInclusion: "PROOF.INCLUSION"
+    case .proofConsistency: "PROOF.CONSISTENCY"
     case .stats: "STATS"
     }
   }
@@ -92,6 +95,10 @@ enum Samples {
     ):
       return a1 == a2 && f1 == f2 && t1 == t2 && l1 == l2
     case (.logRead(let f1, let l1), .logRead(let f2, let l2)): return f1 == f2 && l1 == l2
+    case (.proofInclusion(let s1, let n1), .proofInclusion(let s2, let n2)):
+      return s1 == s2 && n1 == n2
+    case (.proofConsistency(let f1, let t1), .proofConsistency(let f2, let t2)):
+      return f1 == f2 && t1 == t2
     default: return false
     }
   }

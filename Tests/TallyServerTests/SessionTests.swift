@@ -195,6 +195,8 @@ let roleMatrix: [String: String] = [
   "STATEMENT.GET": "ASO-",
   "LOG.HEAD": "ASOU",
   "LOG.READ": "A--U",
+  "PROOF.INCLUSION": "A--U",
+  "PROOF.CONSISTENCY": "A--U",
   "STATS": "A-O-",
 ]
 

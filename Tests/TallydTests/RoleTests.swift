@@ -18,6 +18,7 @@ let roleMatrix: [String: Set<String>] = [
   "HOLD.CAPTURE": ["admin", "service"], "HOLD.RELEASE": ["admin", "service"],
   "LOG.HEAD": ["admin", "ops", "service", "auditor"], "LOG.READ": ["admin", "auditor"],
   "STATS": ["admin", "ops"], "PING": ["admin", "ops", "service", "auditor"],
+  "PROOF.INCLUSION": ["admin", "auditor"], "PROOF.CONSISTENCY": ["admin", "auditor"],
 ]
 
 /// The ledger state a forbidden request must leave alone: head, balances, and the raw key,
@@ -87,6 +88,8 @@ struct RoleTests {
       ("BALANCE.GET", #"BALANCE.GET {"account":"p1:wallet"}"#, "OK"),
       ("STATEMENT.GET", #"STATEMENT.GET {"account":"p1:wallet"}"#, "OK"),
       ("LOG.READ", #"LOG.READ {"limit":2}"#, "OK"),
+      ("PROOF.INCLUSION", #"PROOF.INCLUSION {"seq":1}"#, "OK"),
+      ("PROOF.CONSISTENCY", #"PROOF.CONSISTENCY {"from":1,"to":2}"#, "OK"),
       ("STATS", "STATS", "OK"),
     ]
   }
