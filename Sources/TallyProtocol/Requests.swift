@@ -35,6 +35,8 @@ public enum Request: Sendable {
   /// Audit path of the event at `seq` in the tree of `size` events (nil: the head).
   case proofInclusion(seq: UInt64, size: UInt64?)
   case proofConsistency(from: UInt64, to: UInt64)
+  /// A signed checkpoint of the tree of `size` events (nil: the head).
+  case checkpointGet(size: UInt64?)
   case stats
 
   /// Whether the request changes the ledger (goes through the writer).
@@ -287,6 +289,9 @@ public enum RequestParser {
         }
         guard let to = try b.optUInt("to") else { throw b.fieldError("to", "to is required") }
         return .success(.proofConsistency(from: from, to: to))
+      case "CHECKPOINT.GET":
+        try b.only(["size"])
+        return .success(.checkpointGet(size: try b.optUInt("size")))
       case "STATS": try b.only([]); return .success(.stats)
       default:
         throw WireError(.unknownVerb, "unknown verb \(verb)")

@@ -195,4 +195,11 @@ public enum Views {
       ("root_from", s(rootFrom)), ("root_to", s(rootTo)),
     ])
   }
+
+  /// `{"size","root","chain","note"}`: a signed checkpoint, hashes in hex, the note as text.
+  public static func checkpoint(size: UInt64, root: String, chain: String, note: String)
+    -> JSONObject
+  {
+    JSONObject([("size", n(size)), ("root", s(root)), ("chain", s(chain)), ("note", s(note))])
+  }
 }

@@ -156,6 +156,16 @@ enum Execute {
             from: p.from, to: p.to, path: p.path.map(\.hex), rootFrom: p.rootFrom.hex,
             rootTo: p.rootTo.hex))
       }
+    case .checkpointGet(let size):
+      switch try reader.checkpoint(size: size) {
+      case nil:
+        return WireError(.internal, "the ledger has no signing key").line
+      case .failure(.outOfRange(let why))?:
+        return WireError(.notFound, why, reason: "OUT_OF_RANGE").line
+      case .success(let c)?:
+        return WireOK.line(
+          Views.checkpoint(size: c.size, root: c.root.hex, chain: c.chain.hex, note: c.note))
+      }
     case .stats:
       let st = try reader.stats()
       return WireOK.line(

@@ -140,7 +140,8 @@ public enum Access {
       .holdCapture, .holdRelease:
       return role == .admin || role == .service
     case .logHead: return true
-    case .logRead, .proofInclusion, .proofConsistency: return role == .admin || role == .auditor
+    case .logRead, .proofInclusion, .proofConsistency, .checkpointGet:
+      return role == .admin || role == .auditor
     case .stats: return role == .admin || role == .ops
     }
   }

@@ -49,7 +49,10 @@ public final class Ledger {
 
   /// Creates and initialises a data directory: format version, and the platform partner
   /// as the first event.
-  public static func create(at path: String, now: Int64) throws(StoreError) -> Ledger {
+  /// `origin` names the ledger in its signed checkpoints (default: `tally.ledger/<random>`).
+  public static func create(at path: String, now: Int64, origin: String? = nil)
+    throws(StoreError) -> Ledger
+  {
     var st = stat()
     if stat(path, &st) != 0 {
       if mkdir(path, 0o750) != 0 {
@@ -73,7 +76,7 @@ public final class Ledger {
     }
     // mdb_txn_commit frees the transaction whether or not it succeeds.
     try check(mdb_txn_commit(txn), "commit")
-    let ledger = try Ledger(env: env, lock: lock, path: path, readOnly: false)
+    let ledger = try Ledger(env: env, lock: lock, path: path, readOnly: false, origin: origin)
     let out = try ledger.apply(
       [.createPartner(PartnerCreated(id: Machine.platformPartner, name: "Platform"))], now: now)
     guard case .applied = out[0] else {
@@ -91,7 +94,9 @@ public final class Ledger {
     try self.init(env: env, lock: lock, path: path, readOnly: mode == .readOnly)
   }
 
-  init(env: Environment, lock: WriterLock?, path: String, readOnly: Bool) throws(StoreError) {
+  init(
+    env: Environment, lock: WriterLock?, path: String, readOnly: Bool, origin: String? = nil
+  ) throws(StoreError) {
     self.env = env
     self.lock = lock
     self.path = path
@@ -109,7 +114,11 @@ public final class Ledger {
     dbs.keys = try Self.openKeys(env, create: !readOnly)
     dbs.tree = try Self.openNamed(env, "tree", create: !readOnly)
     self.dbs = dbs
-    self.reader = LedgerReader(env: env, dbs: dbs)
+    var signer = try SigningKey.load(directory: path)
+    if signer == nil && !readOnly {
+      signer = try SigningKey.create(directory: path, origin: origin ?? SigningKey.defaultOrigin())
+    }
+    self.reader = LedgerReader(env: env, dbs: dbs, signer: signer)
     let txn = try env.begin(readOnly: true)
     defer { mdb_txn_abort(txn) }
     let t = Txn(txn: txn)

@@ -26,10 +26,13 @@ public final class LedgerReader: @unchecked Sendable {
   let dbs: DBs
   /// Shared by reads, exclusive while the writer grows the map (see `Ledger.grow`).
   let gate = ReadWriteGate()
+  /// Signs checkpoints; nil until the directory has a key (see `SigningKey`).
+  let signer: NoteSigner?
 
-  init(env: Environment, dbs: DBs) {
+  init(env: Environment, dbs: DBs, signer: NoteSigner?) {
     self.env = env
     self.dbs = dbs
+    self.signer = signer
   }
 
   /// Runs `body` in a read-only transaction.

@@ -8,11 +8,13 @@ struct Init: ParsableCommand {
     abstract: "Create and initialise a data directory (creates the platform partner).")
 
   @OptionGroup var global: GlobalOptions
+  @Option(help: "Origin named in signed checkpoints (default: tally.ledger/<random>).")
+  var origin: String?
 
   func run() throws {
     let ledger: Ledger
     do {
-      ledger = try Ledger.create(at: global.directory, now: nowNanos())
+      ledger = try Ledger.create(at: global.directory, now: nowNanos(), origin: origin)
     } catch {
       throw fail(error)
     }

@@ -42,6 +42,10 @@ struct HelpTests {
                               list, revoke.
       proof                   RFC 9162 Merkle proofs over the log: inclusion of an
                               event, consistency of sizes.
+      checkpoint              Print a signed checkpoint (C2SP tlog-checkpoint note)
+                              of the log's Merkle tree.
+      vkey                    Print the verifier key of the ledger's checkpoints
+                              (name+hash+base64).
       call                    Send one protocol request to the server and print its
                               answer (needs --server).
 
@@ -51,7 +55,7 @@ struct HelpTests {
 
   static let subcommands = [
     "init", "partner", "asset", "account", "post", "hold", "reverse", "balance", "statement",
-    "log", "verify", "rebuild", "stats", "key", "proof", "call",
+    "log", "verify", "rebuild", "stats", "key", "proof", "checkpoint", "vkey", "call",
   ]
 
   @Test("root --help matches the golden text (80 columns) and lists every subcommand")

@@ -120,6 +120,8 @@ let acceptedLines: [(String, Request)] = [
   (#"PROOF.INCLUSION {"seq":3}"#, .proofInclusion(seq: 3, size: nil)),
   (#"PROOF.INCLUSION {"seq":3,"size":8}"#, .proofInclusion(seq: 3, size: 8)),
   (#"PROOF.CONSISTENCY {"from":2,"to":8}"#, .proofConsistency(from: 2, to: 8)),
+  ("CHECKPOINT.GET", .checkpointGet(size: nil)),
+  (#"CHECKPOINT.GET {"size":5}"#, .checkpointGet(size: 5)),
   ("STATS", .stats),
 ]
 

@@ -28,7 +28,7 @@ enum Samples {
     .balanceGet(account: "cash", asOfSeq: nil),
     .statementGet(account: "cash", fromSeq: 1, toSeq: 10, limit: 10),
     .logHead, .logRead(fromSeq: 1, limit: 10), .proofInclusion(seq: 3, size: 8),
-    .proofConsistency(from: 2, to: 8), .stats,
+    .proofConsistency(from: 2, to: 8), .checkpointGet(size: nil), .stats,
   ]
 
   static func verb(of r: Request) -> String {
@@ -59,6 +59,7 @@ enum Samples {
     case .logRead: "LOG.READ"
     case .proofInclusion: "PROOF.INCLUSION"
     case .proofConsistency: "PROOF.CONSISTENCY"
+    case .checkpointGet: "CHECKPOINT.GET"
     case .stats: "STATS"
     }
   }
@@ -99,6 +100,7 @@ enum Samples {
       return s1 == s2 && n1 == n2
     case (.proofConsistency(let f1, let t1), .proofConsistency(let f2, let t2)):
       return f1 == f2 && t1 == t2
+    case (.checkpointGet(let a), .checkpointGet(let b)): return a == b
     default: return false
     }
   }

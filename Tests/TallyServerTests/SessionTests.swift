@@ -197,6 +197,7 @@ let roleMatrix: [String: String] = [
   "LOG.READ": "A--U",
   "PROOF.INCLUSION": "A--U",
   "PROOF.CONSISTENCY": "A--U",
+  "CHECKPOINT.GET": "A--U",
   "STATS": "A-O-",
 ]
 

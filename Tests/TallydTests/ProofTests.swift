@@ -53,4 +53,32 @@ struct ProofTests {
       #expect("OK " + offline.stdout.trimmingCharacters(in: .newlines) == online.raw)
     }
   }
+
+  @Test func checkpointsAreSignedNotesThatVerifyWithTheLedgersVerifierKey() async throws {
+    try await withFixture { server, admin in
+      let k = try await admin.createKey(role: "auditor")
+      let auditor = try await server.connect(key: k.key, secret: k.secret)
+      let head = try await auditor.head()
+      let r = try await auditor.ok("CHECKPOINT.GET")
+      let note = try r.str("note")
+      let vkey = try await runTally(["--data", server.dataDir, "vkey"])
+      #expect(vkey.status == 0, "\(vkey.stderr)")
+      let text = try #require(
+        Note.verify(note, vkey: vkey.stdout.trimmingCharacters(in: .newlines)),
+        "the checkpoint does not verify: \(note)")
+      let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+      let proof = try await auditor.ok("PROOF.INCLUSION {\"seq\":1}")
+      let root = try Self.hash(proof.str("root"))
+      #expect(lines.count == 5 && lines[1] == String(head.seq), "\(lines)")
+      #expect(lines[2] == Base64.encode(root.bytes))
+      #expect(lines[3] == "chain " + head.chain)
+      // A tampered note (another size) no longer verifies.
+      let forged = note.replacingOccurrences(of: "\n\(head.seq)\n", with: "\n\(head.seq + 1)\n")
+      #expect(Note.verify(forged, vkey: vkey.stdout.trimmingCharacters(in: .newlines)) == nil)
+      // The offline CLI signs the same body (Ed25519 is deterministic: the same note).
+      let offline = try await runTally(["--data", server.dataDir, "checkpoint"])
+      #expect(offline.status == 0 && offline.stdout == note, "\(offline.stdout)")
+      _ = try await auditor.err("NOT_FOUND", "CHECKPOINT.GET {\"size\":\(head.seq + 1)}")
+    }
+  }
 }

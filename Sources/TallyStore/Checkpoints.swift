@@ -1,0 +1,94 @@
+import Glibc
+import TallyCore
+import TallyCrypto
+
+/// The ledger's checkpoint signing key (Ed25519), kept in `signing.key` in the data
+/// directory, outside the log (never exported, never hashed). The key's name is the
+/// checkpoints' origin line. Mode 0600; written once, at `init` (or at the first read-write
+/// open of a directory made before keys existed).
+enum SigningKey {
+  static let fileName = "signing.key"
+
+  /// A default origin unique to this ledger: `tally.ledger/` and 8 random hex digits.
+  static func defaultOrigin() -> String { "tally.ledger/" + Secrets.random(4).hex }
+
+  static func load(directory: String) throws(StoreError) -> NoteSigner? {
+    let path = directory + "/" + fileName
+    guard let f = fopen(path, "r") else {
+      if errno == ENOENT { return nil }
+      throw .io("cannot read \(path): \(String(cString: strerror(errno)))")
+    }
+    defer { fclose(f) }
+    var buf = [CChar](repeating: 0, count: 512)
+    guard fgets(&buf, 512, f) != nil else { throw .corrupt("\(path) is empty") }
+    let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+    let line = String(decoding: bytes, as: UTF8.self).trimmingSuffix("\n")
+    guard let signer = NoteSigner(skey: line) else {
+      throw .corrupt("\(path) does not hold a signed-note private key")
+    }
+    return signer
+  }
+
+  static func create(directory: String, origin: String) throws(StoreError) -> NoteSigner {
+    guard let signer = NoteSigner.generate(name: origin) else {
+      throw .io("origin \"\(origin)\" is not a valid key name (no spaces, no '+')")
+    }
+    let path = directory + "/" + fileName
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+    guard fd >= 0 else { throw .io("cannot create \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let text = signer.skey + "\n"
+    let n = text.withCString { write(fd, $0, strlen($0)) }
+    guard n == text.utf8.count, fsync(fd) == 0 else {
+      throw .io("cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+    return signer
+  }
+}
+
+extension String {
+  fileprivate func trimmingSuffix(_ s: String) -> String {
+    hasSuffix(s) ? String(dropLast(s.count)) : self
+  }
+}
+
+/// A signed checkpoint (C2SP tlog-checkpoint as a signed note).
+public struct Checkpoint: Sendable, Equatable {
+  public var size: UInt64
+  public var root: Hash32
+  public var chain: Hash32
+  /// The signed note text: origin, size, base64 root, `chain <hex>`, blank line, signature.
+  public var note: String
+}
+
+extension LedgerQuerying {
+  /// The verifier key (`name+hash+base64`), when the directory has a signing key.
+  public var verifierKey: String? { reader.signer?.vkey }
+
+  /// A checkpoint of the tree of `size` events (default: the head), signed now. Nil when
+  /// the directory has no signing key yet (open it read-write once).
+  public func checkpoint(size: UInt64?) throws(StoreError) -> Result<Checkpoint, ProofError>? {
+    guard let signer = reader.signer else { return nil }
+    return try reader.read { t -> Result<Checkpoint, ProofError> in
+      let dbs = reader.dbs
+      let head = try Ledger.readHead(t, dbs).seq
+      let n = size ?? head
+      guard n <= head else { return .failure(.outOfRange("size \(n) > head \(head)")) }
+      let h = SHA256Hasher()
+      let root = try Merkle.root(h, size: n) { try Tree.subtree(t, dbs, level: $0, index: $1) }
+      var chain = Hash32.zero
+      if n > 0 {
+        guard let v = try t.get(dbs.hashes, u64: n), v.count == 64 else {
+          throw StoreError.corrupt("no hashes for seq \(n)")
+        }
+        chain = Hash32(raw: UnsafeRawBufferPointer(rebasing: v[32..<64]))
+      }
+      let body = Note.checkpoint(
+        origin: signer.name, size: n, root: root, extensions: ["chain " + chain.hex])
+      guard let note = signer.sign(body) else {
+        throw StoreError.corrupt("could not sign the checkpoint")
+      }
+      return .success(Checkpoint(size: n, root: root, chain: chain, note: note))
+    }
+  }
+}
