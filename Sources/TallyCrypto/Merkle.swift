@@ -121,12 +121,21 @@ public enum Merkle {
     _ h: SHA256Hasher, index: UInt64, size: UInt64, leafHash: Hash32, path: [Hash32],
     root: Hash32
   ) -> Bool {
-    guard index < size else { return false }
+    rootFromInclusion(h, index: index, size: size, leafHash: leafHash, path: path) == root
+  }
+
+  /// The root that `path` leads to from leaf `index` in a tree of `size` leaves (RFC 9162
+  /// §2.1.3.2's computation), or nil when the path has the wrong shape. Also how a proof's
+  /// root is produced without reading the tree again.
+  public static func rootFromInclusion(
+    _ h: SHA256Hasher, index: UInt64, size: UInt64, leafHash: Hash32, path: [Hash32]
+  ) -> Hash32? {
+    guard index < size else { return nil }
     var fn = index
     var sn = size - 1
     var r = leafHash
     for p in path {
-      if sn == 0 { return false }
+      if sn == 0 { return nil }
       if fn & 1 == 1 || fn == sn {
         r = node(h, p, r)
         if fn & 1 == 0 {
@@ -141,7 +150,7 @@ public enum Merkle {
       fn >>= 1
       sn >>= 1
     }
-    return sn == 0 && r == root
+    return sn == 0 ? r : nil
   }
 
   /// RFC 9162 §2.1.4.2: whether `proof` shows the tree of `size1` leaves with root `root1` is

@@ -182,11 +182,14 @@ extension LedgerQuerying {
       }
       let h = SHA256Hasher()
       let sub: SubtreeHash = { try Tree.subtree(t, dbs, level: $0, index: $1) }
+      let leaf = try sub(0, seq - 1)
+      let path = try Merkle.inclusionProof(h, index: seq - 1, size: n, sub)
+      // The path's siblings and the leaf already determine the root: fold them.
+      guard
+        let root = Merkle.rootFromInclusion(h, index: seq - 1, size: n, leafHash: leaf, path: path)
+      else { throw StoreError.corrupt("the audit path of seq \(seq) does not fold to a root") }
       return .success(
-        InclusionProof(
-          leafIndex: seq - 1, treeSize: n, leafHash: try sub(0, seq - 1),
-          path: try Merkle.inclusionProof(h, index: seq - 1, size: n, sub),
-          root: try Merkle.root(h, size: n, sub)))
+        InclusionProof(leafIndex: seq - 1, treeSize: n, leafHash: leaf, path: path, root: root))
     }
   }
 

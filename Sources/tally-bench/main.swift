@@ -22,7 +22,7 @@ guard let dir = argument("--dir"), let accounts = argument("--accounts").flatMap
   let batch = argument("--batch").flatMap(Int.init), accounts >= 2, entries >= 1, batch >= 1,
   batch <= Limits.commandsPerBatchMax
 else {
-  die("usage: tally-bench --dir DIR --accounts N --entries M --batch B")
+  die("usage: tally-bench --dir DIR --accounts N --entries M --batch B [--proofs N]")
 }
 
 let ledger: Ledger
@@ -63,3 +63,37 @@ let s = "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) 
 print(
   #"{"engine":"tally","accounts":\#(accounts),"entries":\#(entries),"batch":\#(batch),"#
     + #""seconds":\#(s),"entries_per_sec":\#(rate),"peak_rss_kb":\#(usage.ru_maxrss)}"#)
+
+// Phase 3 (optional, --proofs N): N inclusion proofs for random seqs and N consistency proofs
+// from random sizes, each against the head, each in its own read transaction as a server
+// request would be.
+if let proofs = argument("--proofs").flatMap(Int.init), proofs > 0 {
+  let head = ledger.head.seq
+  var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+  func nextSeq() -> UInt64 {
+    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+    return 1 + (state >> 11) % head
+  }
+  do {
+    let t0 = Workload.monotonicNanos()
+    for _ in 0..<proofs {
+      guard case .success = try ledger.inclusionProof(seq: nextSeq(), size: nil) else {
+        die("inclusion proof refused")
+      }
+    }
+    let t1 = Workload.monotonicNanos()
+    for _ in 0..<proofs {
+      guard case .success = try ledger.consistencyProof(from: nextSeq(), to: head) else {
+        die("consistency proof refused")
+      }
+    }
+    let t2 = Workload.monotonicNanos()
+    let inclusionRate = Int(Double(proofs) * 1e9 / Double(max(t1 - t0, 1)))
+    let consistencyRate = Int(Double(proofs) * 1e9 / Double(max(t2 - t1, 1)))
+    print(
+      #"{"tree_size":\#(head),"proofs":\#(proofs),"#
+        + #""inclusion_per_sec":\#(inclusionRate),"consistency_per_sec":\#(consistencyRate)}"#)
+  } catch {
+    die("\(error)")
+  }
+}
