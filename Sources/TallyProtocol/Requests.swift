@@ -37,6 +37,8 @@ public enum Request: Sendable {
   case proofConsistency(from: UInt64, to: UInt64)
   /// A signed checkpoint of the tree of `size` events (nil: the head).
   case checkpointGet(size: UInt64?)
+  /// Kept checkpoints (signed by the server on its interval) after size `after`.
+  case checkpointList(after: UInt64, limit: Int)
   case stats
 
   /// Whether the request changes the ledger (goes through the writer).
@@ -292,6 +294,9 @@ public enum RequestParser {
       case "CHECKPOINT.GET":
         try b.only(["size"])
         return .success(.checkpointGet(size: try b.optUInt("size")))
+      case "CHECKPOINT.LIST":
+        try b.only(["after", "limit"])
+        return .success(.checkpointList(after: try b.optUInt("after") ?? 0, limit: try b.limit()))
       case "STATS": try b.only([]); return .success(.stats)
       default:
         throw WireError(.unknownVerb, "unknown verb \(verb)")

@@ -32,6 +32,8 @@ public struct ServerConfig: Sendable {
   public var authFailuresPerAddressPerMinuteMax = 20
   /// How often the server appends expiry events for holds past their deadline.
   public var holdExpiryIntervalMillis: Int64 = 1000
+  /// How often the server signs and keeps a checkpoint of the head (when it moved).
+  public var checkpointIntervalSeconds: Int64 = 60
   /// Threads that run read transactions (never the event loops, never the writer).
   public var readThreads = 2
   /// Event loop threads.

@@ -475,6 +475,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         .line
     case .shuttingDown:
       slot.line = WireError(.shuttingDown, "the server is shutting down").line
+    case .checkpointKept:
+      preconditionFailure("connections never ask the writer to keep checkpoints")
     case .keyCreated(.success(let k)):
       var o = Execute.key(k)
       o.members.insert(("secret", .string(k.secret)), at: 1)

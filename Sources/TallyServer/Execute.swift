@@ -166,6 +166,16 @@ enum Execute {
         return WireOK.line(
           Views.checkpoint(size: c.size, root: c.root.hex, chain: c.chain.hex, note: c.note))
       }
+    case .checkpointList(let after, let limit):
+      let kept = try reader.checkpoints(after: after, limit: limit)
+      return WireOK.line(
+        JSONObject([
+          (
+            "checkpoints",
+            .array(kept.map { .object(JSONObject([("size", n($0.0)), ("note", s($0.1))])) })
+          ),
+          ("next", kept.count == limit ? kept.last.map { n($0.0) } ?? .null : .null),
+        ]))
     case .stats:
       let st = try reader.stats()
       return WireOK.line(

@@ -14,6 +14,8 @@ public final class TallyServer: Sendable {
   let serverChannel: Mutex<(any Channel)?> = Mutex(nil)
   let expiry: Mutex<RepeatedTask?> = Mutex(nil)
   let expiryQueued = Atomic<Bool>(false)
+  let checkpointTask: Mutex<RepeatedTask?> = Mutex(nil)
+  let checkpointQueued = Atomic<Bool>(false)
   let done = Mutex<Bool>(false)
 
   /// Takes over `ledger` (opened read-write): from here on only the writer thread uses it.
@@ -45,6 +47,7 @@ public final class TallyServer: Sendable {
     let channel = try bootstrap.bind(host: context.config.host, port: context.config.port).wait()
     serverChannel.withLock { $0 = channel }
     startExpiry()
+    startCheckpoints()
     return channel.localAddress?.port ?? context.config.port
   }
 
@@ -76,6 +79,26 @@ public final class TallyServer: Sendable {
     }
   }
 
+  /// Signs and keeps a checkpoint of the head every interval (nothing when the head has not
+  /// moved); at most one such job waits at a time.
+  func startCheckpoints() {
+    let interval = TimeAmount.seconds(context.config.checkpointIntervalSeconds)
+    let task = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) {
+      [self] _ in
+      guard !checkpointQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
+      let job = WriteJob(work: .keepCheckpoint) { [self] result in
+        checkpointQueued.store(false, ordering: .releasing)
+        if case .checkpointKept(let c?) = result {
+          context.logger.info("checkpoint kept", metadata: ["size": "\(c.size)"])
+        }
+      }
+      if context.writer.queue.tryPush(job) != .queued {
+        checkpointQueued.store(false, ordering: .releasing)
+      }
+    }
+    checkpointTask.withLock { $0 = task }
+  }
+
   /// Graceful stop: stop accepting; connections answer what they read and close; the
   /// writer finishes its queue; then everything is released. Bounded by the grace period.
   public func shutdown() {
@@ -87,6 +110,7 @@ public final class TallyServer: Sendable {
     context.logger.info("shutting down")
     context.shuttingDown.store(true, ordering: .releasing)
     expiry.withLock { $0?.cancel() }
+    checkpointTask.withLock { $0?.cancel() }
     if let ch = serverChannel.withLock({ $0 }) { try? ch.close().wait() }
     let open = context.channels.withLock { Array($0.values) }
     for ch in open { ch.pipeline.fireUserInboundEventTriggered(ShutdownEvent()) }

@@ -140,7 +140,7 @@ public enum Access {
       .holdCapture, .holdRelease:
       return role == .admin || role == .service
     case .logHead: return true
-    case .logRead, .proofInclusion, .proofConsistency, .checkpointGet:
+    case .logRead, .proofInclusion, .proofConsistency, .checkpointGet, .checkpointList:
       return role == .admin || role == .auditor
     case .stats: return role == .admin || role == .ops
     }

@@ -10,12 +10,15 @@ enum WriteWork: Sendable {
   case commands([Command], Scope?)
   case keyCreate(role: Role, partner: String?, grants: [String])
   case keyRevoke(String)
+  /// Sign a checkpoint of the head and keep it (when the head moved since the last one).
+  case keepCheckpoint
 }
 
 enum WriteResult: Sendable {
   case outcomes([Outcome], [Receipt?])
   case keyCreated(Result<KeyRecord, Rejection>)
   case keyRevoked(KeyRecord?)
+  case checkpointKept(Checkpoint?)
   /// The store failed (disk, map): nothing of the group was committed.
   case failed(StoreError)
   /// The server is shutting down and the writer has stopped.
@@ -220,6 +223,13 @@ final class Writer: Sendable {
             job.complete(.keyRevoked(try ledger.revokeKey(id, now: Self.now())))
           } catch {
             logger.error("key revoke failed", metadata: ["error": "\(error)"])
+            job.complete(.failed(error))
+          }
+        case .keepCheckpoint:
+          do {
+            job.complete(.checkpointKept(try ledger.keepCheckpoint()))
+          } catch {
+            logger.error("checkpoint failed", metadata: ["error": "\(error)"])
             job.complete(.failed(error))
           }
         }

@@ -1,3 +1,4 @@
+import CLMDB
 import Glibc
 import TallyCore
 import TallyCrypto
@@ -90,5 +91,46 @@ extension LedgerQuerying {
       }
       return .success(Checkpoint(size: n, root: root, chain: chain, note: note))
     }
+  }
+}
+
+extension LedgerQuerying {
+  /// Kept checkpoints in size order after `after`, at most `limit`.
+  public func checkpoints(after: UInt64, limit: Int) throws(StoreError) -> [(UInt64, String)] {
+    guard let dbi = reader.dbs.checkpoints else { return [] }
+    return try reader.read { t in
+      let c = try t.cursor(dbi)
+      defer { c.close() }
+      var out = [(UInt64, String)]()
+      let (start, o) = after.addingReportingOverflow(1)
+      if o { return out }
+      var row = try withBytes(of: start.bigEndian) { (k) throws(StoreError) in
+        try c.get(MDB_SET_RANGE, key: k)
+      }
+      while let (k, v) = row, out.count < limit {
+        out.append((UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)),
+          String(decoding: v, as: UTF8.self)))
+        row = try c.get(MDB_NEXT)
+      }
+      return out
+    }
+  }
+}
+
+extension Ledger {
+  /// Signs a checkpoint of the head and keeps it (once per size). Nil when nothing new.
+  public func keepCheckpoint() throws(StoreError) -> Checkpoint? {
+    precondition(!readOnly, "keepCheckpoint on a read-only ledger")
+    guard let dbi = dbs.checkpoints, head.seq > 0,
+      case .success(let c)? = try checkpoint(size: nil)
+    else { return nil }
+    let kept = try writeAux { (t) throws(StoreError) -> Bool in
+      if try t.get(dbi, u64: c.size) != nil { return false }
+      try withBytes(Array(c.note.utf8)) { (v) throws(StoreError) in
+        try t.put(dbi, u64: c.size, v)
+      }
+      return true
+    }
+    return kept ? c : nil
   }
 }

@@ -142,7 +142,7 @@ extension Ledger {
     let record = KeyRecord(
       id: "key_" + Secrets.random(8).hex, role: role, partner: partner, grants: grants,
       secret: Secrets.random(KeyLimits.secretBytes).hex, createdNanos: now, revokedNanos: nil)
-    let full = try writeKeys { (t) throws(StoreError) -> Bool in
+    let full = try writeAux { (t) throws(StoreError) -> Bool in
       if try t.count(dbi) >= KeyLimits.keysMax { return false }
       try t.put(dbi, string: record.id, KeyCodec.encode(record))
       return true
@@ -158,7 +158,7 @@ extension Ledger {
   public func revokeKey(_ id: String, now: Int64) throws(StoreError) -> KeyRecord? {
     precondition(!readOnly, "revokeKey on a read-only ledger")
     guard let dbi = dbs.keys else { throw .corrupt("keys database is not open") }
-    return try writeKeys { (t) throws(StoreError) -> KeyRecord? in
+    return try writeAux { (t) throws(StoreError) -> KeyRecord? in
       guard let v = try t.get(dbi, string: id) else { return nil }
       var k: KeyRecord
       do { k = try KeyCodec.decode(id: id, v) } catch {
@@ -172,8 +172,9 @@ extension Ledger {
     }
   }
 
-  /// One write transaction on the keys database (committed, so fsynced, before returning).
-  func writeKeys<R>(_ body: (Txn) throws(StoreError) -> R) throws(StoreError) -> R {
+  /// One write transaction outside the log (keys, kept checkpoints), committed and so
+  /// fsynced before returning.
+  func writeAux<R>(_ body: (Txn) throws(StoreError) -> R) throws(StoreError) -> R {
     try growIfNeeded()
     let raw = try env.begin(readOnly: false)
     let r: R

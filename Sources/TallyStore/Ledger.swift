@@ -113,6 +113,7 @@ public final class Ledger {
     try check(mdb_txn_commit(opener), "commit")
     dbs.keys = try Self.openKeys(env, create: !readOnly)
     dbs.tree = try Self.openNamed(env, "tree", create: !readOnly)
+    dbs.checkpoints = try Self.openNamed(env, "checkpoints", create: !readOnly)
     self.dbs = dbs
     var signer = try SigningKey.load(directory: path)
     if signer == nil && !readOnly {

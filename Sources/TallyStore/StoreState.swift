@@ -20,6 +20,8 @@ struct DBs {
   /// Complete Merkle subtrees above the leaves (see Tree.swift). Nil only while a format-1
   /// directory is opened read-only (it gains the tree on its first read-write open).
   var tree: MDB_dbi?
+  /// Checkpoints the server signed, by tree size (not part of the log; see Checkpoints.swift).
+  var checkpoints: MDB_dbi?
 
   static let names = [
     "meta", "log", "hashes", "ids", "partners", "assets", "accounts", "balances", "history",

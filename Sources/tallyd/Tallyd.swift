@@ -40,6 +40,8 @@ struct Tallyd: ParsableCommand {
   @Option(help: "Seconds to authenticate after connecting (default 10).") var authTimeout: Int64?
   @Option(help: "Milliseconds between hold-expiry rounds (default 1000).")
   var expiryInterval: Int64?
+  @Option(help: "Seconds between kept, signed checkpoints of the head (default 60).")
+  var checkpointInterval: Int64?
   @Option(help: "Threads serving reads (default 2).") var readThreads: Int?
   @Option(help: "Event loop threads (default 1).") var eventLoops: Int?
 
@@ -84,6 +86,8 @@ struct Tallyd: ParsableCommand {
     c.authTimeoutSeconds = try value(authTimeout, "TALLY_AUTH_TIMEOUT", c.authTimeoutSeconds)
     c.holdExpiryIntervalMillis = try value(
       expiryInterval, "TALLY_EXPIRY_INTERVAL", c.holdExpiryIntervalMillis)
+    c.checkpointIntervalSeconds = try value(
+      checkpointInterval, "TALLY_CHECKPOINT_INTERVAL", c.checkpointIntervalSeconds)
     c.readThreads = try value(readThreads, "TALLY_READ_THREADS", c.readThreads)
     c.eventLoopThreads = try value(eventLoops, "TALLY_EVENT_LOOPS", c.eventLoopThreads)
     try check(c)
@@ -143,6 +147,7 @@ struct Tallyd: ParsableCommand {
     try range(Int(c.idleTimeoutSeconds), 1, 86_400 * 7, "--idle-timeout")
     try range(Int(c.authTimeoutSeconds), 1, 3600, "--auth-timeout")
     try range(Int(c.holdExpiryIntervalMillis), 10, 3_600_000, "--expiry-interval")
+    try range(Int(c.checkpointIntervalSeconds), 1, 86_400, "--checkpoint-interval")
     try range(c.readThreads, 1, 64, "--read-threads")
     try range(c.eventLoopThreads, 1, 64, "--event-loops")
   }

@@ -122,6 +122,7 @@ let acceptedLines: [(String, Request)] = [
   (#"PROOF.CONSISTENCY {"from":2,"to":8}"#, .proofConsistency(from: 2, to: 8)),
   ("CHECKPOINT.GET", .checkpointGet(size: nil)),
   (#"CHECKPOINT.GET {"size":5}"#, .checkpointGet(size: 5)),
+  ("CHECKPOINT.LIST", .checkpointList(after: 0, limit: Limits.pageLimitDefault)),
   ("STATS", .stats),
 ]
 

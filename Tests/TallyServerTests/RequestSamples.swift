@@ -28,7 +28,8 @@ enum Samples {
     .balanceGet(account: "cash", asOfSeq: nil),
     .statementGet(account: "cash", fromSeq: 1, toSeq: 10, limit: 10),
     .logHead, .logRead(fromSeq: 1, limit: 10), .proofInclusion(seq: 3, size: 8),
-    .proofConsistency(from: 2, to: 8), .checkpointGet(size: nil), .stats,
+    .proofConsistency(from: 2, to: 8), .checkpointGet(size: nil),
+    .checkpointList(after: 0, limit: 10), .stats,
   ]
 
   static func verb(of r: Request) -> String {
@@ -60,6 +61,7 @@ enum Samples {
     case .proofInclusion: "PROOF.INCLUSION"
     case .proofConsistency: "PROOF.CONSISTENCY"
     case .checkpointGet: "CHECKPOINT.GET"
+    case .checkpointList: "CHECKPOINT.LIST"
     case .stats: "STATS"
     }
   }
@@ -101,6 +103,8 @@ enum Samples {
     case (.proofConsistency(let f1, let t1), .proofConsistency(let f2, let t2)):
       return f1 == f2 && t1 == t2
     case (.checkpointGet(let a), .checkpointGet(let b)): return a == b
+    case (.checkpointList(let a1, let l1), .checkpointList(let a2, let l2)):
+      return a1 == a2 && l1 == l2
     default: return false
     }
   }

@@ -198,6 +198,7 @@ let roleMatrix: [String: String] = [
   "PROOF.INCLUSION": "A--U",
   "PROOF.CONSISTENCY": "A--U",
   "CHECKPOINT.GET": "A--U",
+  "CHECKPOINT.LIST": "A--U",
   "STATS": "A-O-",
 ]
 

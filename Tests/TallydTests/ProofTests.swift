@@ -81,4 +81,30 @@ struct ProofTests {
       _ = try await auditor.err("NOT_FOUND", "CHECKPOINT.GET {\"size\":\(head.seq + 1)}")
     }
   }
+
+  @Test func theServerKeepsASignedCheckpointOfTheHeadOnItsInterval() async throws {
+    try await withFixture(["--checkpoint-interval", "1"]) { server, admin in
+      let head = try await admin.head()
+      func kept() async throws -> [[String: Any]] {
+        try await admin.ok(#"CHECKPOINT.LIST {"limit":10000}"#).body["checkpoints"]
+          as? [[String: Any]] ?? []
+      }
+      // Bounded wait for a checkpoint of the current head (the interval is 1 s; earlier ones
+      // may have been kept while the fixture was being built).
+      var atHead: [String: Any]?
+      for _ in 0..<150 where atHead == nil {
+        try await Task.sleep(for: .milliseconds(100))
+        atHead = try await kept().first { $0["size"] as? Int == head.seq }
+      }
+      let c = try #require(atHead, "no checkpoint of size \(head.seq) kept within 15 s")
+      let note = try #require(c["note"] as? String)
+      let vkey = try await runTally(["--data", server.dataDir, "vkey"])
+      #expect(Note.verify(note, vkey: vkey.stdout.trimmingCharacters(in: .newlines)) != nil)
+      // Sizes only grow, and nothing new is kept while the head does not move.
+      let sizes = try await kept().compactMap { $0["size"] as? Int }
+      #expect(sizes == sizes.sorted() && sizes.last == head.seq, "\(sizes)")
+      try await Task.sleep(for: .milliseconds(2500))
+      #expect(try await kept().count == sizes.count)
+    }
+  }
 }

@@ -19,7 +19,7 @@ let roleMatrix: [String: Set<String>] = [
   "LOG.HEAD": ["admin", "ops", "service", "auditor"], "LOG.READ": ["admin", "auditor"],
   "STATS": ["admin", "ops"], "PING": ["admin", "ops", "service", "auditor"],
   "PROOF.INCLUSION": ["admin", "auditor"], "PROOF.CONSISTENCY": ["admin", "auditor"],
-  "CHECKPOINT.GET": ["admin", "auditor"],
+  "CHECKPOINT.GET": ["admin", "auditor"], "CHECKPOINT.LIST": ["admin", "auditor"],
 ]
 
 /// The ledger state a forbidden request must leave alone: head, balances, and the raw key,
@@ -92,6 +92,7 @@ struct RoleTests {
       ("PROOF.INCLUSION", #"PROOF.INCLUSION {"seq":1}"#, "OK"),
       ("PROOF.CONSISTENCY", #"PROOF.CONSISTENCY {"from":1,"to":2}"#, "OK"),
       ("CHECKPOINT.GET", "CHECKPOINT.GET", "OK"),
+      ("CHECKPOINT.LIST", "CHECKPOINT.LIST", "OK"),
       ("STATS", "STATS", "OK"),
     ]
   }
