@@ -98,7 +98,9 @@ let package = Package(
       dependencies: [
         "TallyCore", "TallyCrypto", "TallyTestSupport",
         .product(name: "PropertyBased", package: "swift-property-based"),
-      ]),
+      ],
+      // Public test vectors, read from the source tree by path (with their README).
+      exclude: ["Vectors"]),
     .testTarget(name: "TallyProtocolTests", dependencies: ["TallyProtocol", "TallyTestSupport"]),
     .testTarget(
       name: "TallyStoreTests",

@@ -9,14 +9,18 @@ extension Machine {
       if try state.partner(p.id) != nil {
         throw ApplyError(seq: seq, reason: "partner \(p.id) created twice")
       }
-      try state.putPartner(PartnerRecord(id: p.id, name: p.name, metadata: p.metadata,
-        createdSeq: seq))
+      try state.putPartner(
+        PartnerRecord(
+          id: p.id, name: p.name, metadata: p.metadata,
+          createdSeq: seq))
     case .assetDeclared(let a):
       if try state.asset(a.code) != nil || ISO4217.minorUnits(of: a.code) != nil {
         throw ApplyError(seq: seq, reason: "asset \(a.code) declared twice")
       }
-      try state.putAsset(AssetRecord(code: a.code, scale: a.scale, name: a.name,
-        declaredSeq: seq))
+      try state.putAsset(
+        AssetRecord(
+          code: a.code, scale: a.scale, name: a.name,
+          declaredSeq: seq))
     case .accountOpened(let a):
       if try state.account(a.name) != nil {
         throw ApplyError(seq: seq, reason: "account \(a.name) opened twice")
@@ -33,7 +37,7 @@ extension Machine {
           number: number, name: a.name, partner: a.partner, currency: a.currency, scale: scale,
           normalSide: a.normalSide, noOverdraft: a.noOverdraft, limitMinor: a.limitMinor,
           status: .open, openedSeq: seq, closedSeq: 0, metadata: a.metadata))
-      // No balances row until the first movement: absent means zero.
+    // No balances row until the first movement: absent means zero.
     case .accountClosed(let name):
       guard var a = try state.account(name), a.status == .open else {
         throw ApplyError(seq: seq, reason: "closing \(name), which is not open")

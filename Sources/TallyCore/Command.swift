@@ -24,8 +24,10 @@ public struct EntrySpec: Equatable, Sendable {
   public var ref: String?
   public var valueDateDays: Int32?
   public var metadata: Metadata
-  public init(id: String, legs: [LegSpec], currency: String? = nil, ref: String? = nil,
-    valueDateDays: Int32? = nil, metadata: Metadata = .empty) {
+  public init(
+    id: String, legs: [LegSpec], currency: String? = nil, ref: String? = nil,
+    valueDateDays: Int32? = nil, metadata: Metadata = .empty
+  ) {
     self.id = id
     self.legs = legs
     self.currency = currency
@@ -46,8 +48,10 @@ public struct HoldSpec: Equatable, Sendable {
   /// deadline (the first attempt's deadline stands).
   public var deadlineIsRelative = false
   public var metadata: Metadata
-  public init(id: String, legs: [LegSpec], currency: String? = nil, ref: String? = nil,
-    deadlineNanos: Int64? = nil, metadata: Metadata = .empty) {
+  public init(
+    id: String, legs: [LegSpec], currency: String? = nil, ref: String? = nil,
+    deadlineNanos: Int64? = nil, metadata: Metadata = .empty
+  ) {
     self.id = id
     self.legs = legs
     self.currency = currency

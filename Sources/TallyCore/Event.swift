@@ -56,8 +56,10 @@ public struct AccountOpened: Equatable, Sendable {
   public var noOverdraft: Bool
   public var limitMinor: Int128?
   public var metadata: Metadata
-  public init(name: String, partner: String, currency: String, normalSide: Side,
-    noOverdraft: Bool = false, limitMinor: Int128? = nil, metadata: Metadata = .empty) {
+  public init(
+    name: String, partner: String, currency: String, normalSide: Side,
+    noOverdraft: Bool = false, limitMinor: Int128? = nil, metadata: Metadata = .empty
+  ) {
     self.name = name
     self.partner = partner
     self.currency = currency
@@ -77,8 +79,10 @@ public struct EntryPosted: Equatable, Sendable {
   /// Id of the entry this one reverses.
   public var reversalOf: String?
   public var metadata: Metadata
-  public init(id: String, legs: [Leg], ref: String? = nil, valueDateDays: Int32? = nil,
-    reversalOf: String? = nil, metadata: Metadata = .empty) {
+  public init(
+    id: String, legs: [Leg], ref: String? = nil, valueDateDays: Int32? = nil,
+    reversalOf: String? = nil, metadata: Metadata = .empty
+  ) {
     self.id = id
     self.legs = legs
     self.ref = ref
@@ -94,8 +98,10 @@ public struct HoldPlaced: Equatable, Sendable {
   public var ref: String?
   public var deadlineNanos: Int64?
   public var metadata: Metadata
-  public init(id: String, legs: [Leg], ref: String? = nil, deadlineNanos: Int64? = nil,
-    metadata: Metadata = .empty) {
+  public init(
+    id: String, legs: [Leg], ref: String? = nil, deadlineNanos: Int64? = nil,
+    metadata: Metadata = .empty
+  ) {
     self.id = id
     self.legs = legs
     self.ref = ref

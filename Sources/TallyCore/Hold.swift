@@ -27,8 +27,10 @@ public struct HoldRecord: Equatable, Sendable {
   /// Per-leg captured amounts, in leg order; empty unless captured.
   public var capturedMinor: [Int128]
 
-  public init(id: String, legs: [Leg], deadlineNanos: Int64?, state: HoldState,
-    placedSeq: UInt64, resolvedSeq: UInt64, capturedMinor: [Int128]) {
+  public init(
+    id: String, legs: [Leg], deadlineNanos: Int64?, state: HoldState,
+    placedSeq: UInt64, resolvedSeq: UInt64, capturedMinor: [Int128]
+  ) {
     self.id = id
     self.legs = legs
     self.deadlineNanos = deadlineNanos

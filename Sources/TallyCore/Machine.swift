@@ -172,7 +172,8 @@ public enum Machine {
     }
     for (i, l) in legs.enumerated() {
       guard Validate.id(l.account, maxBytes: Limits.accountNameBytesMax) else {
-        return Validate.idRejection("legs[\(i)].account", l.account,
+        return Validate.idRejection(
+          "legs[\(i)].account", l.account,
           maxBytes: Limits.accountNameBytesMax)
       }
       if l.amountMinor <= 0 {

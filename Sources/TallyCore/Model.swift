@@ -114,8 +114,10 @@ public struct Balances: Equatable, Sendable {
 
   public init() {}
 
-  public init(postedDebits: Int128, postedCredits: Int128, pendingDebits: Int128,
-    pendingCredits: Int128) {
+  public init(
+    postedDebits: Int128, postedCredits: Int128, pendingDebits: Int128,
+    pendingCredits: Int128
+  ) {
     self.postedDebits = postedDebits
     self.postedCredits = postedCredits
     self.pendingDebits = pendingDebits
@@ -203,9 +205,11 @@ public struct AccountRecord: Equatable, Sendable {
   public var closedSeq: UInt64
   public var metadata: Metadata
 
-  public init(number: UInt64, name: String, partner: String, currency: String, scale: UInt8,
+  public init(
+    number: UInt64, name: String, partner: String, currency: String, scale: UInt8,
     normalSide: Side, noOverdraft: Bool, limitMinor: Int128?, status: AccountStatus,
-    openedSeq: UInt64, closedSeq: UInt64, metadata: Metadata) {
+    openedSeq: UInt64, closedSeq: UInt64, metadata: Metadata
+  ) {
     self.number = number
     self.name = name
     self.partner = partner

@@ -24,8 +24,10 @@ public struct AccountView: Equatable, Sendable {
 
 /// One line of an account statement: what one event did to the account.
 public struct StatementLine: Equatable, Sendable {
-  public init(seq: UInt64, timestampNanos: Int64, type: EventType, id: String, ref: String?,
-    valueDateDays: Int32?, delta: Balances, after: Balances) {
+  public init(
+    seq: UInt64, timestampNanos: Int64, type: EventType, id: String, ref: String?,
+    valueDateDays: Int32?, delta: Balances, after: Balances
+  ) {
     self.seq = seq
     self.timestampNanos = timestampNanos
     self.type = type
@@ -46,4 +48,3 @@ public struct StatementLine: Equatable, Sendable {
   public var delta: Balances
   public var after: Balances
 }
-

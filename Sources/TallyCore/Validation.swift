@@ -85,8 +85,7 @@ public enum Amount {
           ["value": s, "scale": String(scale)]))
     }
     var v: Int128 = 0
-    for c in intDigits + fracDigits + Array(repeating: 48, count: Int(scale) - fracDigits.count)
-    {
+    for c in intDigits + fracDigits + Array(repeating: 48, count: Int(scale) - fracDigits.count) {
       guard c >= 48 && c <= 57 else { return .failure(bad) }
       let (m, o1) = v.multipliedReportingOverflow(by: 10)
       let (a, o2) = m.addingReportingOverflow(Int128(c - 48))

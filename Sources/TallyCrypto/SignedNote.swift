@@ -118,9 +118,11 @@ public enum Note {
 /// Ed25519 from OpenSSL's libcrypto.
 enum Ed25519 {
   static func publicKey(seed: [UInt8]) -> [UInt8]? {
-    guard let key = seed.withUnsafeBufferPointer({
-      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, $0.baseAddress, 32)
-    }) else { return nil }
+    guard
+      let key = seed.withUnsafeBufferPointer({
+        EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, $0.baseAddress, 32)
+      })
+    else { return nil }
     defer { EVP_PKEY_free(key) }
     var out = [UInt8](repeating: 0, count: 32)
     var n = 32
@@ -129,9 +131,11 @@ enum Ed25519 {
   }
 
   static func sign(seed: [UInt8], message: [UInt8]) -> [UInt8]? {
-    guard let key = seed.withUnsafeBufferPointer({
-      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, $0.baseAddress, 32)
-    }), let ctx = EVP_MD_CTX_new() else { return nil }
+    guard
+      let key = seed.withUnsafeBufferPointer({
+        EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, $0.baseAddress, 32)
+      }), let ctx = EVP_MD_CTX_new()
+    else { return nil }
     defer {
       EVP_MD_CTX_free(ctx)
       EVP_PKEY_free(key)

@@ -51,16 +51,18 @@ public enum CommandDecoding {
     return .success(s)
   }
 
-  /// Amounts travel as strings of integer minor units: `"1050"`.
+  /// Amounts travel as strings of integer minor units: `"1050"`. A missing amount or one of
+  /// another JSON type (a number) is a field error; a string that is not a positive integer
+  /// of minor units is a bad amount.
   public static func amount(_ v: JSONValue?, _ path: String) -> Result<Int128, Rejection> {
     guard let v else {
-      return .failure(Rejection(.invalidAmount, "\(path) is required", field(path)))
+      return .failure(Rejection(.invalidField, "\(path) is required", field(path)))
     }
     guard case .string(let s) = v else {
       return .failure(
         Rejection(
-          .invalidAmount, "\(path) must be a string of minor units, e.g. \"1050\"",
-          ["field": path, "expected": "string"]))
+          .invalidField, "\(path) must be a string of minor units, e.g. \"1050\"",
+          field(path)))
     }
     guard let a = Amount.parseMinor(s) else {
       return .failure(

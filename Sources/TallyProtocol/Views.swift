@@ -66,16 +66,17 @@ public enum Views {
   public static func account(_ v: AccountView) -> JSONObject {
     let a = v.record
     var o = balance(v)
-    o.members.insert(contentsOf: [
-      ("partner", s(a.partner)),
-      ("status", s(a.status == .open ? "open" : "closed")),
-      ("no_overdraft", .bool(a.noOverdraft)),
-      ("limit", a.limitMinor.map(amount) ?? .null),
-      ("number", n(a.number)),
-      ("opened_seq", n(a.openedSeq)),
-      ("closed_seq", a.closedSeq == 0 ? .null : n(a.closedSeq)),
-      ("metadata", metadata(a.metadata)),
-    ], at: 1)
+    o.members.insert(
+      contentsOf: [
+        ("partner", s(a.partner)),
+        ("status", s(a.status == .open ? "open" : "closed")),
+        ("no_overdraft", .bool(a.noOverdraft)),
+        ("limit", a.limitMinor.map(amount) ?? .null),
+        ("number", n(a.number)),
+        ("opened_seq", n(a.openedSeq)),
+        ("closed_seq", a.closedSeq == 0 ? .null : n(a.closedSeq)),
+        ("metadata", metadata(a.metadata)),
+      ], at: 1)
     return o
   }
 

@@ -46,9 +46,7 @@ public enum WireCode: String, Sendable, CaseIterable {
     case .invalidId, .invalidField, .invalidMetadata, .tooFewLegs, .tooManyLegs, .duplicateLeg,
       .invalidDeadline, .invalidJson:
       return .badRequest
-    case .invalidAmount:
-      // A JSON number (or any non-string) where an amount string belongs is a type error.
-      return r.details["expected"] == "string" ? .badRequest : .invalidAmount
+    case .invalidAmount: return .invalidAmount
     case .lineTooLong: return .lineTooLong
     case .unknownCurrency: return .unknownCurrency
     case .idConflict: return .idConflict

@@ -471,10 +471,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     switch result {
     case .failed(let e):
       server.logger.error("write failed", metadata: ["error": "\(e)"])
-      slot.line = WireError(.internal, "the write failed and was not applied; see the server log")
+      slot.line =
+        WireError(.internal, "the write failed and was not applied; see the server log")
         .line
-    case .shuttingDown:
-      slot.line = WireError(.shuttingDown, "the server is shutting down").line
     case .checkpointKept:
       preconditionFailure("connections never ask the writer to keep checkpoints")
     case .keyCreated(.success(let k)):

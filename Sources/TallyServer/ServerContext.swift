@@ -21,9 +21,10 @@ final class ServerContext: Sendable {
   let shuttingDown = Atomic<Bool>(false)
   let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
 
-  init(config: ServerConfig, writer: Writer, reader: LedgerReader, readPool: NIOThreadPool,
-    logger: Logger)
-  {
+  init(
+    config: ServerConfig, writer: Writer, reader: LedgerReader, readPool: NIOThreadPool,
+    logger: Logger
+  ) {
     self.config = config
     self.writer = writer
     self.reader = reader

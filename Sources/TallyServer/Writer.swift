@@ -21,8 +21,6 @@ enum WriteResult: Sendable {
   case checkpointKept(Checkpoint?)
   /// The store failed (disk, map): nothing of the group was committed.
   case failed(StoreError)
-  /// The server is shutting down and the writer has stopped.
-  case shuttingDown
 }
 
 struct WriteJob: Sendable {

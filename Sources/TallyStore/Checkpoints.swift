@@ -108,8 +108,11 @@ extension LedgerQuerying {
         try c.get(MDB_SET_RANGE, key: k)
       }
       while let (k, v) = row, out.count < limit {
-        out.append((UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)),
-          String(decoding: v, as: UTF8.self)))
+        out.append(
+          (
+            UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)),
+            String(decoding: v, as: UTF8.self)
+          ))
         row = try c.get(MDB_NEXT)
       }
       return out

@@ -190,10 +190,6 @@ extension Ledger {
 
   /// Opens the `keys` database, creating it in a read-write ledger (directories made before
   /// keys existed gain it on first read-write open; its absence is an empty key set).
-  static func openKeys(_ env: Environment, create: Bool) throws(StoreError) -> MDB_dbi? {
-    try openNamed(env, "keys", create: create)
-  }
-
   /// Opens a named database that older directories may lack: created in a read-write open,
   /// nil when absent in a read-only one.
   static func openNamed(_ env: Environment, _ name: String, create: Bool) throws(StoreError)

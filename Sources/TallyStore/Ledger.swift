@@ -111,7 +111,7 @@ public final class Ledger {
       throw error
     }
     try check(mdb_txn_commit(opener), "commit")
-    dbs.keys = try Self.openKeys(env, create: !readOnly)
+    dbs.keys = try Self.openNamed(env, "keys", create: !readOnly)
     dbs.tree = try Self.openNamed(env, "tree", create: !readOnly)
     dbs.checkpoints = try Self.openNamed(env, "checkpoints", create: !readOnly)
     self.dbs = dbs

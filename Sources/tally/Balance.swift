@@ -39,12 +39,16 @@ struct Balance: ParsableCommand {
     let f = { (v: Int128) in Amount.formatDecimal(v, scale: a.scale) }
     print(
       table(
-        ["ACCOUNT", "CUR", "POSTED DR", "POSTED CR", "PENDING DR", "PENDING CR", "BALANCE",
-          "AVAILABLE", "SEQ"],
-        [[
-          a.name, a.currency, f(b.postedDebits), f(b.postedCredits), f(b.pendingDebits),
-          f(b.pendingCredits), f(b.balance(normal: a.normalSide)),
-          b.available(normal: a.normalSide).map(f) ?? "overflow", String(view.seq),
-        ]]))
+        [
+          "ACCOUNT", "CUR", "POSTED DR", "POSTED CR", "PENDING DR", "PENDING CR", "BALANCE",
+          "AVAILABLE", "SEQ",
+        ],
+        [
+          [
+            a.name, a.currency, f(b.postedDebits), f(b.postedCredits), f(b.pendingDebits),
+            f(b.pendingCredits), f(b.balance(normal: a.normalSide)),
+            b.available(normal: a.normalSide).map(f) ?? "overflow", String(view.seq),
+          ]
+        ]))
   }
 }

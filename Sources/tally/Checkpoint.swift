@@ -27,8 +27,11 @@ struct CheckpointCommand: ParsableCommand {
     case .failure(.outOfRange(let why)): throw usage(why)
     case .success(let c):
       if global.json {
-        print(JSONWriter.serialize(.object(Views.checkpoint(
-          size: c.size, root: c.root.hex, chain: c.chain.hex, note: c.note))))
+        print(
+          JSONWriter.serialize(
+            .object(
+              Views.checkpoint(
+                size: c.size, root: c.root.hex, chain: c.chain.hex, note: c.note))))
       } else {
         print(c.note, terminator: "")
       }

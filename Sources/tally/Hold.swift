@@ -183,9 +183,10 @@ struct HoldCommand: ParsableCommand {
         print(JSONWriter.serialize(.object(Views.hold(hold))))
         return
       }
-      print("hold \(hold.id): \(hold.state), placed at seq \(hold.placedSeq)"
-        + (hold.resolvedSeq > 0 ? ", resolved at seq \(hold.resolvedSeq)" : "")
-        + (hold.deadlineNanos.map { ", deadline \(CivilTime.formatTimestamp($0))" } ?? ""))
+      print(
+        "hold \(hold.id): \(hold.state), placed at seq \(hold.placedSeq)"
+          + (hold.resolvedSeq > 0 ? ", resolved at seq \(hold.resolvedSeq)" : "")
+          + (hold.deadlineNanos.map { ", deadline \(CivilTime.formatTimestamp($0))" } ?? ""))
       print(
         table(
           ["ACCOUNT", "SIDE", "HELD (minor)", "CAPTURED (minor)"],

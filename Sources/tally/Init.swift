@@ -26,8 +26,9 @@ struct Init: ParsableCommand {
               ("data", .string(global.directory)), ("seq", .number(String(ledger.head.seq))),
             ]))))
     } else {
-      print("initialised \(global.directory) (format \(Ledger.formatVersion)); "
-        + "partner \(Machine.platformPartner) created at seq \(ledger.head.seq)")
+      print(
+        "initialised \(global.directory) (format \(Ledger.formatVersion)); "
+          + "partner \(Machine.platformPartner) created at seq \(ledger.head.seq)")
     }
   }
 }

@@ -41,7 +41,8 @@ struct Log: ParsableCommand {
         case .accountOpened(let a): line += "\(a.name) \(a.currency) partner \(a.partner)"
         case .accountClosed(let n): line += n
         case .entryPosted(let p):
-          line += p.id + (p.reversalOf.map { " (reverses \($0))" } ?? "") + "  "
+          line +=
+            p.id + (p.reversalOf.map { " (reverses \($0))" } ?? "") + "  "
             + p.legs.map(describe).joined(separator: ", ")
         case .holdPlaced(let h):
           line += h.id + "  " + h.legs.map(describe).joined(separator: ", ")

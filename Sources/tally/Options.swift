@@ -37,7 +37,6 @@ struct GlobalOptions: ParsableArguments {
     serverAddress == nil ? nil : try Online.connect(self)
   }
 
-
   var directory: String {
     if let data { return data }
     if let env = getenv("TALLY_DATA") { return String(cString: env) }

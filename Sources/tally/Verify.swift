@@ -28,9 +28,13 @@ struct Verify: ParsableCommand {
       let o = JSONObject([
         ("ok", .bool(report.ok)), ("events", .number(String(report.events))),
         ("accounts", .number(String(report.accounts))),
-        ("head", .object(JSONObject([
-          ("seq", .number(String(report.head.seq))), ("chain", .string(report.head.chain.hex)),
-        ]))),
+        (
+          "head",
+          .object(
+            JSONObject([
+              ("seq", .number(String(report.head.seq))), ("chain", .string(report.head.chain.hex)),
+            ]))
+        ),
         (
           "problems",
           .array(

@@ -36,8 +36,8 @@ struct PostFileTests {
     (
       #"{"id":"f4","legs":[{"account":"cash","side":"debit","amount":300},"#
         + #"{"account":"alice","side":"credit","amount":300}]}"#,
-      .rejected("INVALID_AMOUNT")
-    ),  // 6: amounts must be strings
+      .rejected("INVALID_FIELD")
+    ),  // 6: amounts must be strings (a number is a field of the wrong type)
     ("   \t", .blank),  // 7
     (entry("f5", amount: "500", bytes: 70_000), .rejected("LINE_TOO_LONG")),  // 8
     (entry("f-edge", amount: "700", bytes: 65_536), .applied("f-edge")),  // 9: exactly the limit

@@ -272,7 +272,6 @@ func epochSeconds(_ ts: String) -> Int? {
   return Int(timegm(&tmv))
 }
 
-
 // MARK: - A raw child process (posix_spawn), for SIGKILL and for holding stdin open
 
 func signalProcess(_ pid: pid_t, _ sig: Int32) { _ = kill(pid, sig) }

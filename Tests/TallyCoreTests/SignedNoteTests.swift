@@ -62,8 +62,10 @@ struct SignedNoteTests {
     let v = Self.vectors
     let signer = try #require(NoteSigner(skey: v.skey))
     let h = SHA256Hasher()
-    let leaves = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-      "606162636465666768696a6b6c6d6e6f"].map { Merkle.leaf(h, [UInt8](hex: $0)!) }
+    let leaves = [
+      "", "00", "10", "2021", "3031", "40414243", "5051525354555657",
+      "606162636465666768696a6b6c6d6e6f",
+    ].map { Merkle.leaf(h, [UInt8](hex: $0)!) }
     let root = try Merkle.root(h, size: 8, Merkle.subtrees(h, leaves: leaves))
     let body = Note.checkpoint(
       origin: "example.com/ledger", size: 8, root: root,

@@ -190,7 +190,7 @@ let refusedLines: [Refusal] = [
     code: .badRequest, reason: "INVALID_FIELD", field: "no_overdraft"),
   Refusal(
     line: #"ACCOUNT.OPEN {"account":"a","currency":"EUR","limit":500}"#,
-    code: .badRequest, reason: "INVALID_AMOUNT", field: "limit"),
+    code: .badRequest, reason: "INVALID_FIELD", field: "limit"),
   Refusal(line: "ENTRY.POST", code: .badRequest, reason: "INVALID_FIELD", field: "id"),
   Refusal(
     line: #"ENTRY.POST {"legs":\#(legsJSON)}"#, code: .badRequest, reason: "INVALID_FIELD",
@@ -202,7 +202,7 @@ let refusedLines: [Refusal] = [
   Refusal(
     line: #"ENTRY.POST {"id":"e1","legs":[{"account":"a","side":"debit","amount":100},"#
       + #"{"account":"b","side":"credit","amount":"100"}]}"#,
-    code: .badRequest, reason: "INVALID_AMOUNT", field: "legs[0].amount"),
+    code: .badRequest, reason: "INVALID_FIELD", field: "legs[0].amount"),
   // A string that is not an integer of minor units is a bad amount.
   Refusal(
     line: #"ENTRY.POST {"id":"e1","legs":[{"account":"a","side":"debit","amount":"1.5"},"#
@@ -245,7 +245,7 @@ let refusedLines: [Refusal] = [
     reason: "INVALID_FIELD", field: "amounts"),
   Refusal(
     line: #"HOLD.CAPTURE {"id":"h1","amount":5}"#, code: .badRequest,
-    reason: "INVALID_AMOUNT", field: "amount"),
+    reason: "INVALID_FIELD", field: "amount"),
   Refusal(
     line: #"STATEMENT.GET {"account":"a","cursor":1,"from_seq":1}"#, code: .badRequest,
     reason: "INVALID_FIELD", field: "cursor"),
@@ -409,7 +409,6 @@ func fuzzSeed() -> UInt64 {
   if let s = getenv("TALLY_SEED"), let v = UInt64(String(cString: s)) { return v }
   return 0x5EED_F022
 }
-
 
 /// One fuzz line, at most 300 bytes: random bytes, a verb with JSON-ish noise, or a mutated
 /// table line (which reaches deep into the field checks).

@@ -346,4 +346,3 @@ func historyKey(_ number: UInt64, _ seq: UInt64) -> [UInt8] {
   w.u64(seq)
   return w.bytes
 }
-

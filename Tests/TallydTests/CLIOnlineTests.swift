@@ -11,8 +11,7 @@ struct CLIOnlineTests {
         "--server", "127.0.0.1:\(server.port)", "--key", server.adminKey, "--secret",
         server.adminSecret,
       ]
-      func tally(_ args: [String]) async throws -> (status: Int32, stdout: String, stderr: String)
-      {
+      func tally(_ args: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
         try await runTally(online + args)
       }
       func ok(_ args: [String]) async throws -> [String: Any] {
@@ -56,8 +55,10 @@ struct CLIOnlineTests {
 
       // A wrong secret is refused before anything runs.
       let bad = try await runTally(
-        ["--server", "127.0.0.1:\(server.port)", "--key", server.adminKey, "--secret", "nope",
-         "balance", "acme:w"])
+        [
+          "--server", "127.0.0.1:\(server.port)", "--key", server.adminKey, "--secret", "nope",
+          "balance", "acme:w",
+        ])
       #expect(bad.status == 2 && bad.stderr.contains("AUTH_FAILED"), "\(bad)")
 
       // Offline, read commands open the directory read-only beside the running server and

@@ -365,7 +365,6 @@ private struct CrashRecord: Sendable {
   var fate: CrashFate
 }
 
-
 private func crashSeed(_ defaultSeed: UInt64) -> UInt64 {
   if let s = getenv("TALLY_SEED"), let v = UInt64(String(cString: s)) { return v }
   return defaultSeed

@@ -48,7 +48,7 @@ struct ErrorCodeTests {
           ),
           (
             #"ENTRY.POST {"id":"num","legs":[{"account":"alice","side":"debit","amount":1},"#
-              + #"{"account":"bob","side":"credit","amount":1}]}"#, "INVALID_AMOUNT"
+              + #"{"account":"bob","side":"credit","amount":1}]}"#, "INVALID_FIELD"
           ),
           (
             #"ENTRY.POST {"id":"side","legs":[{"account":"alice","side":"up","amount":"1"},"#

@@ -5,7 +5,6 @@ import Testing
 // Hostile and sloppy input, end to end. For each case: the answer, whether the connection
 // stays usable (noted per case), and that nothing changed (LOG.HEAD + balances).
 
-
 @Suite("tallyd malformed input", .timeLimit(.minutes(2)))
 struct MalformedInputTests {
   /// Connection stays usable: every garbage line gets exactly one error answer.
@@ -196,7 +195,7 @@ struct MalformedInputTests {
         for line in cases {
           let r = try await admin.request(line)
           #expect(r.code == "BAD_REQUEST", "\(line) → \(r)")
-          #expect(r.reason == "INVALID_AMOUNT", "\(line) → \(r)")
+          #expect(r.reason == "INVALID_FIELD", "\(line) → \(r)")
         }
         // Strings that are not positive integers of minor units are INVALID_AMOUNT.
         for amount in [
@@ -470,7 +469,7 @@ struct MalformedInputTests {
         hogServed < count * 3 / 4,
         "the server answered \(hogServed) of \(count) requests of a client that reads none "
           + "(answers buffered in memory: RSS \(rssBefore) → \(rssAfter) KiB)")
-    
+
       let t0 = monotonicSeconds()
       #expect(try await admin.request("PING").isOK)
       #expect(monotonicSeconds() - t0 < 2, "PING took \(monotonicSeconds() - t0) s")

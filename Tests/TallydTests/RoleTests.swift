@@ -317,7 +317,7 @@ struct RoleTests {
           a.raw == b.raw.replacingOccurrences(of: "taken-b", with: "taken-a"),
           "\n  \(a.raw)\n  \(b.raw)")
         #expect(a.details["seq"] == nil, "\(a)")
-      
+
       }
     }
   }
@@ -355,7 +355,7 @@ struct RoleTests {
         for line in lines {
           let r = try await svc.request(line)
           #expect(r.code == "NOT_FOUND" || r.code == "BAD_REQUEST", "\(line) → \(r)")
-        
+
         }
       }
       // Over-long names (LMDB keys are at most 511 bytes) are handled.
@@ -378,7 +378,7 @@ struct RoleTests {
       let pool = try await admin.balance("p1:pool").balance
       #expect(first?["seq"] is Int, "\(b)")
       #expect(pool == "3")
-    
+
     }
   }
 
@@ -411,7 +411,7 @@ struct RoleTests {
         failed.isEmpty,
         "\(failed.count) of the admin's 300 writes failed: "
           + "\(failed.first ?? "")")
-    
+
     }
   }
 }

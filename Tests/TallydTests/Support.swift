@@ -51,7 +51,7 @@ func runTally(_ arguments: [String], environment: [String: String] = [:]) async 
     p.environment = env
     // stdout through a pipe, stderr to a file: nothing the child writes can block it.
     let errPath = FileManager.default.temporaryDirectory.path + "/tally-stderr-\(UUID())"
-    FileManager.default.createFile(atPath: errPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: errPath) }
     let out = Pipe()
     p.standardOutput = out
@@ -412,23 +412,20 @@ struct Reply: CustomStringConvertible {
 
   // Typed access, failing the test (with the line) when absent or mistyped.
 
+  // The body's typed accessors (below), on the reply itself.
   func str(_ k: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-    try #require(body[k] as? String, "\(k) not a string in \(raw)", sourceLocation: sourceLocation)
+    try body.str(k, sourceLocation: sourceLocation)
   }
   func int(_ k: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> Int {
-    try jsonInt(body[k], "\(k) in \(raw)", sourceLocation: sourceLocation)
+    try body.int(k, sourceLocation: sourceLocation)
   }
   func obj(_ k: String, sourceLocation: SourceLocation = #_sourceLocation) throws
     -> [String: Any]
-  {
-    try #require(
-      body[k] as? [String: Any], "\(k) not an object in \(raw)", sourceLocation: sourceLocation)
-  }
+  { try body.obj(k, sourceLocation: sourceLocation) }
   func arr(_ k: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [Any] {
-    try #require(body[k] as? [Any], "\(k) not an array in \(raw)", sourceLocation: sourceLocation)
+    try body.arr(k, sourceLocation: sourceLocation)
   }
-  /// Whether `k` is present and JSON null.
-  func isNull(_ k: String) -> Bool { body.keys.contains(k) && body[k] is NSNull }
+  func isNull(_ k: String) -> Bool { body.isNull(k) }
 }
 
 /// A JSON integer (a number, never a string).

@@ -625,7 +625,7 @@ struct VerbTests {
       // docs/PROTOCOL.md: retrying HOLD.PLACE with identical content answers the original
       // result; with ttl_ms, the first attempt's deadline stands.
       #expect(second.raw == first.raw, "retry → \(second)")
-    
+
       #expect(try await again.head().seq == (try first.int("seq")), "nothing appended")
       #expect(try await again.balance("alice").pendingDebits == "10")
     }
