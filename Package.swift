@@ -40,6 +40,8 @@ let package = Package(
     .target(name: "TallyCore", swiftSettings: strict),
     .target(name: "TallyCrypto", dependencies: ["TallyCore", "COpenSSL"], swiftSettings: strict),
     .target(name: "TallyProtocol", dependencies: ["TallyCore"], swiftSettings: strict),
+    // Verifies exports with no database: only the files, a verifier key and checkpoints.
+    .target(name: "TallyAudit", dependencies: ["TallyCore", "TallyCrypto"], swiftSettings: strict),
     .target(
       name: "TallyStore", dependencies: ["TallyCore", "TallyCrypto", "CLMDB"],
       swiftSettings: strict),
@@ -79,7 +81,7 @@ let package = Package(
     .executableTarget(
       name: "tally",
       dependencies: [
-        "TallyCore", "TallyStore", "TallyProtocol", "TallyClient",
+        "TallyCore", "TallyStore", "TallyProtocol", "TallyClient", "TallyAudit",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),

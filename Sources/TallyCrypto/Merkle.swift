@@ -195,6 +195,27 @@ public enum Merkle {
     return fr == root1 && sr == root2 && sn == 0
   }
 
+  /// Appends leaf `index` (hash `leaf`) to a frontier, where `frontier[level]` is the last
+  /// complete subtree at that level still waiting for its right sibling: combines it with
+  /// each subtree it closes, calling `closed(level, index, hash)` for every new node
+  /// (level ≥ 1). O(1) amortised.
+  @inlinable
+  public static func append<E: Error>(
+    _ h: SHA256Hasher, _ frontier: inout [Hash32], index: UInt64, leaf: Hash32,
+    closed: (Int, UInt64, Hash32) throws(E) -> Void
+  ) throws(E) {
+    var node = leaf
+    var i = index
+    var level = 0
+    while i & 1 == 1 {
+      node = Merkle.node(h, frontier[level], node)
+      i >>= 1
+      level += 1
+      try closed(level, i, node)
+    }
+    frontier[level] = node
+  }
+
   /// Complete-subtree hashes computed from leaf hashes in memory: for tests, exports and
   /// verifiers that hold the leaves. O(n) memory.
   public static func subtrees(_ h: SHA256Hasher, leaves: [Hash32]) -> SubtreeHash {

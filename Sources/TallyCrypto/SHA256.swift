@@ -24,40 +24,41 @@ public struct Hash32: Equatable, Hashable, Sendable, CustomStringConvertible {
   public var description: String { hex }
 }
 
-/// SHA-256 from OpenSSL's libcrypto, with the algorithm fetched once and one context reused,
-/// so each hash costs only the compression work. Not thread-safe: one per thread.
+/// SHA-256 from OpenSSL's libcrypto (its SHA256_* functions, which use SHA-NI where the CPU
+/// has it), over one to three parts without copying or allocating.
 public final class SHA256Hasher {
-  private let md: OpaquePointer
-  private let ctx: OpaquePointer
+  public init() {}
 
-  public init() {
-    guard let md = EVP_MD_fetch(nil, "SHA256", nil), let ctx = EVP_MD_CTX_new() else {
-      fatalError("OpenSSL: SHA256 is unavailable")
-    }
-    self.md = md
-    self.ctx = ctx
-  }
-
-  deinit {
-    EVP_MD_CTX_free(ctx)
-    EVP_MD_free(md)
-  }
-
-  /// SHA-256 of the concatenation of `parts`.
-  public func hash(_ parts: UnsafeRawBufferPointer...) -> Hash32 {
+  @inline(__always)
+  private func digest(
+    _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ c: UnsafeRawBufferPointer
+  ) -> Hash32 {
     var out = Hash32()
-    guard EVP_DigestInit_ex2(ctx, md, nil) == 1 else { fatalError("OpenSSL: digest init") }
-    for p in parts where p.count > 0 {
-      guard EVP_DigestUpdate(ctx, p.baseAddress, p.count) == 1 else {
-        fatalError("OpenSSL: digest update")
-      }
-    }
     withUnsafeMutableBytes(of: &out) { dst in
-      var n: UInt32 = 0
-      guard EVP_DigestFinal_ex(ctx, dst.baseAddress!.assumingMemoryBound(to: UInt8.self), &n) == 1
-      else { fatalError("OpenSSL: digest final") }
+      tally_sha256(
+        a.baseAddress, a.count, b.baseAddress, b.count, c.baseAddress, c.count,
+        dst.baseAddress!.assumingMemoryBound(to: UInt8.self))
     }
     return out
+  }
+
+  /// SHA-256 of nothing (the empty tree's root).
+  public func hash() -> Hash32 {
+    digest(.init(start: nil, count: 0), .init(start: nil, count: 0), .init(start: nil, count: 0))
+  }
+
+  public func hash(_ a: UnsafeRawBufferPointer) -> Hash32 {
+    digest(a, .init(start: nil, count: 0), .init(start: nil, count: 0))
+  }
+
+  public func hash(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Hash32 {
+    digest(a, b, .init(start: nil, count: 0))
+  }
+
+  public func hash(
+    _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ c: UnsafeRawBufferPointer
+  ) -> Hash32 {
+    digest(a, b, c)
   }
 
   public func hash(_ bytes: [UInt8]) -> Hash32 {

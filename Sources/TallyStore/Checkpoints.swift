@@ -71,26 +71,34 @@ extension LedgerQuerying {
   public func checkpoint(size: UInt64?) throws(StoreError) -> Result<Checkpoint, ProofError>? {
     guard let signer = reader.signer else { return nil }
     return try reader.read { t -> Result<Checkpoint, ProofError> in
-      let dbs = reader.dbs
-      let head = try Ledger.readHead(t, dbs).seq
+      let head = try Ledger.readHead(t, reader.dbs).seq
       let n = size ?? head
       guard n <= head else { return .failure(.outOfRange("size \(n) > head \(head)")) }
-      let h = SHA256Hasher()
-      let root = try Merkle.root(h, size: n) { try Tree.subtree(t, dbs, level: $0, index: $1) }
-      var chain = Hash32.zero
-      if n > 0 {
-        guard let v = try t.get(dbs.hashes, u64: n), v.count == 64 else {
-          throw StoreError.corrupt("no hashes for seq \(n)")
-        }
-        chain = Hash32(raw: UnsafeRawBufferPointer(rebasing: v[32..<64]))
-      }
-      let body = Note.checkpoint(
-        origin: signer.name, size: n, root: root, extensions: ["chain " + chain.hex])
-      guard let note = signer.sign(body) else {
-        throw StoreError.corrupt("could not sign the checkpoint")
-      }
-      return .success(Checkpoint(size: n, root: root, chain: chain, note: note))
+      return .success(try Checkpoint.sign(t, reader.dbs, signer, size: n))
     }
+  }
+}
+
+extension Checkpoint {
+  /// Signs the tree of the first `size` events as read in `t` (size ≤ head).
+  static func sign(_ t: Txn, _ dbs: DBs, _ signer: NoteSigner, size n: UInt64) throws
+    -> Checkpoint
+  {
+    let h = SHA256Hasher()
+    let root = try Merkle.root(h, size: n) { try Tree.subtree(t, dbs, level: $0, index: $1) }
+    var chain = Hash32.zero
+    if n > 0 {
+      guard let v = try t.get(dbs.hashes, u64: n), v.count == 64 else {
+        throw StoreError.corrupt("no hashes for seq \(n)")
+      }
+      chain = Hash32(raw: UnsafeRawBufferPointer(rebasing: v[32..<64]))
+    }
+    let body = Note.checkpoint(
+      origin: signer.name, size: n, root: root, extensions: ["chain " + chain.hex])
+    guard let note = signer.sign(body) else {
+      throw StoreError.corrupt("could not sign the checkpoint")
+    }
+    return Checkpoint(size: n, root: root, chain: chain, note: note)
   }
 }
 

@@ -27,19 +27,13 @@ enum Tree {
     _ t: Txn, _ tree: MDB_dbi, _ h: SHA256Hasher, _ frontier: inout [Hash32], index: UInt64,
     leaf: Hash32
   ) throws(StoreError) {
-    var node = leaf
-    var i = index
-    var level = 0
-    while i & 1 == 1 {
-      node = Merkle.node(h, frontier[level], node)
-      i >>= 1
-      level += 1
+    try Merkle.append(h, &frontier, index: index, leaf: leaf) {
+      (level, i, node) throws(StoreError) in
       var hash = node
       try withBytes(key(level, i)) { (k) throws(StoreError) in
         try withUnsafeBytes(of: &hash) { (v) throws(StoreError) in try t.put(tree, k, v) }
       }
     }
-    frontier[level] = node
   }
 
   /// The hash of complete subtree (level, index), read in `t`.

@@ -7,10 +7,33 @@ import TallyStore
 struct Verify: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Recompute the hash chain and every projection from the log and compare.",
-    discussion: "Exit 0 when everything verifies, 1 naming the first bad seq or account.")
+    discussion: """
+      Exit 0 when everything verifies, 1 naming the first bad seq or account.
+      With --export DIR --vkey KEY, verify an export instead, without any database: \
+      signature, every event, leaves, chain, root, double entry per currency, and \
+      consistency with each --checkpoint FILE kept earlier; the first altered, missing, \
+      inserted or reordered event is named. With --vkey and --checkpoint files only, check \
+      their signatures and that no two of one size differ (a fork).
+      """)
   @OptionGroup var global: GlobalOptions
+  @Option(help: "An export directory to verify (no data directory is opened).")
+  var export: String?
+  @Option(help: "The verifier key (name+hash+base64), or a file holding it.") var vkey: String?
+  @Option(help: "A checkpoint note kept earlier (repeatable).") var checkpoint: [String] = []
 
   func run() throws {
+    if export != nil || vkey != nil || !checkpoint.isEmpty {
+      guard let vkey else { throw usage("--export and --checkpoint need --vkey KEY") }
+      if let export {
+        return try VerifyExport.run(
+          directory: export, vkeyArgument: vkey, checkpointFiles: checkpoint, json: global.json)
+      }
+      guard !checkpoint.isEmpty else {
+        throw usage("--vkey needs --export DIR or --checkpoint FILE")
+      }
+      return try VerifyExport.checkpointsOnly(
+        vkeyArgument: vkey, checkpointFiles: checkpoint, json: global.json)
+    }
     let ledger = try global.open(.readOnly)
     let start = nowNanos()
     let progress = isTerminal(2)
