@@ -91,14 +91,15 @@ public struct ExportReport: Sendable {
 public enum ExportVerifier {
   public static let problemLimit = 100
 
-  public static func verify(directory: String, vkey: String, trusted: [TrustedNote])
+  public static func verify(directory: String, vkeys: [String], trusted: [TrustedNote])
     -> ExportReport
   {
     var report = ExportReport()
-    let keyName = VerifierKey.name(vkey)
-    if keyName == nil {
-      report.add(AuditProblem(.signature, "the verifier key is not of the form name+hash+base64"))
+    for vkey in vkeys where VerifierKey.name(vkey) == nil {
+      report.add(
+        AuditProblem(.signature, "the verifier key \(vkey) is not of the form name+hash+base64"))
     }
+    let keyName = vkeys.lazy.compactMap(VerifierKey.name).first
     func map(_ name: String) -> MappedFile? {
       switch MappedFile.open(directory + "/" + name) {
       case .success(let f): return f
@@ -120,7 +121,7 @@ public enum ExportVerifier {
     // The export's checkpoint: its signature, or at least its claims.
     let signed: SignedCheckpoint?
     let claimed: SignedCheckpoint
-    switch SignedCheckpoint.open(note: checkpointFile.text, vkey: vkey) {
+    switch SignedCheckpoint.open(note: checkpointFile.text, vkeys: vkeys) {
     case .success(let c):
       signed = c
       claimed = c
@@ -191,7 +192,7 @@ public enum ExportVerifier {
     // The checkpoints the auditor kept: signature first, then which sizes to watch.
     var kept = [(source: String, c: SignedCheckpoint)]()
     for t in trusted {
-      switch SignedCheckpoint.open(note: t.note, vkey: vkey) {
+      switch SignedCheckpoint.open(note: t.note, vkeys: vkeys) {
       case .success(let c): kept.append((t.source, c))
       case .failure(let why):
         report.checkpoints.append(

@@ -11,6 +11,21 @@ public struct SignedCheckpoint: Equatable, Sendable {
   public var chain: Hash32?
   public var note: String
 
+  /// Verifies `note` under one of `vkeys` (an auditor keeps every key the log has used) and
+  /// parses its body; the reason when it cannot.
+  public static func open(note: String, vkeys: [String]) -> Result<SignedCheckpoint, Refusal> {
+    var why: Refusal = "no verifier key given"
+    for vkey in vkeys {
+      switch open(note: note, vkey: vkey) {
+      case .success(let c): return .success(c)
+      case .failure(let r): why = r
+      }
+    }
+    return .failure(
+      vkeys.count > 1
+        ? "the signature verifies under none of the \(vkeys.count) verifier keys" : why)
+  }
+
   /// Verifies `note` under `vkey` and parses its body; the reason when it cannot.
   public static func open(note: String, vkey: String) -> Result<SignedCheckpoint, Refusal> {
     guard let name = VerifierKey.name(vkey) else {

@@ -30,8 +30,10 @@ enum SigningKey {
     return signer
   }
 
-  static func create(directory: String, origin: String) throws(StoreError) -> NoteSigner {
-    guard let signer = NoteSigner.generate(name: origin) else {
+  static func create(
+    directory: String, origin: String, fileName: String = fileName, signer given: NoteSigner? = nil
+  ) throws(StoreError) -> NoteSigner {
+    guard let signer = given ?? NoteSigner.generate(name: origin) else {
       throw .io("origin \"\(origin)\" is not a valid key name (no spaces, no '+')")
     }
     let path = directory + "/" + fileName
@@ -143,5 +145,63 @@ extension Ledger {
       return true
     }
     return kept ? c : nil
+  }
+}
+
+/// The outcome of a signing-key rotation.
+public struct KeyRotation: Sendable, Equatable {
+  public var oldVerifierKey: String
+  public var newVerifierKey: String
+  /// A checkpoint of the head signed by both keys, kept with the other checkpoints.
+  public var handover: Checkpoint
+  /// Where the retired private key was kept (in the data directory).
+  public var retiredKeyFile: String
+}
+
+extension Ledger {
+  /// Replaces the checkpoint signing key by a new one with the same name (the origin stays
+  /// the log's identity; the key hash changes). The head is signed by both keys and that
+  /// handover checkpoint kept, so a verifier who trusts the old key can check that the new
+  /// key signed the same tree. The old private key is kept as
+  /// `signing.key.retired-<key hash>`. Takes effect for this directory's next open; the
+  /// caller (the CLI, which holds the writer lock) exits afterwards.
+  public func rotateSigningKey() throws(StoreError) -> KeyRotation {
+    precondition(!readOnly, "rotateSigningKey on a read-only ledger")
+    guard let old = reader.signer, let dbi = dbs.checkpoints else {
+      throw .corrupt("this directory has no signing key")
+    }
+    guard let new = NoteSigner.generate(name: old.name) else {
+      throw .io("cannot generate a signing key")
+    }
+    guard case .success(let c)? = try checkpoint(size: nil),
+      let signedByNew = new.sign(
+        Note.checkpoint(
+          origin: old.name, size: c.size, root: c.root, extensions: ["chain " + c.chain.hex]))
+    else { throw .corrupt("cannot sign the handover checkpoint") }
+    // Both signature lines under one text: the old key's note, then the new key's line.
+    let body = Note.checkpoint(
+      origin: old.name, size: c.size, root: c.root, extensions: ["chain " + c.chain.hex])
+    let note = c.note + String(signedByNew.dropFirst(body.count + 1))
+    let handover = Checkpoint(size: c.size, root: c.root, chain: c.chain, note: note)
+
+    // The new key file first (synced), then the old one retired, then the new one in place.
+    let retired = SigningKey.fileName + ".retired-" + old.vkey.split(separator: "+")[1]
+    let staged = SigningKey.fileName + ".new"
+    _ = unlink(path + "/" + staged)
+    _ = try SigningKey.create(directory: path, origin: old.name, fileName: staged, signer: new)
+    guard rename(path + "/" + SigningKey.fileName, path + "/" + retired) == 0,
+      rename(path + "/" + staged, path + "/" + SigningKey.fileName) == 0
+    else { throw .io("cannot replace \(SigningKey.fileName): \(String(cString: strerror(errno)))") }
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if fd >= 0 {
+      _ = fsync(fd)
+      close(fd)
+    }
+    try writeAux { (t) throws(StoreError) in
+      try withBytes(Array(note.utf8)) { (v) throws(StoreError) in try t.put(dbi, u64: c.size, v) }
+    }
+    return KeyRotation(
+      oldVerifierKey: old.vkey, newVerifierKey: new.vkey, handover: handover,
+      retiredKeyFile: retired)
   }
 }

@@ -53,3 +53,44 @@ struct VKey: ParsableCommand {
     print(vkey)
   }
 }
+
+struct SigningKeyCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "signing-key",
+    abstract: "The checkpoint signing key: rotate it.",
+    subcommands: [Rotate.self])
+
+  struct Rotate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Replace the signing key; the head is signed by the old and the new key.",
+      discussion: """
+        Needs the writer lock (stop tallyd first). The origin stays; the key hash changes. \
+        The old private key is kept as signing.key.retired-<hash> in the data directory. \
+        Prints the old and new verifier keys and the handover checkpoint (kept, also in \
+        CHECKPOINT.LIST). Publish the new verifier key to auditors; see docs/AUDIT.md.
+        """)
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+      let ledger = try global.open()
+      let r: KeyRotation
+      do { r = try ledger.rotateSigningKey() } catch { throw fail(error) }
+      if global.json {
+        print(
+          JSONWriter.serialize(
+            .object(
+              JSONObject([
+                ("old_vkey", .string(r.oldVerifierKey)), ("new_vkey", .string(r.newVerifierKey)),
+                ("size", .number(String(r.handover.size))), ("handover", .string(r.handover.note)),
+                ("retired_key_file", .string(r.retiredKeyFile)),
+              ]))))
+      } else {
+        print("old verifier key  \(r.oldVerifierKey)")
+        print("new verifier key  \(r.newVerifierKey)")
+        print("retired key kept  \(r.retiredKeyFile)")
+        print("handover checkpoint (signed by both keys, size \(r.handover.size)):")
+        print(r.handover.note, terminator: "")
+      }
+    }
+  }
+}

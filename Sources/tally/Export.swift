@@ -63,19 +63,28 @@ struct Export: ParsableCommand {
 
 /// `tally verify --export DIR --vkey KEY [--checkpoint FILE]…`: no data directory is opened.
 enum VerifyExport {
-  static func run(directory: String, vkeyArgument: String, checkpointFiles: [String], json: Bool)
+  /// Each `--vkey` is the key itself (it contains '+') or a file holding one key per line.
+  static func keys(_ arguments: [String]) throws -> [String] {
+    var out = [String]()
+    for a in arguments {
+      if a.contains("+") {
+        out.append(a)
+      } else {
+        out += try readSmallFile(a).split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+          .map { String($0).trimmingNewline() }.filter { !$0.isEmpty }
+      }
+    }
+    return out
+  }
+
+  static func run(directory: String, vkeyArguments: [String], checkpointFiles: [String], json: Bool)
     throws
   {
-    let vkey: String
-    if vkeyArgument.contains("+") {
-      vkey = vkeyArgument
-    } else {
-      vkey = try readSmallFile(vkeyArgument).trimmingNewline()
-    }
+    let vkeys = try keys(vkeyArguments)
     var notes = [TrustedNote]()
     for f in checkpointFiles { notes.append(TrustedNote(source: f, note: try readSmallFile(f))) }
     let start = nowNanos()
-    let report = ExportVerifier.verify(directory: directory, vkey: vkey, trusted: notes)
+    let report = ExportVerifier.verify(directory: directory, vkeys: vkeys, trusted: notes)
     let seconds = Double(nowNanos() - start) / 1e9
     FileHandleOut.stderr(
       "verify: \(report.events) events in \(String(format1: seconds)) s "
@@ -151,13 +160,14 @@ enum VerifyExport {
 extension VerifyExport {
   /// Without an export: the kept checkpoints' signatures, and forks among them (two signed
   /// trees of one size with different roots).
-  static func checkpointsOnly(vkeyArgument: String, checkpointFiles: [String], json: Bool) throws {
-    let vkey =
-      vkeyArgument.contains("+") ? vkeyArgument : try readSmallFile(vkeyArgument).trimmingNewline()
+  static func checkpointsOnly(vkeyArguments: [String], checkpointFiles: [String], json: Bool)
+    throws
+  {
+    let vkeys = try keys(vkeyArguments)
     var problems = [AuditProblem]()
     var opened = [(String, SignedCheckpoint)]()
     for f in checkpointFiles {
-      switch SignedCheckpoint.open(note: try readSmallFile(f), vkey: vkey) {
+      switch SignedCheckpoint.open(note: try readSmallFile(f), vkeys: vkeys) {
       case .success(let c): opened.append((f, c))
       case .failure(let why): problems.append(AuditProblem(.signature, "\(f): \(why)"))
       }

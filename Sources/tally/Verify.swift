@@ -18,21 +18,25 @@ struct Verify: ParsableCommand {
   @OptionGroup var global: GlobalOptions
   @Option(help: "An export directory to verify (no data directory is opened).")
   var export: String?
-  @Option(help: "The verifier key (name+hash+base64), or a file holding it.") var vkey: String?
+  @Option(
+    help:
+      "A verifier key (name+hash+base64) or a file of them, one per line (repeatable: keep every key the log has used)."
+  )
+  var vkey: [String] = []
   @Option(help: "A checkpoint note kept earlier (repeatable).") var checkpoint: [String] = []
 
   func run() throws {
-    if export != nil || vkey != nil || !checkpoint.isEmpty {
-      guard let vkey else { throw usage("--export and --checkpoint need --vkey KEY") }
+    if export != nil || !vkey.isEmpty || !checkpoint.isEmpty {
+      guard !vkey.isEmpty else { throw usage("--export and --checkpoint need --vkey KEY") }
       if let export {
         return try VerifyExport.run(
-          directory: export, vkeyArgument: vkey, checkpointFiles: checkpoint, json: global.json)
+          directory: export, vkeyArguments: vkey, checkpointFiles: checkpoint, json: global.json)
       }
       guard !checkpoint.isEmpty else {
         throw usage("--vkey needs --export DIR or --checkpoint FILE")
       }
       return try VerifyExport.checkpointsOnly(
-        vkeyArgument: vkey, checkpointFiles: checkpoint, json: global.json)
+        vkeyArguments: vkey, checkpointFiles: checkpoint, json: global.json)
     }
     let ledger = try global.open(.readOnly)
     let start = nowNanos()
