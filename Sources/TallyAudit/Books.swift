@@ -4,8 +4,6 @@ import TallyCore
 /// entry per currency (docs/FORMAT.md, "Verifying an export", steps 2 and 5). Keeps only
 /// each account's currency and each pending hold's legs.
 struct Books {
-  /// Whether the export starts at seq 1 (then every hold a release names must be known).
-  let fullExport: Bool
   private var currencyOf = [String: Int]()
   private var currencies = [String]()
   private var currencyIndex = [String: Int]()
@@ -18,7 +16,7 @@ struct Books {
   private var scratch = [(currency: Int, side: Side, amount: Int128)]()
   private var sums = [(currency: Int, net: Int128)]()
 
-  init(fullExport: Bool) { self.fullExport = fullExport }
+  init() {}
 
   var totals: [CurrencyTotal] {
     currencies.indices.map {
@@ -193,9 +191,8 @@ struct Books {
       }
       post(legs, c.amountsMinor)
     case .holdReleased(let id), .holdExpired(let id):
-      if holds.removeValue(forKey: id) == nil && fullExport {
-        note(AuditProblem(.doubleEntry, seq: seq, "resolves hold \(id), not pending"))
-      }
+      // Moves no money: only the hold stops being capturable.
+      holds.removeValue(forKey: id)
     case .partnerCreated, .assetDeclared, .accountClosed: break
     }
   }

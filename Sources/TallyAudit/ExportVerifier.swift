@@ -203,7 +203,7 @@ public enum ExportVerifier {
     let watch = Set(kept.map(\.c.size).filter { $0 >= p && $0 <= n })
 
     // context: earlier events with their audit paths to the signed root.
-    var books = Books(fullExport: p == 0)
+    var books = Books()
     let h = SHA256Hasher()
     if let contextFile {
       var walker = RecordWalker(contextFile)
