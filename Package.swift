@@ -127,7 +127,7 @@ let package = Package(
     .testTarget(
       name: "TallyCLITests",
       dependencies: [
-        "TallyCore", "TallyStore", "TallyTestSupport",
+        "TallyCore", "TallyStore", "TallyCrypto", "TallyTestSupport",
         .product(name: "Subprocess", package: "swift-subprocess"),
       ]),
   ]

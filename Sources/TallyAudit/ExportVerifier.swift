@@ -167,8 +167,10 @@ public enum ExportVerifier {
     let expected = n - p
 
     // manifest
+    var manifest: ExportManifest?
     if let manifestFile {
-      if let m = ExportManifest(parsing: manifestFile.text) {
+      manifest = ExportManifest(parsing: manifestFile.text)
+      if let m = manifest {
         var wrong = [String]()
         if let keyName, m.origin != keyName { wrong.append("origin \(m.origin) ≠ key \(keyName)") }
         if m.origin != claimed.origin { wrong.append("origin ≠ the checkpoint's") }
@@ -200,14 +202,17 @@ public enum ExportVerifier {
         report.add(AuditProblem(.signature, "\(t.source): \(why)"))
       }
     }
-    let watch = Set(kept.map(\.c.size).filter { $0 >= p && $0 <= n })
+    // The export's own size too: records beyond it must not hide that 1…n match.
+    let watch = Set(kept.map(\.c.size).filter { $0 >= p && $0 <= n } + [n])
 
     // context: earlier events with their audit paths to the signed root.
     var books = Books()
     let h = SHA256Hasher()
+    var contextRecords = 0
     if let contextFile {
       var walker = RecordWalker(contextFile)
       var k = 0
+      defer { contextRecords = k }
       contextLoop: while true {
         switch walker.next() {
         case .end: break contextLoop
@@ -247,6 +252,12 @@ public enum ExportVerifier {
       }
     }
 
+    if let m = manifest, contextFile != nil, m.context != UInt64(contextRecords) {
+      report.add(
+        AuditProblem(
+          .manifest, "context \(m.context) ≠ the \(contextRecords) records of the context file"))
+    }
+
     // The two passes over `events`, one per core: hashes (leaf, chain, tree) and the books.
     let hashing = HashPass(
       events: eventsFile, hashes: hashesFile, from: from, chain: chain0, frontier: frontier,
@@ -284,6 +295,14 @@ public enum ExportVerifier {
       if let c = claimed.chain, c != report.chain {
         report.add(AuditProblem(.chain, seq: n, "the chain differs from the checkpoint's"))
       }
+    } else if hashed.size > n, hashed.roots[n] == claimed.root {
+      // Events 1…n are exactly the signed ones: the rest were added after.
+      report.add(
+        AuditProblem(
+          .inserted, seq: n + 1,
+          "\(hashed.size - n) record(s) follow seq \(n), the last the checkpoint signs"))
+      report.firstDifference = AuditProblem(
+        .inserted, seq: n + 1, "records follow seq \(n), the last the checkpoint signs")
     } else if signed != nil {
       mismatch = (n, claimed.root, "the export's signed checkpoint", false)
     }

@@ -1,4 +1,5 @@
 import CLMDB
+import Synchronization
 import TallyCore
 import TallyCrypto
 
@@ -28,6 +29,16 @@ public final class LedgerReader: @unchecked Sendable {
   let gate = ReadWriteGate()
   /// Signs checkpoints; nil until the directory has a key (see `SigningKey`).
   let signer: NoteSigner?
+  /// The complete subtrees that make up the last tree size proofs were asked for (its
+  /// frontier). Nodes never change once written, so the entry stays valid in any later
+  /// snapshot; proofs against one size (the head, a checkpoint) then skip those reads.
+  let edge = Mutex<(size: UInt64, nodes: [Hash32])>((0, []))
+  /// Complete subtrees of ≥ 256 leaves read for proofs, by `level << 56 | index`: nearly
+  /// every audit path passes through the upper levels, and these nodes never change. At
+  /// most `upperCacheMax` entries (2 MiB of hashes); once full, reads go to the store.
+  let upper = Mutex<[UInt64: Hash32]>([:])
+  static let upperCacheMax = 65_536
+  static let upperCacheLevel = 8
 
   init(env: Environment, dbs: DBs, signer: NoteSigner?) {
     self.env = env

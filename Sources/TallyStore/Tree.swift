@@ -149,6 +149,32 @@ public enum ProofError: Error, Equatable, Sendable {
   case outOfRange(String)
 }
 
+extension LedgerReader {
+  /// Subtree hashes for proofs in a tree of `size` leaves read in `t`, with the tree's
+  /// frontier (its right edge) from the cache (see `edge`).
+  func proofSubtrees(_ t: Txn, size: UInt64) throws -> SubtreeHash {
+    let dbs = self.dbs
+    var nodes = edge.withLock { $0.size == size ? $0.nodes : nil }
+    if nodes == nil {
+      let f = try Tree.frontier(t, dbs, size: size)
+      edge.withLock { $0 = (size, f) }
+      nodes = f
+    }
+    let frontier = nodes!
+    return { [self] level, index in
+      if (size >> level) & 1 == 1 && index == (size >> level) - 1 { return frontier[level] }
+      guard level >= LedgerReader.upperCacheLevel else {
+        return try Tree.subtree(t, dbs, level: level, index: index)
+      }
+      let key = UInt64(level) << 56 | index
+      if let h = self.upper.withLock({ $0[key] }) { return h }
+      let h = try Tree.subtree(t, dbs, level: level, index: index)
+      self.upper.withLock { if $0.count < LedgerReader.upperCacheMax { $0[key] = h } }
+      return h
+    }
+  }
+}
+
 extension LedgerQuerying {
   /// The root of the tree of the first `size` events (size ≤ head).
   public func treeRoot(size: UInt64) throws(StoreError) -> Result<Hash32, ProofError> {
@@ -175,7 +201,7 @@ extension LedgerQuerying {
         return .failure(.outOfRange("seq \(seq) is not in a tree of size \(n)"))
       }
       let h = SHA256Hasher()
-      let sub: SubtreeHash = { try Tree.subtree(t, dbs, level: $0, index: $1) }
+      let sub = try reader.proofSubtrees(t, size: n)
       let leaf = try sub(0, seq - 1)
       let path = try Merkle.inclusionProof(h, index: seq - 1, size: n, sub)
       // The path's siblings and the leaf already determine the root: fold them.
@@ -199,7 +225,7 @@ extension LedgerQuerying {
         return .failure(.outOfRange("from must be 1…to, got \(from)"))
       }
       let h = SHA256Hasher()
-      let sub: SubtreeHash = { try Tree.subtree(t, dbs, level: $0, index: $1) }
+      let sub = try reader.proofSubtrees(t, size: to)
       return .success(
         ConsistencyProof(
           from: from, to: to, path: try Merkle.consistencyProof(h, from: from, to: to, sub),

@@ -1,7 +1,7 @@
 // Engine throughput driver for tools/ceiling/compare.sh: the workload of `TallyWorkload`
 // (mirrored by tools/ceiling/ceiling.c), durable, one write transaction per batch.
 // Usage: tally-bench --dir DIR --accounts N --entries M --batch B [--proofs N [--threads T]]
-//        tally-bench --dir DIR --proofs N [--threads T]   (proofs only, on an existing ledger)
+//        tally-bench --dir DIR --proofs N [--threads T] [--warmup W]   (an existing ledger)
 import Dispatch
 import Glibc
 import TallyCore
@@ -90,7 +90,7 @@ if let proofs = argument("--proofs").flatMap(Int.init), proofs > 0 {
   let threads = max(1, argument("--threads").flatMap(Int.init) ?? 1)
   let head = ledger.head.seq
   let reader = ledger.reader
-  func run(_ kind: Int) -> Int64 {
+  func run(_ kind: Int, count proofs: Int) -> Int64 {
     let t0 = Workload.monotonicNanos()
     DispatchQueue.concurrentPerform(iterations: threads) { t in
       var state: UInt64 = 0x9E37_79B9_7F4A_7C15 &+ UInt64(t) &* 0x1234_5678_9ABC_DEF1
@@ -116,9 +116,15 @@ if let proofs = argument("--proofs").flatMap(Int.init), proofs > 0 {
     }
     return Workload.monotonicNanos() - t0
   }
+  // --warmup W: W untimed proofs of each kind first (a long-running server has the pages
+  // its proofs touch mapped already; a fresh process takes a page fault on each first touch).
+  if let warmup = argument("--warmup").flatMap(Int.init), warmup > 0 {
+    _ = run(0, count: warmup)
+    _ = run(1, count: warmup)
+  }
   let done = Double(proofs / threads * threads)
-  let inclusionRate = Int(done * 1e9 / Double(max(run(0), 1)))
-  let consistencyRate = Int(done * 1e9 / Double(max(run(1), 1)))
+  let inclusionRate = Int(done * 1e9 / Double(max(run(0, count: proofs), 1)))
+  let consistencyRate = Int(done * 1e9 / Double(max(run(1, count: proofs), 1)))
   print(
     #"{"tree_size":\#(head),"proofs":\#(Int(done)),"threads":\#(threads),"#
       + #""inclusion_per_sec":\#(inclusionRate),"consistency_per_sec":\#(consistencyRate)}"#)

@@ -63,11 +63,12 @@ struct Export: ParsableCommand {
 
 /// `tally verify --export DIR --vkey KEY [--checkpoint FILE]…`: no data directory is opened.
 enum VerifyExport {
-  /// Each `--vkey` is the key itself (it contains '+') or a file holding one key per line.
+  /// Each `--vkey` is a file holding one key per line, or else the key itself.
   static func keys(_ arguments: [String]) throws -> [String] {
     var out = [String]()
     for a in arguments {
-      if a.contains("+") {
+      // A key file by that name first: a path may contain '+' too.
+      if access(a, F_OK) != 0 && a.contains("+") {
         out.append(a)
       } else {
         out += try readSmallFile(a).split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
@@ -187,6 +188,8 @@ extension VerifyExport {
           .object(
             JSONObject([
               ("ok", .bool(problems.isEmpty)),
+              ("problem_count", .number(String(problems.count))),
+              ("problems", .array(problems.map(problem))),
               (
                 "checkpoints",
                 .array(
@@ -194,11 +197,11 @@ extension VerifyExport {
                     .object(
                       JSONObject([
                         ("source", .string($0.0)), ("size", .number(String($0.1.size))),
-                        ("root", .string($0.1.root.hex)),
+                        ("status", .string("valid")), ("root", .string($0.1.root.hex)),
+                        ("message", .string("the signature verifies")),
                       ]))
                   })
               ),
-              ("problems", .array(problems.map(problem))),
             ]))))
     } else if problems.isEmpty {
       print("ok: \(opened.count) checkpoint(s) verify; no two of one size differ")
