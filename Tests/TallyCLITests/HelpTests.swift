@@ -33,8 +33,8 @@ struct HelpTests {
                               paginated.
       log                     Read the event log with each event's leaf and chain
                               hash.
-      verify                  Recompute the hash chain and every projection from
-                              the log and compare.
+      verify                  Recompute the chain, the tree and every projection
+                              and compare; or check an export (--export).
       rebuild                 Recompute every projection from the log (all or
                               nothing), then verify.
       stats                   Log head, record counts and storage use.
@@ -46,6 +46,9 @@ struct HelpTests {
                               of the log's Merkle tree.
       vkey                    Print the verifier key of the ledger's checkpoints
                               (name+hash+base64).
+      signing-key             The checkpoint signing key: rotate it.
+      export                  Write the log (or a range of it) as an export an
+                              auditor verifies without LMDB.
       call                    Send one protocol request to the server and print its
                               answer (needs --server).
 
@@ -55,7 +58,8 @@ struct HelpTests {
 
   static let subcommands = [
     "init", "partner", "asset", "account", "post", "hold", "reverse", "balance", "statement",
-    "log", "verify", "rebuild", "stats", "key", "proof", "checkpoint", "vkey", "call",
+    "log", "verify", "rebuild", "stats", "key", "proof", "checkpoint", "vkey", "signing-key",
+    "export", "call",
   ]
 
   @Test("root --help matches the golden text (80 columns) and lists every subcommand")
