@@ -87,6 +87,8 @@ let package = Package(
       swiftSettings: strict),
     .target(
       name: "TallyWorkload", dependencies: ["TallyCore", "TallyStore"], swiftSettings: strict),
+    // Parses bank and partner statements (CSV, camt.053, MT940) into normalised lines.
+    .target(name: "TallyReconcile", dependencies: ["TallyCore"], swiftSettings: strict),
     .executableTarget(
       name: "tally-bench", dependencies: ["TallyCore", "TallyStore", "TallyWorkload"],
       swiftSettings: strict),
@@ -104,6 +106,14 @@ let package = Package(
       // Public test vectors, read from the source tree by path (with their README).
       exclude: ["Vectors"]),
     .testTarget(name: "TallyProtocolTests", dependencies: ["TallyProtocol", "TallyTestSupport"]),
+    .testTarget(
+      name: "TallyReconcileTests",
+      dependencies: [
+        "TallyReconcile", "TallyCore", "TallyTestSupport",
+        .product(name: "PropertyBased", package: "swift-property-based"),
+      ],
+      // Statement fixtures, read from the source tree by path.
+      exclude: ["Fixtures"]),
     .testTarget(
       name: "TallyStoreTests",
       dependencies: [

@@ -6,7 +6,8 @@ import TallyStore
 
 struct Verify: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Recompute the chain, the tree and every projection and compare; or check an export (--export).",
+    abstract:
+      "Recompute the chain, the tree and every projection and compare; or check an export (--export).",
     discussion: """
       Exit 0 when everything verifies, 1 naming the first bad seq or account.
       With --export DIR --vkey KEY, verify an export instead, without any database: \

@@ -1,0 +1,156 @@
+// The normalised statement model. Every input format (CSV, camt.053, MT940) parses into these
+// values; matching and import work on them only. docs/RECONCILIATION.md describes how each
+// format's fields map here.
+
+/// The input formats `StatementParser` reads.
+public enum StatementFormat: String, Sendable, CaseIterable {
+  case csv, camt053, mt940
+}
+
+/// Money moved on the statement's account, from the account holder's view at the bank:
+/// credit = money in, debit = money out.
+public enum StatementDirection: String, Sendable {
+  case credit, debit
+}
+
+/// An opening or closing balance as printed in the statement.
+public struct StatementBalance: Equatable, Sendable {
+  /// Signed minor units: negative = debit balance (overdrawn).
+  public var amountMinor: Int128
+  public var currency: String
+  /// Days since 1970-01-01.
+  public var dateDays: Int32
+
+  public init(amountMinor: Int128, currency: String, dateDays: Int32) {
+    self.amountMinor = amountMinor
+    self.currency = currency
+    self.dateDays = dateDays
+  }
+}
+
+/// One movement of money on the statement's account.
+public struct StatementLine: Equatable, Sendable {
+  /// 1-based position in the statement (a batched camt entry gives one line per transaction).
+  public var index: Int
+  /// Where the line came from, for messages: `"line 7"` (CSV, MT940) or `"Stmt/Ntry[3]"`
+  /// (camt; `"Stmt/Ntry[3]/NtryDtls/TxDtls[2]"` for a transaction of a batched entry).
+  public var source: String
+  /// Minor units of `currency`, always > 0; `direction` says which way the money went.
+  public var amountMinor: Int128
+  public var currency: String
+  public var direction: StatementDirection
+  /// Days since 1970-01-01.
+  public var bookingDateDays: Int32
+  /// Days since 1970-01-01.
+  public var valueDateDays: Int32?
+  /// The bank's (account servicer's) reference: camt `AcctSvcrRef`, MT940 `:61:` after `//`,
+  /// CSV `bank_ref`.
+  public var bankReference: String?
+  /// The payer's end-to-end id: camt `Refs/EndToEndId`, MT940 `EREF+` in `:86:`, CSV
+  /// `end_to_end_id`. `NOTPROVIDED` is read as absent.
+  public var endToEndId: String?
+  /// The customer reference (camt `Refs/InstrId`, MT940 `:61:` customer reference, CSV
+  /// `reference`); when the statement has none, the bank reference.
+  public var reference: String?
+  /// Free text for the account owner: camt `RmtInf/Ustrd`, MT940 `:86:`, CSV `description`.
+  public var remittance: String?
+  /// Deterministic identity of the line, the same whichever format carried it: see
+  /// `LineIdentity` and docs/RECONCILIATION.md.
+  public var identity: String
+
+  public init(
+    index: Int, source: String, amountMinor: Int128, currency: String,
+    direction: StatementDirection, bookingDateDays: Int32, valueDateDays: Int32?,
+    bankReference: String?, endToEndId: String?, reference: String?, remittance: String?,
+    identity: String
+  ) {
+    self.index = index
+    self.source = source
+    self.amountMinor = amountMinor
+    self.currency = currency
+    self.direction = direction
+    self.bookingDateDays = bookingDateDays
+    self.valueDateDays = valueDateDays
+    self.bankReference = bankReference
+    self.endToEndId = endToEndId
+    self.reference = reference
+    self.remittance = remittance
+    self.identity = identity
+  }
+}
+
+/// A whole statement of one account in one currency.
+public struct Statement: Equatable, Sendable {
+  public var format: StatementFormat
+  /// IBAN or account id as printed (camt `Acct/Id/IBAN` or `Othr/Id`, MT940 `:25:`, CSV
+  /// `account`).
+  public var account: String?
+  /// camt `Stmt/Id`; MT940 `:20:`, followed by `/` and `:28C:` when present; CSV none.
+  public var statementId: String?
+  public var currency: String
+  /// camt `OPBD` (else `PRCD`) balance, MT940 `:60F:`/`:60M:`; CSV none.
+  public var opening: StatementBalance?
+  /// camt `CLBD` balance, MT940 `:62F:`/`:62M:`; CSV none.
+  public var closing: StatementBalance?
+  public var lines: [StatementLine]
+
+  public init(
+    format: StatementFormat, account: String?, statementId: String?, currency: String,
+    opening: StatementBalance?, closing: StatementBalance?, lines: [StatementLine]
+  ) {
+    self.format = format
+    self.account = account
+    self.statementId = statementId
+    self.currency = currency
+    self.opening = opening
+    self.closing = closing
+    self.lines = lines
+  }
+}
+
+/// Why a statement was refused. The parser stops at the first problem, in input order.
+public struct StatementError: Error, Equatable, Sendable, CustomStringConvertible {
+  /// Stable code, one of `StatementError.codes`.
+  public var code: String
+  /// `"line 7"` (CSV: the physical line where the record starts; MT940: the tag's first
+  /// line; any format: bad UTF-8 or malformed XML), `"Stmt/Ntry[3]/Amt"` (camt element
+  /// path), or `"input"` (the whole input, e.g. too large).
+  public var location: String
+  public var message: String
+
+  public init(code: String, location: String, message: String) {
+    self.code = code
+    self.location = location
+    self.message = message
+  }
+
+  public var description: String { "\(code) at \(location): \(message)" }
+
+  /// The input is not well-formed in its format (CSV quoting, XML syntax, MT940 field layout,
+  /// bad UTF-8, a value that cannot be read).
+  public static let malformed = "MALFORMED"
+  /// An amount is not a decimal number, has more decimals than the currency's scale, is out
+  /// of range, or is zero on a statement line.
+  public static let badAmount = "BAD_AMOUNT"
+  /// A date is not a valid calendar date in the expected layout.
+  public static let badDate = "BAD_DATE"
+  /// A currency code the `scale` function does not know.
+  public static let badCurrency = "BAD_CURRENCY"
+  /// A line or balance in another currency than the statement's.
+  public static let currencyMismatch = "CURRENCY_MISMATCH"
+  /// A required column, element, tag or value is absent or empty.
+  public static let missingField = "MISSING_FIELD"
+  /// More than `StatementParser.bytesMax` bytes or `StatementParser.linesMax` lines.
+  public static let tooLarge = "TOO_LARGE"
+  /// The input ends too early: empty, a quote or element never closed, no closing balance.
+  public static let truncated = "TRUNCATED"
+  /// Well-formed, but outside what this parser accepts (another message type or version,
+  /// several statements in one input, a DTD, a non-UTF-8 encoding, a non-booked entry).
+  public static let unsupported = "UNSUPPORTED"
+
+  /// Every code, stable forever; new codes are appended.
+  public static let codes = [
+    malformed, badAmount, badDate, badCurrency, currencyMismatch, missingField, tooLarge,
+    truncated, unsupported,
+  ]
+}
