@@ -21,6 +21,7 @@ let package = Package(
     .library(name: "TallyCore", targets: ["TallyCore"]),
     .library(name: "TallyProtocol", targets: ["TallyProtocol"]),
     .library(name: "TallyWorkload", targets: ["TallyWorkload"]),
+    .library(name: "TallyReconcile", targets: ["TallyReconcile"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),

@@ -40,5 +40,17 @@ let package = Package(
         .plugin(name: "BenchmarkPlugin", package: "benchmark")
       ]
     ),
+    .executableTarget(
+      name: "ReconcileBenchmarks",
+      dependencies: [
+        .product(name: "Benchmark", package: "benchmark"),
+        .product(name: "TallyReconcile", package: "Tally"),
+        .product(name: "TallyCore", package: "Tally"),
+      ],
+      path: "Benchmarks/ReconcileBenchmarks",
+      plugins: [
+        .plugin(name: "BenchmarkPlugin", package: "benchmark")
+      ]
+    ),
   ]
 )

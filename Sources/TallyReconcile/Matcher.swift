@@ -110,48 +110,74 @@ public enum Matcher {
       // Several candidates with the same reference: ambiguous, left for ops.
     }
 
-    // Rule 2: amount, currency, direction and date, unique on both sides.
+    // Rule 2: amount, currency, direction and date, unique on both sides. Both sides are
+    // indexed by (amount, currency, direction), so each line looks at its equals only.
     func open(_ c: LedgerCandidate) -> Bool { !entryUsed.contains(c.entryId) }
+    var entriesByKey = [Key: [Int]]()
+    for (i, c) in candidates.enumerated() where open(c) {
+      entriesByKey[Key(c.amountMinor, c.currency, c.direction), default: []].append(i)
+    }
+    var linesByKey = [Key: [Int]]()
+    for (i, l) in lines.enumerated() where !lineUsed.contains(l.index) {
+      linesByKey[Key(l.amountMinor, l.currency, l.direction), default: []].append(i)
+    }
     for line in lines where !lineUsed.contains(line.index) {
-      let fits = candidates.filter { open($0) && same(line, $0) && near(line, $0, options) }
-      guard fits.count == 1, let c = fits.first else { continue }
-      let rivals = lines.filter {
-        !lineUsed.contains($0.index) && same($0, c) && near($0, c, options)
+      let key = Key(line.amountMinor, line.currency, line.direction)
+      var fit: LedgerCandidate?
+      var fits = 0
+      for i in entriesByKey[key] ?? []
+      where open(candidates[i]) && near(line, candidates[i], options) {
+        fits += 1
+        fit = candidates[i]
+        if fits > 1 { break }
       }
-      guard rivals.count == 1 else { continue }
+      guard fits == 1, let c = fit else { continue }
+      var rivals = 0
+      for j in linesByKey[key] ?? []
+      where !lineUsed.contains(lines[j].index) && near(lines[j], c, options) {
+        rivals += 1
+        if rivals > 1 { break }
+      }
+      guard rivals == 1 else { continue }
       out.append(.matched(rule: .amountDate, lines: [line.index], entries: [c.entryId]))
       lineUsed.insert(line.index)
       entryUsed.insert(c.entryId)
     }
 
-    // Rule 3a: one line to several entries.
+    // Rule 3a: one line to several entries, among the open entries of its currency and
+    // direction closest by date (sorted once; each line looks around its own date).
+    let entryWindow = Window(
+      candidates.indices.filter { open(candidates[$0]) },
+      group: {
+        Group(candidates[$0].currency, candidates[$0].direction)
+      }, date: { candidates[$0].dateDays })
     for line in lines where !lineUsed.contains(line.index) {
-      let pool = candidates.filter {
-        open($0) && $0.currency == line.currency && $0.direction == line.direction
-          && near(line, $0, options)
-      }
-      guard
+      let pool = entryWindow.closest(
+        Group(line.currency, line.direction), to: date(line), within: options.toleranceDays,
+        count: options.candidatesMax, scanMax: options.candidatesMax * 8
+      ) { open(candidates[$0]) && candidates[$0].amountMinor < line.amountMinor }
+      guard pool.count >= 2,
         let parts = uniqueSubset(
-          pool.map(\.amountMinor), target: line.amountMinor,
-          order: pool.map { abs(Int64($0.dateDays) - Int64(date(line))) }, options)
+          pool.map { candidates[$0].amountMinor }, target: line.amountMinor, options)
       else { continue }
-      let ids = parts.map { pool[$0].entryId }
+      let ids = parts.map { candidates[pool[$0]].entryId }
       out.append(.matched(rule: .sum, lines: [line.index], entries: ids))
       lineUsed.insert(line.index)
       entryUsed.formUnion(ids)
     }
     // Rule 3b: several lines to one entry.
+    let lineWindow = Window(
+      lines.indices.filter { !lineUsed.contains(lines[$0].index) },
+      group: { Group(lines[$0].currency, lines[$0].direction) }, date: { date(lines[$0]) })
     for c in candidates where open(c) {
-      let pool = lines.filter {
-        !lineUsed.contains($0.index) && $0.currency == c.currency && $0.direction == c.direction
-          && near($0, c, options)
-      }
-      guard
-        let parts = uniqueSubset(
-          pool.map(\.amountMinor), target: c.amountMinor,
-          order: pool.map { abs(Int64(date($0)) - Int64(c.dateDays)) }, options)
+      let pool = lineWindow.closest(
+        Group(c.currency, c.direction), to: c.dateDays, within: options.toleranceDays,
+        count: options.candidatesMax, scanMax: options.candidatesMax * 8
+      ) { !lineUsed.contains(lines[$0].index) && lines[$0].amountMinor < c.amountMinor }
+      guard pool.count >= 2,
+        let parts = uniqueSubset(pool.map { lines[$0].amountMinor }, target: c.amountMinor, options)
       else { continue }
-      let indexes = parts.map { pool[$0].index }
+      let indexes = parts.map { lines[pool[$0]].index }.sorted()
       out.append(.matched(rule: .sum, lines: indexes, entries: [c.entryId]))
       lineUsed.formUnion(indexes)
       entryUsed.insert(c.entryId)
@@ -169,26 +195,22 @@ public enum Matcher {
     abs(Int64(date(l)) - Int64(c.dateDays)) <= Int64(o.toleranceDays)
   }
 
-  /// The positions of the only subset of 2…partsMax amounts summing to `target`, among the
-  /// `candidatesMax` closest by `order`; nil when there is none, more than one, or the search
-  /// exceeds `stepsMax` (then it cannot tell, which counts as ambiguous).
-  static func uniqueSubset(
-    _ amounts: [Int128], target: Int128, order: [Int64], _ o: MatchOptions
-  ) -> [Int]? {
-    let picked = amounts.indices.sorted { (order[$0], $0) < (order[$1], $1) }
-      .prefix(o.candidatesMax).filter { amounts[$0] < target }
+  /// The positions of the only subset of 2…partsMax of `amounts` (closest first) summing to
+  /// `target`; nil when there is none, more than one, or the search exceeds `stepsMax` (then
+  /// it cannot tell, which counts as ambiguous).
+  static func uniqueSubset(_ amounts: [Int128], target: Int128, _ o: MatchOptions) -> [Int]? {
     var found: [Int]?
     var count = 0
     var steps = 0
     var chosen = [Int]()
     // Depth-first over increasing positions; bounded by stepsMax.
     func visit(_ start: Int, _ sum: Int128) -> Bool {
-      for k in start..<picked.count {
+      for k in start..<amounts.count {
         steps += 1
         if steps > o.stepsMax { return false }
-        let s = sum + amounts[picked[k]]
+        let s = sum + amounts[k]
         if s > target { continue }
-        chosen.append(picked[k])
+        chosen.append(k)
         if s == target && chosen.count >= 2 {
           count += 1
           found = chosen
@@ -201,6 +223,75 @@ public enum Matcher {
       return true
     }
     guard visit(0, 0), count == 1, let f = found else { return nil }
-    return f.sorted()
+    return f
+  }
+}
+
+/// Rule 2's index key.
+struct Key: Hashable {
+  let amount: Int128
+  let currency: String
+  let direction: StatementDirection
+  init(_ amount: Int128, _ currency: String, _ direction: StatementDirection) {
+    self.amount = amount
+    self.currency = currency
+    self.direction = direction
+  }
+}
+
+/// Rule 3's grouping: currency and direction.
+struct Group: Hashable {
+  let currency: String
+  let direction: StatementDirection
+  init(_ currency: String, _ direction: StatementDirection) {
+    self.currency = currency
+    self.direction = direction
+  }
+}
+
+/// Items (by position) per group, sorted by date, to find those closest to a date.
+struct Window {
+  private var sorted = [Group: [(date: Int32, item: Int)]]()
+
+  init(_ items: [Int], group: (Int) -> Group, date: (Int) -> Int32) {
+    for i in items { sorted[group(i), default: []].append((date(i), i)) }
+    for k in sorted.keys { sorted[k]!.sort { ($0.date, $0.item) < ($1.date, $1.item) } }
+  }
+
+  /// Up to `count` items of `group` within `within` days of `day` that pass `keep`, closest
+  /// first (ties: earlier position first), looking at no more than `scanMax` items.
+  func closest(
+    _ group: Group, to day: Int32, within: Int32, count: Int, scanMax: Int,
+    keep: (Int) -> Bool
+  ) -> [Int] {
+    guard let a = sorted[group], !a.isEmpty else { return [] }
+    // First position with date ≥ day.
+    var lo = 0
+    var hi = a.count
+    while lo < hi {
+      let mid = (lo + hi) / 2
+      if a[mid].date < day { lo = mid + 1 } else { hi = mid }
+    }
+    var left = lo - 1
+    var right = lo
+    var out = [Int]()
+    var scanned = 0
+    while out.count < count && scanned < scanMax {
+      let dl = left >= 0 ? Int64(day) - Int64(a[left].date) : Int64.max
+      let dr = right < a.count ? Int64(a[right].date) - Int64(day) : Int64.max
+      let d = min(dl, dr)
+      if d > Int64(within) { break }
+      let take: Int
+      if dr <= dl {
+        take = a[right].item
+        right += 1
+      } else {
+        take = a[left].item
+        left -= 1
+      }
+      scanned += 1
+      if keep(take) { out.append(take) }
+    }
+    return out
   }
 }
