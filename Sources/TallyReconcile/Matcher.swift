@@ -77,17 +77,22 @@ public enum Matcher {
     var lineUsed = Set<Int>()
     var entryUsed = Set<String>()
 
-    // Rule 1: exact reference.
-    var byKey = [String: [Int]]()
-    for (i, c) in candidates.enumerated() {
-      byKey[c.entryId, default: []].append(i)
-      if let r = c.ref, r != c.entryId { byKey[r, default: []].append(i) }
-    }
-    for line in lines {
-      var named = [Int]()
-      for key in [line.endToEndId, line.reference, line.bankReference].compactMap({ $0 }) {
-        for i in byKey[key] ?? [] where !named.contains(i) { named.append(i) }
+    // Rule 1: exact reference. The lines' references are indexed (the statement is the
+    // smaller side); each candidate's id and ref are looked up once.
+    var byReference = [String: [Int]]()
+    for (j, line) in lines.enumerated() {
+      for key in Set([line.endToEndId, line.reference, line.bankReference].compactMap({ $0 })) {
+        byReference[key, default: []].append(j)
       }
+    }
+    var namedBy = [[Int]](repeating: [], count: lines.count)
+    for (i, c) in candidates.enumerated() {
+      var hit = byReference[c.entryId] ?? []
+      if let r = c.ref, r != c.entryId, let more = byReference[r] { hit += more }
+      for j in hit where namedBy[j].last != i { namedBy[j].append(i) }
+    }
+    for (j, line) in lines.enumerated() {
+      var named = namedBy[j]
       named.removeAll { entryUsed.contains(candidates[$0].entryId) }
       guard !named.isEmpty else { continue }
       let exact = named.filter { same(line, candidates[$0]) }
@@ -113,13 +118,14 @@ public enum Matcher {
     // Rule 2: amount, currency, direction and date, unique on both sides. Both sides are
     // indexed by (amount, currency, direction), so each line looks at its equals only.
     func open(_ c: LedgerCandidate) -> Bool { !entryUsed.contains(c.entryId) }
-    var entriesByKey = [Key: [Int]]()
-    for (i, c) in candidates.enumerated() where open(c) {
-      entriesByKey[Key(c.amountMinor, c.currency, c.direction), default: []].append(i)
-    }
     var linesByKey = [Key: [Int]]()
     for (i, l) in lines.enumerated() where !lineUsed.contains(l.index) {
       linesByKey[Key(l.amountMinor, l.currency, l.direction), default: []].append(i)
+    }
+    var entriesByKey = [Key: [Int]]()
+    for (i, c) in candidates.enumerated() where open(c) {
+      let key = Key(c.amountMinor, c.currency, c.direction)
+      if linesByKey[key] != nil { entriesByKey[key, default: []].append(i) }
     }
     for line in lines where !lineUsed.contains(line.index) {
       let key = Key(line.amountMinor, line.currency, line.direction)
@@ -146,8 +152,18 @@ public enum Matcher {
 
     // Rule 3a: one line to several entries, among the open entries of its currency and
     // direction closest by date (sorted once; each line looks around its own date).
+    // Only candidates that could join a sum: an open line's group, dates and amounts.
+    let rest = lines.filter { !lineUsed.contains($0.index) }
+    let groups = Set(rest.map { Group($0.currency, $0.direction) })
+    let first = (rest.map(date).min() ?? 0) - options.toleranceDays
+    let last = (rest.map(date).max() ?? 0) + options.toleranceDays
+    let largest = rest.map(\.amountMinor).max() ?? 0
     let entryWindow = Window(
-      candidates.indices.filter { open(candidates[$0]) },
+      candidates.indices.filter {
+        let c = candidates[$0]
+        return c.dateDays >= first && c.dateDays <= last && c.amountMinor < largest && open(c)
+          && groups.contains(Group(c.currency, c.direction))
+      },
       group: {
         Group(candidates[$0].currency, candidates[$0].direction)
       }, date: { candidates[$0].dateDays })
@@ -169,7 +185,7 @@ public enum Matcher {
     let lineWindow = Window(
       lines.indices.filter { !lineUsed.contains(lines[$0].index) },
       group: { Group(lines[$0].currency, lines[$0].direction) }, date: { date(lines[$0]) })
-    for c in candidates where open(c) {
+    for c in candidates where c.dateDays >= first && c.dateDays <= last && open(c) {
       let pool = lineWindow.closest(
         Group(c.currency, c.direction), to: c.dateDays, within: options.toleranceDays,
         count: options.candidatesMax, scanMax: options.candidatesMax * 8
