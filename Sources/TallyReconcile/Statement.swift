@@ -154,3 +154,25 @@ public struct StatementError: Error, Equatable, Sendable, CustomStringConvertibl
     truncated, unsupported,
   ]
 }
+
+extension Statement {
+  /// When the statement carries both balances: the closing balance its opening balance and
+  /// lines imply (opening + credits − debits), if that differs from the printed closing
+  /// balance, or nil when they agree or a balance is absent. A difference means lines are
+  /// missing, repeated or altered; the import reports it (it is not a parse error: the
+  /// lines themselves are well-formed). Nil also when the running sum overflows Int128,
+  /// which no real statement reaches; `overflowed` says so.
+  public func continuityDifference() -> (implied: Int128, printed: Int128, overflowed: Bool)? {
+    guard let opening, let closing else { return nil }
+    var sum = opening.amountMinor
+    for l in lines {
+      let (v, o) =
+        l.direction == .credit
+        ? sum.addingReportingOverflow(l.amountMinor)
+        : sum.subtractingReportingOverflow(l.amountMinor)
+      if o { return (sum, closing.amountMinor, true) }
+      sum = v
+    }
+    return sum == closing.amountMinor ? nil : (sum, closing.amountMinor, false)
+  }
+}
