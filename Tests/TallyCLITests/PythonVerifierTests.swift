@@ -62,6 +62,9 @@ struct PythonVerifierTests {
       let vkey = try await s.ok("vkey").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
       for (name, range) in [
         ("full", [String]()), ("part", ["--from-seq", "20", "--to-seq", "38"]),
+        // After both holds were placed: the context carries the hold_placed event of the
+        // capture in range, and the accounts of that hold's legs.
+        ("late", ["--from-seq", "40"]),
       ] {
         let dir = s.file(name)
         let export = try await s.tally(["export", "--out", dir] + range)
@@ -86,6 +89,10 @@ struct PythonVerifierTests {
         }
         #expect(totals(a) == totals(b), "\(name) totals")
         #expect(!totals(b).isEmpty)
+        if name == "late" {
+          let manifest = try String(contentsOfFile: dir + "/manifest", encoding: .utf8)
+          #expect(!manifest.contains("\ncontext 0\n"), "\(manifest)")
+        }
       }
     }
   }
