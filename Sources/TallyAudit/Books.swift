@@ -16,8 +16,6 @@ struct Books {
   private var scratch = [(currency: Int, side: Side, amount: Int128)]()
   private var sums = [(currency: Int, net: Int128)]()
 
-  init() {}
-
   var totals: [CurrencyTotal] {
     currencies.indices.map {
       CurrencyTotal(currency: currencies[$0], debits: debits[$0], credits: credits[$0])

@@ -286,11 +286,11 @@ public enum ExportVerifier {
     }
 
     // The export against its own checkpoint.
-    var mismatch: (size: UInt64, root: Hash32, what: String, fork: Bool)?
+    var mismatch: (size: UInt64, root: Hash32, what: String)?
     if hashed.size == n {
       if report.root != claimed.root {
         report.add(AuditProblem(.root, "the recomputed root differs from the checkpoint's"))
-        if signed != nil { mismatch = (n, claimed.root, "the export's signed checkpoint", false) }
+        if signed != nil { mismatch = (n, claimed.root, "the export's signed checkpoint") }
       }
       if let c = claimed.chain, c != report.chain {
         report.add(AuditProblem(.chain, seq: n, "the chain differs from the checkpoint's"))
@@ -304,7 +304,7 @@ public enum ExportVerifier {
       report.firstDifference = AuditProblem(
         .inserted, seq: n + 1, "records follow seq \(n), the last the checkpoint signs")
     } else if signed != nil {
-      mismatch = (n, claimed.root, "the export's signed checkpoint", false)
+      mismatch = (n, claimed.root, "the export's signed checkpoint")
     }
 
     // The export against the checkpoints the auditor kept.
@@ -359,8 +359,10 @@ public enum ExportVerifier {
         report.add(
           AuditProblem(.checkpoint, "\(source): the export differs from it (size \(c.size))"))
       }
-      if mismatch == nil || c.size < mismatch!.size {
-        mismatch = (c.size, c.root, source, exportGenuine)
+      // A fork is proven by the two signed notes; the earlier root alone cannot say where
+      // the histories part (the export's nodes belong to the other history): no descent.
+      if !exportGenuine && (mismatch == nil || c.size < mismatch!.size) {
+        mismatch = (c.size, c.root, source)
       }
     }
     // Same-size checkpoints among those kept.
@@ -375,14 +377,11 @@ public enum ExportVerifier {
     }
 
     // Where the export first differs from a signed root.
-    // (A fork is proven by the two signed notes; the earlier root alone cannot say where the
-    // histories part, since the export's nodes belong to the other history.)
-    if let m = mismatch, !m.fork {
+    if let m = mismatch {
       let tree = ClaimedTree(
         p: p, n: n, prefix: prefixNodes, hashes: hashesFile, tree: treeFile)
       report.firstDifference = Pinpoint.locate(
-        events: eventsFile, from: from, size: m.size, root: m.root, against: m.what, tree: tree,
-        fork: m.fork)
+        events: eventsFile, from: from, size: m.size, root: m.root, against: m.what, tree: tree)
       if let d = report.firstDifference { report.add(d) }
     }
     return report
@@ -392,11 +391,10 @@ public enum ExportVerifier {
 extension SignedCheckpoint {
   /// The body of a note parsed without verifying its signature (to report what it claims).
   static func parseUnverified(note: String) -> Result<SignedCheckpoint, Refusal> {
-    let bytes = Array(note.utf8)
-    var i = bytes.count - 2
-    while i >= 0 && !(bytes[i] == 0x0A && bytes[i + 1] == 0x0A) { i -= 1 }
-    guard i >= 0 else { return .failure("no blank line before the signatures") }
-    return parse(body: String(decoding: bytes[...i], as: UTF8.self), note: note)
+    guard let (text, _) = Note.split(note) else {
+      return .failure("no blank line before the signatures")
+    }
+    return parse(body: text, note: note)
   }
 }
 

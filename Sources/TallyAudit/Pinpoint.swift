@@ -70,7 +70,7 @@ struct ClaimedTree {
 enum Pinpoint {
   static func locate(
     events: MappedFile, from: UInt64, size: UInt64, root: Hash32, against: String,
-    tree: ClaimedTree, fork: Bool
+    tree: ClaimedTree
   ) -> AuditProblem {
     let h = SHA256Hasher()
     let p = from - 1
@@ -115,11 +115,6 @@ enum Pinpoint {
         Merkle.node(h, left, right) == trusted
       else {
         let a = max(lo, p) + 1
-        if fork {
-          return AuditProblem(
-            .fork, seq: a,
-            "the export's history and \(against) diverge within seq \(a)…\(hi)")
-        }
         return AuditProblem(
           .hashesAltered, seq: a,
           "the first difference from \(against) is within seq \(a)…\(hi); the export's "

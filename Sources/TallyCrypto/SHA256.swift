@@ -26,7 +26,7 @@ public struct Hash32: Equatable, Hashable, Sendable, CustomStringConvertible {
 
 /// SHA-256 from OpenSSL's libcrypto (its SHA256_* functions, which use SHA-NI where the CPU
 /// has it), over one to three parts without copying or allocating.
-public final class SHA256Hasher {
+public struct SHA256Hasher: Sendable {
   public init() {}
 
   @inline(__always)

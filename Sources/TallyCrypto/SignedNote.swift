@@ -80,18 +80,7 @@ public enum Note {
     let name = String(parts[0])
     let pub = Array(raw[1...])
     guard keyHashHex(name: name, publicKey: pub) == parts[1] else { return nil }
-    // The text ends at the last blank line; signature lines follow it.
-    let bytes = Array(note.utf8)
-    guard bytes.last == 0x0A, bytes.count >= 2 else { return nil }
-    var split = -1
-    for i in stride(from: bytes.count - 2, through: 0, by: -1)
-    where bytes[i] == 0x0A && bytes[i + 1] == 0x0A {
-      split = i
-      break
-    }
-    guard split >= 0 else { return nil }
-    let text = String(decoding: bytes[...split], as: UTF8.self)
-    let sigBlock = String(decoding: bytes[(split + 2)...], as: UTF8.self)
+    guard let (text, sigBlock) = split(note) else { return nil }
     let hash = keyHash(name: name, publicKey: pub)
     for line in sigBlock.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
       let prefix = "\u{2014} \(name) "
@@ -102,6 +91,21 @@ public enum Note {
       if Ed25519.verify(publicKey: pub, message: Array(text.utf8), signature: Array(sig[4...])) {
         return text
       }
+    }
+    return nil
+  }
+
+  /// A note's signed text (up to and including the newline before the last blank line) and
+  /// its signature block; nil when the note has no blank line or does not end in a newline.
+  public static func split(_ note: String) -> (text: String, signatures: String)? {
+    let bytes = Array(note.utf8)
+    guard bytes.last == 0x0A, bytes.count >= 2 else { return nil }
+    for i in stride(from: bytes.count - 2, through: 0, by: -1)
+    where bytes[i] == 0x0A && bytes[i + 1] == 0x0A {
+      return (
+        String(decoding: bytes[...i], as: UTF8.self),
+        String(decoding: bytes[(i + 2)...], as: UTF8.self)
+      )
     }
     return nil
   }

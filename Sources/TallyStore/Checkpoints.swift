@@ -192,11 +192,7 @@ extension Ledger {
     guard rename(path + "/" + SigningKey.fileName, path + "/" + retired) == 0,
       rename(path + "/" + staged, path + "/" + SigningKey.fileName) == 0
     else { throw .io("cannot replace \(SigningKey.fileName): \(String(cString: strerror(errno)))") }
-    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if fd >= 0 {
-      _ = fsync(fd)
-      close(fd)
-    }
+    try syncDirectory(path)
     try writeAux { (t) throws(StoreError) in
       try withBytes(Array(note.utf8)) { (v) throws(StoreError) in try t.put(dbi, u64: c.size, v) }
     }

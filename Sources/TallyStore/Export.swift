@@ -275,7 +275,7 @@ private struct Sink {
   }
 }
 
-private func syncDirectory(_ path: String) throws(StoreError) {
+func syncDirectory(_ path: String) throws(StoreError) {
   let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
   guard fd >= 0 else { throw .io("cannot open \(path): \(String(cString: strerror(errno)))") }
   defer { close(fd) }

@@ -21,7 +21,7 @@ struct CheckpointCommand: ParsableCommand {
     let r: Result<Checkpoint, ProofError>?
     do { r = try ledger.checkpoint(size: size) } catch { throw fail(error) }
     guard let r else {
-      throw usage("this directory has no signing key yet; open it read-write once (tallyd)")
+      throw usage(noSigningKey)
     }
     switch r {
     case .failure(.outOfRange(let why)): throw usage(why)
@@ -39,6 +39,9 @@ struct CheckpointCommand: ParsableCommand {
   }
 }
 
+/// Why a checkpoint, a verifier key or an export cannot be made yet.
+let noSigningKey = "this directory has no signing key yet; open it read-write once (tallyd)"
+
 struct VKey: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "vkey",
@@ -48,7 +51,7 @@ struct VKey: ParsableCommand {
   func run() throws {
     let ledger = try global.open(.readOnly)
     guard let vkey = ledger.verifierKey else {
-      throw usage("this directory has no signing key yet; open it read-write once (tallyd)")
+      throw usage(noSigningKey)
     }
     print(vkey)
   }

@@ -37,7 +37,7 @@ struct Export: ParsableCommand {
     case .success(let v): s = v
     case .failure(.range(let why)), .failure(.output(let why)): throw usage(why)
     case .failure(.noSigningKey):
-      throw usage("this directory has no signing key yet; open it read-write once (tallyd)")
+      throw usage(noSigningKey)
     }
     let seconds = Double(nowNanos() - start) / 1e9
     if global.json {

@@ -125,21 +125,29 @@ struct PythonVerifierTests {
         try out.write(to: URL(fileURLWithPath: to + "/events"))
         return to
       }
-      // seq 12 is entry e-6: change one byte of its amount (legs follow the id).
+      // seq 12 is entry e-6. Its bytes end with the second leg's i128 amount, then three
+      // absent optionals (ref, value date, reversal of) and an empty metadata count: 5 bytes.
+      // Change the amount's last byte: the event still decodes, but differs from the signed one.
       let altered = try copy("altered") { r in
         var e = Data(r[11])
-        e[e.count - 3] ^= 0x01
+        e[e.count - 6] ^= 0x01
         r[11] = e
       }
       let removed = try copy("removed") { r in r.remove(at: 11) }
-      for (what, d) in [("altered", altered), ("removed", removed)] {
+      for (what, d, kind) in [("altered", altered, "altered"), ("removed", removed, "missing")] {
         let py = try await python(["export", d, "--vkey", vkey, "--json"])
         #expect(py.status == 1, "\(what): \(py)")
         let o = try py.object()
         #expect(o["ok"] as? Bool == false, "\(what)")
         let first = o["first_difference"] as? [String: Any]
         #expect("\(first?["seq"] ?? "")" == "12", "\(what): \(o)")
+        #expect(first?["kind"] as? String == kind, "\(what): \(o)")
       }
+      // The altered amount unbalances e-6: a double-entry problem at its seq, no decode one.
+      let kinds =
+        ((try await python(["export", altered, "--vkey", vkey, "--json"]).object())[
+          "problems"] as? [[String: Any]] ?? []).map { "\($0["kind"] ?? "") \($0["seq"] ?? "")" }
+      #expect(kinds.contains("double_entry 12") && !kinds.contains("decode 12"), "\(kinds)")
       // A checkpoint that claims another size no longer verifies.
       let forged = s.file("forged")
       try FileManager.default.copyItem(atPath: dir, toPath: forged)
