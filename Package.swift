@@ -44,7 +44,7 @@ let package = Package(
     // Verifies exports with no database: only the files, a verifier key and checkpoints.
     .target(name: "TallyAudit", dependencies: ["TallyCore", "TallyCrypto"], swiftSettings: strict),
     .target(
-      name: "TallyStore", dependencies: ["TallyCore", "TallyCrypto", "CLMDB"],
+      name: "TallyStore", dependencies: ["TallyCore", "TallyCrypto", "TallyReconcile", "CLMDB"],
       swiftSettings: strict),
     .target(
       name: "TallyServer",

@@ -192,6 +192,8 @@ struct Books {
       // Moves no money: only the hold stops being capturable.
       holds.removeValue(forKey: id)
     case .partnerCreated, .assetDeclared, .accountClosed: break
+    // Reconciliation records statements and matches; it moves no money.
+    case .reconImported, .reconMatched, .reconResolved, .reconUnmatched: break
     }
   }
 }

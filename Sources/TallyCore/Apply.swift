@@ -37,6 +37,7 @@ extension Machine {
           number: number, name: a.name, partner: a.partner, currency: a.currency, scale: scale,
           normalSide: a.normalSide, noOverdraft: a.noOverdraft, limitMinor: a.limitMinor,
           status: .open, openedSeq: seq, closedSeq: 0, metadata: a.metadata))
+      try state.putPartnerAccount(partner: a.partner, account: a.name)
     // No balances row until the first movement: absent means zero.
     case .accountClosed(let name):
       guard var a = try state.account(name), a.status == .open else {
@@ -47,6 +48,7 @@ extension Machine {
       try state.putAccount(a)
     case .entryPosted(let e):
       try move(e.legs, seq: seq, &state) { b, l in b.posting(l.side, l.amountMinor) }
+      try touchPartners(e.legs, event, &state) { $0.entries += 1 }
       guard try state.insertIdRecord(e.id, IdRecord(seq: seq, kind: .entry)) else {
         throw ApplyError(seq: seq, reason: "id \(e.id) used twice")
       }
@@ -60,6 +62,13 @@ extension Machine {
       try move(h.legs, seq: seq, &state) { b, l in b.pending(l.side, l.amountMinor) }
       guard try state.insertIdRecord(h.id, IdRecord(seq: seq, kind: .hold)) else {
         throw ApplyError(seq: seq, reason: "id \(h.id) used twice")
+      }
+      let partners = try touchPartners(h.legs, event, &state) {
+        $0.holds += 1
+        $0.openHolds += 1
+      }
+      for p in partners {
+        try state.putPartnerHold(partner: p, placedSeq: seq, holdId: h.id, open: true)
       }
       try state.putHold(
         HoldRecord(
@@ -89,6 +98,63 @@ extension Machine {
       var hold = try pending(id, seq, &state)
       try move(hold.legs, seq: seq, &state) { b, l in b.pending(l.side, -l.amountMinor) }
       try resolve(&hold, .expired, seq, [], &state)
+    case .reconImported(let r): try applyReconImported(r, seq, &state)
+    case .reconMatched(let m): try applyReconMatched(m, seq, &state)
+    case .reconResolved(let r): try applyReconResolved(r, seq, &state)
+    case .reconUnmatched(let u): try applyReconUnmatched(u, seq, &state)
+    }
+    switch event.body {
+    case .holdCaptured(let c): try closeHoldInViews(c.holdId, event, &state)
+    case .holdReleased(let id), .holdExpired(let id): try closeHoldInViews(id, event, &state)
+    default: break
+    }
+  }
+
+  /// The distinct partners owning the legs' accounts, in leg order.
+  static func partners<S: LedgerState>(_ legs: [Leg], _ seq: UInt64, _ state: inout S) throws
+    -> [String]
+  {
+    var out = [String]()
+    for l in legs {
+      guard let a = try state.account(l.account) else {
+        throw ApplyError(seq: seq, reason: "account \(l.account) does not exist")
+      }
+      if !out.contains(a.partner) { out.append(a.partner) }
+    }
+    return out
+  }
+
+  /// Counts a money-moving event in each partner's view it touches.
+  @discardableResult
+  static func touchPartners<S: LedgerState>(
+    _ legs: [Leg], _ event: Event, _ state: inout S, _ change: (inout PartnerStats) -> Void
+  ) throws -> [String] {
+    let ps = try partners(legs, event.seq, &state)
+    for p in ps {
+      var st = try state.partnerStats(p)
+      change(&st)
+      st.lastActivitySeq = event.seq
+      st.lastActivityNanos = event.timestampNanos
+      try state.putPartnerStats(p, st)
+    }
+    return ps
+  }
+
+  /// A hold left pending: it leaves its partners' open holds.
+  static func closeHoldInViews<S: LedgerState>(_ id: String, _ event: Event, _ state: inout S)
+    throws
+  {
+    guard let hold = try state.hold(id) else {
+      throw ApplyError(seq: event.seq, reason: "hold \(id) vanished")
+    }
+    let ps = try touchPartners(hold.legs, event, &state) { st in
+      st.openHolds = st.openHolds &- 1
+    }
+    for p in ps {
+      if try state.partnerStats(p).openHolds == UInt64.max {
+        throw ApplyError(seq: event.seq, reason: "partner \(p) open holds below zero")
+      }
+      try state.putPartnerHold(partner: p, placedSeq: hold.placedSeq, holdId: id, open: false)
     }
   }
 

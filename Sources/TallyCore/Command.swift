@@ -103,6 +103,12 @@ public enum Command: Equatable, Sendable {
   /// `Limits.holdsPerExpireMax` per command).
   case expireHolds(asOfNanos: Int64)
   case reverseEntry(ReverseSpec)
+  /// Import a parsed statement's lines for an account (duplicates are left out).
+  case reconImport(ReconImportSpec)
+  /// Record matches found by the matcher (the store runs it right after an import).
+  case reconMatch(ReconMatched)
+  case reconResolve(ReconResolved)
+  case reconUnmatch(ReconUnmatched)
 }
 
 /// The outcome of deciding one command.

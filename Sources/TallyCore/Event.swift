@@ -10,6 +10,10 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
   case holdCaptured = 7
   case holdReleased = 8
   case holdExpired = 9
+  case reconImported = 10
+  case reconMatched = 11
+  case reconResolved = 12
+  case reconUnmatched = 13
 
   public var description: String {
     switch self {
@@ -22,6 +26,10 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case .holdCaptured: "hold_captured"
     case .holdReleased: "hold_released"
     case .holdExpired: "hold_expired"
+    case .reconImported: "recon_imported"
+    case .reconMatched: "recon_matched"
+    case .reconResolved: "recon_resolved"
+    case .reconUnmatched: "recon_unmatched"
     }
   }
 }
@@ -131,6 +139,10 @@ public enum EventBody: Equatable, Sendable {
   case holdCaptured(HoldCaptured)
   case holdReleased(holdId: String)
   case holdExpired(holdId: String)
+  case reconImported(ReconImported)
+  case reconMatched(ReconMatched)
+  case reconResolved(ReconResolved)
+  case reconUnmatched(ReconUnmatched)
 
   public var type: EventType {
     switch self {
@@ -143,6 +155,10 @@ public enum EventBody: Equatable, Sendable {
     case .holdCaptured: .holdCaptured
     case .holdReleased: .holdReleased
     case .holdExpired: .holdExpired
+    case .reconImported: .reconImported
+    case .reconMatched: .reconMatched
+    case .reconResolved: .reconResolved
+    case .reconUnmatched: .reconUnmatched
     }
   }
 }

@@ -66,7 +66,76 @@ public enum EventCodec {
       for a in c.amountsMinor { w.i128(a) }
     case .holdReleased(let id), .holdExpired(let id):
       w.str(id)
+    case .reconImported(let r):
+      w.str(r.account)
+      header(r.header, &w)
+      w.u32(r.part)
+      w.u32(r.parts)
+      w.u16(UInt16(r.lines.count))
+      for l in r.lines { line(l, &w) }
+    case .reconMatched(let m):
+      w.str(m.account)
+      w.u16(UInt16(m.matches.count))
+      for x in m.matches { match(x, &w) }
+    case .reconResolved(let r):
+      w.u64(r.item)
+      w.str(r.reason)
+      w.str(r.by)
+      w.optionalStr(r.entry)
+    case .reconUnmatched(let u):
+      w.u64(u.item)
+      w.optionalStr(u.reason)
+      w.str(u.by)
     }
+  }
+
+  public static func match(_ x: ReconMatch, _ w: inout ByteWriter) {
+    w.u8(x.rule.rawValue)
+    w.u8(x.state.rawValue)
+    w.u16(UInt16(x.items.count))
+    for i in x.items { w.u64(i) }
+    w.u16(UInt16(x.entries.count))
+    for e in x.entries { w.str(e) }
+    w.i128(x.amountDifferenceMinor)
+    w.u8((x.currencyDiffers ? 1 : 0) | (x.directionDiffers ? 2 : 0))
+  }
+
+  public static func balance(_ b: ReconBalance?, _ w: inout ByteWriter) {
+    guard let b else { return w.u8(0) }
+    w.u8(1)
+    w.i128(b.amountMinor)
+    w.i32(b.dateDays)
+  }
+
+  public static func header(_ h: ReconStatementHeader, _ w: inout ByteWriter) {
+    w.u8(h.format.rawValue)
+    w.optionalStr(h.statementId)
+    w.optionalStr(h.statementAccount)
+    w.str(h.currency)
+    balance(h.opening, &w)
+    balance(h.closing, &w)
+    w.i32(h.periodFromDays)
+    w.i32(h.periodToDays)
+    w.u32(h.linesRead)
+    w.u32(h.duplicates)
+  }
+
+  public static func line(_ l: ReconLine, _ w: inout ByteWriter) {
+    w.str(l.identity)
+    w.str(l.source)
+    w.i128(l.amountMinor)
+    w.u8(l.direction.rawValue)
+    w.i32(l.bookingDateDays)
+    if let d = l.valueDateDays {
+      w.u8(1)
+      w.i32(d)
+    } else {
+      w.u8(0)
+    }
+    w.optionalStr(l.bankReference)
+    w.optionalStr(l.endToEndId)
+    w.optionalStr(l.reference)
+    w.optionalStr(l.remittance)
   }
 
   public static func legs(_ legs: [Leg], _ w: inout ByteWriter) {
@@ -160,6 +229,38 @@ public enum EventCodec {
       body = .holdReleased(holdId: try r.str("hold id"))
     case .holdExpired:
       body = .holdExpired(holdId: try r.str("hold id"))
+    case .reconImported:
+      let account = try r.str("account")
+      let h = try header(&r)
+      let part = try r.u32("part")
+      let partsAt = r.offset
+      let parts = try r.u32("parts")
+      guard part < parts else {
+        throw DecodeError(offset: partsAt, reason: "part \(part) of \(parts)")
+      }
+      let n = Int(try r.u16("line count"))
+      var lines = [ReconLine]()
+      lines.reserveCapacity(n)
+      for _ in 0..<n { lines.append(try line(&r)) }
+      body = .reconImported(
+        ReconImported(account: account, header: h, part: part, parts: parts, lines: lines))
+    case .reconMatched:
+      let account = try r.str("account")
+      let n = Int(try r.u16("match count"))
+      var matches = [ReconMatch]()
+      matches.reserveCapacity(n)
+      for _ in 0..<n { matches.append(try match(&r)) }
+      body = .reconMatched(ReconMatched(account: account, matches: matches))
+    case .reconResolved:
+      let item = try r.u64("item")
+      let reason = try r.str("reason")
+      let by = try r.str("by")
+      body = .reconResolved(
+        ReconResolved(item: item, reason: reason, by: by, entry: try r.optionalStr("entry")))
+    case .reconUnmatched:
+      let item = try r.u64("item")
+      let reason = try r.optionalStr("reason")
+      body = .reconUnmatched(ReconUnmatched(item: item, reason: reason, by: try r.str("by")))
     }
     try r.expectEnd("event")
     return Event(seq: seq, timestampNanos: ts, body: body)
@@ -175,12 +276,84 @@ public enum EventCodec {
     return (try r.u64("seq"), try r.i64("timestamp"))
   }
 
-  static func presence(_ r: inout ByteReader, _ what: StaticString) throws(DecodeError) -> Bool {
+  public static func presence(_ r: inout ByteReader, _ what: StaticString) throws(DecodeError) -> Bool {
     switch try r.u8(what) {
     case 0: return false
     case 1: return true
     case let b: throw DecodeError(offset: r.offset - 1, reason: "presence byte \(b) in \(what)")
     }
+  }
+
+  public static func match(_ r: inout ByteReader) throws(DecodeError) -> ReconMatch {
+    let ruleByte = try r.u8("rule")
+    guard let rule = ReconRule(rawValue: ruleByte) else {
+      throw DecodeError(offset: r.offset - 1, reason: "rule byte \(ruleByte)")
+    }
+    let stateByte = try r.u8("state")
+    guard let state = ReconState(rawValue: stateByte), state == .matched || state == .discrepancy
+    else { throw DecodeError(offset: r.offset - 1, reason: "match state byte \(stateByte)") }
+    let k = Int(try r.u16("item count"))
+    var items = [UInt64]()
+    items.reserveCapacity(k)
+    for _ in 0..<k { items.append(try r.u64("item")) }
+    let m = Int(try r.u16("entry count"))
+    var entries = [String]()
+    entries.reserveCapacity(m)
+    for _ in 0..<m { entries.append(try r.str("entry")) }
+    let diff = try r.i128("amount difference")
+    let flags = try r.u8("flags")
+    guard flags & ~3 == 0 else {
+      throw DecodeError(offset: r.offset - 1, reason: "unknown match flags \(flags)")
+    }
+    return ReconMatch(
+        rule: rule, state: state, items: items, entries: entries,
+        amountDifferenceMinor: diff, currencyDiffers: flags & 1 != 0,
+        directionDiffers: flags & 2 != 0)
+  }
+
+  public static func balance(_ r: inout ByteReader, _ what: StaticString) throws(DecodeError)
+    -> ReconBalance?
+  {
+    guard try presence(&r, what) else { return nil }
+    let amount = try r.i128(what)
+    return ReconBalance(amountMinor: amount, dateDays: try r.i32(what))
+  }
+
+  public static func header(_ r: inout ByteReader) throws(DecodeError) -> ReconStatementHeader {
+    let f = try r.u8("format")
+    guard let format = ReconFormat(rawValue: f) else {
+      throw DecodeError(offset: r.offset - 1, reason: "statement format byte \(f)")
+    }
+    let id = try r.optionalStr("statement id")
+    let account = try r.optionalStr("statement account")
+    let currency = try r.str("currency")
+    let opening = try balance(&r, "opening balance")
+    let closing = try balance(&r, "closing balance")
+    let from = try r.i32("period from")
+    let to = try r.i32("period to")
+    let read = try r.u32("lines read")
+    return ReconStatementHeader(
+      format: format, statementId: id, statementAccount: account, currency: currency,
+      opening: opening, closing: closing, periodFromDays: from, periodToDays: to,
+      linesRead: read, duplicates: try r.u32("duplicates"))
+  }
+
+  public static func line(_ r: inout ByteReader) throws(DecodeError) -> ReconLine {
+    let identity = try r.str("identity")
+    let source = try r.str("source")
+    let amount = try r.i128("amount")
+    let d = try r.u8("direction")
+    guard let direction = ReconDirection(rawValue: d) else {
+      throw DecodeError(offset: r.offset - 1, reason: "direction byte \(d)")
+    }
+    let booking = try r.i32("booking date")
+    let value: Int32? = try presence(&r, "value date") ? try r.i32("value date") : nil
+    return ReconLine(
+      identity: identity, source: source, amountMinor: amount, direction: direction,
+      bookingDateDays: booking, valueDateDays: value,
+      bankReference: try r.optionalStr("bank reference"),
+      endToEndId: try r.optionalStr("end-to-end id"), reference: try r.optionalStr("reference"),
+      remittance: try r.optionalStr("remittance"))
   }
 
   public static func side(_ r: inout ByteReader) throws(DecodeError) -> Side {

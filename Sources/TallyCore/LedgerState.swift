@@ -29,6 +29,35 @@ public protocol LedgerState {
   mutating func putHold(_ r: HoldRecord) throws
   mutating func addDeadline(_ deadlineNanos: Int64, placedSeq: UInt64, holdId: String) throws
   mutating func removeDeadline(_ deadlineNanos: Int64, placedSeq: UInt64) throws
+
+  // Reconciliation (docs/RECONCILIATION.md, "Storage"). Accounts are named by number.
+  func reconItem(_ number: UInt64) throws -> ReconItemRecord?
+  /// The item an account's line identity was imported as.
+  func reconLineItem(account: UInt64, identity: String) throws -> UInt64?
+  func reconMatch(_ number: UInt64) throws -> ReconMatchRecord?
+  /// The standing match an entry (by seq) is in on an account.
+  func reconEntryMatch(account: UInt64, entrySeq: UInt64) throws -> UInt64?
+  func reconAccount(_ number: UInt64) throws -> ReconAccountRecord?
+  /// Items and matches recorded so far (the next number is this plus one).
+  var reconItemCount: UInt64 { get }
+  var reconMatchCount: UInt64 { get }
+  /// Writes an item; `previous` is its state before (nil: a new item), for the state index.
+  mutating func putReconItem(_ r: ReconItemRecord, accountNumber: UInt64, previous: ReconState?)
+    throws
+  mutating func putReconLine(account: UInt64, identity: String, item: UInt64) throws
+  mutating func putReconMatch(_ r: ReconMatchRecord) throws
+  /// Links (or, with nil, unlinks) an entry to a match on an account.
+  mutating func putReconEntry(account: UInt64, entrySeq: UInt64, match: UInt64?) throws
+  mutating func putReconAccount(_ number: UInt64, _ r: ReconAccountRecord) throws
+
+  // Partner views.
+  /// Zero counters for a partner without activity.
+  mutating func partnerStats(_ id: String) throws -> PartnerStats
+  mutating func putPartnerStats(_ id: String, _ s: PartnerStats) throws
+  mutating func putPartnerAccount(partner: String, account: String) throws
+  /// Adds (open) or removes (closed) a pending hold from the partner's open holds.
+  mutating func putPartnerHold(partner: String, placedSeq: UInt64, holdId: String, open: Bool)
+    throws
 }
 
 /// The log and the projections disagree with what an event requires (a corrupt or forged

@@ -37,4 +37,23 @@ public enum Limits {
   /// Page size of `log` and `statement` reads.
   public static let pageLimitMax = 10_000
   public static let pageLimitDefault = 100
+
+  /// Statement lines in one `recon_imported` event: a 100k-line statement becomes 100
+  /// events of at most a few hundred KiB each, instead of one of tens of MiB.
+  public static let reconLinesPerEventMax = 1000
+  /// Lines in one import (the statement parser's own limit).
+  public static let reconLinesPerImportMax = 1_000_000
+  /// Matches in one `recon_matched` event (the same bound as its lines).
+  public static let reconMatchesPerEventMax = 1000
+  /// Text fields of a statement line: references (ISO 20022 allows 35 characters; 256
+  /// bytes leaves room for any bank's), the identity (8 fields), remittance (ISO 20022
+  /// unstructured remittance is up to 140 characters, repeated; 4 KiB holds any).
+  public static let reconReferenceBytesMax = 256
+  public static let reconIdentityBytesMax = 2048
+  public static let reconRemittanceBytesMax = 4096
+  /// A resolution's reason and who resolved it.
+  public static let reconReasonBytesMax = 512
+  public static let reconByBytesMax = 128
+  /// Entries or lines in one rule-3 match (the matcher's `partsMax` is lower).
+  public static let reconMatchPartsMax = 64
 }

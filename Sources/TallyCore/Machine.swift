@@ -27,6 +27,10 @@ public enum Machine {
     case .releaseHold(let id): return try decideRelease(id, &state)
     case .expireHolds(let asOf): return try decideExpire(asOf, &state)
     case .reverseEntry(let r): return try decideReverse(r, &state)
+    case .reconImport(let i): return try decideReconImport(i, &state)
+    case .reconMatch(let m): return try decideReconMatch(m, &state)
+    case .reconResolve(let r): return try decideReconResolve(r, &state)
+    case .reconUnmatch(let u): return try decideReconUnmatch(u, &state)
     }
   }
 

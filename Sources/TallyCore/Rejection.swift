@@ -56,6 +56,14 @@ public enum RejectionCode: UInt16, Sendable, CaseIterable, CustomStringConvertib
   case invalidJson = 27
   /// A request line is longer than its limit.
   case lineTooLong = 28
+  /// A statement could not be read (details: the parser's `code` and the `location`).
+  case statementInvalid = 29
+  /// The statement names another account (IBAN) than the ledger account's `iban` metadata.
+  case statementAccountMismatch = 30
+  /// No reconciliation item with this number (on an account the caller may see).
+  case itemNotFound = 31
+  /// The item's state does not allow this (e.g. resolving a matched item).
+  case itemState = 32
 
   /// The wire name, e.g. `INSUFFICIENT_FUNDS`.
   public var name: String {
@@ -88,6 +96,10 @@ public enum RejectionCode: UInt16, Sendable, CaseIterable, CustomStringConvertib
     case .invalidDeadline: "INVALID_DEADLINE"
     case .invalidJson: "INVALID_JSON"
     case .lineTooLong: "LINE_TOO_LONG"
+    case .statementInvalid: "STATEMENT_INVALID"
+    case .statementAccountMismatch: "STATEMENT_ACCOUNT_MISMATCH"
+    case .itemNotFound: "ITEM_NOT_FOUND"
+    case .itemState: "ITEM_STATE"
     }
   }
 

@@ -135,6 +135,66 @@ public enum Views {
       o.members += [("hold", s(c.holdId)), ("amounts", .array(c.amountsMinor.map(amount)))]
     case .holdReleased(let id), .holdExpired(let id):
       o.members.append(("hold", s(id)))
+    case .reconImported(let r):
+      o.members += [
+        ("account", s(r.account)), ("statement", .object(reconHeader(r.header))),
+        ("part", n(r.part)), ("parts", n(r.parts)),
+        ("lines", .array(r.lines.map { .object(reconLine($0)) })),
+      ]
+    case .reconMatched(let m):
+      o.members += [
+        ("account", s(m.account)), ("matches", .array(m.matches.map { .object(reconMatch($0)) })),
+      ]
+    case .reconResolved(let r):
+      o.members += [("item", n(r.item)), ("reason", s(r.reason)), ("by", s(r.by))]
+      opt("entry", r.entry)
+    case .reconUnmatched(let u):
+      o.members.append(("item", n(u.item)))
+      opt("reason", u.reason)
+      o.members.append(("by", s(u.by)))
+    }
+    return o
+  }
+
+  static func date(_ d: Int32?) -> JSONValue { d.map { s(CivilTime.formatDate($0)) } ?? .null }
+
+  public static func reconBalance(_ b: ReconBalance?) -> JSONValue {
+    guard let b else { return .null }
+    return .object(JSONObject([("amount", amount(b.amountMinor)), ("date", date(b.dateDays))]))
+  }
+
+  public static func reconHeader(_ h: ReconStatementHeader) -> JSONObject {
+    JSONObject([
+      ("format", s(h.format.description)), ("id", h.statementId.map(s) ?? .null),
+      ("statement_account", h.statementAccount.map(s) ?? .null), ("currency", s(h.currency)),
+      ("opening", reconBalance(h.opening)), ("closing", reconBalance(h.closing)),
+      ("from", date(h.periodFromDays)), ("to", date(h.periodToDays)),
+      ("lines_read", n(h.linesRead)), ("duplicates", n(h.duplicates)),
+    ])
+  }
+
+  public static func reconLine(_ l: ReconLine) -> JSONObject {
+    JSONObject([
+      ("source", s(l.source)), ("amount", amount(l.amountMinor)),
+      ("direction", s(l.direction.description)), ("booking_date", date(l.bookingDateDays)),
+      ("value_date", date(l.valueDateDays)), ("bank_ref", l.bankReference.map(s) ?? .null),
+      ("end_to_end_id", l.endToEndId.map(s) ?? .null),
+      ("reference", l.reference.map(s) ?? .null), ("remittance", l.remittance.map(s) ?? .null),
+      ("identity", s(l.identity)),
+    ])
+  }
+
+  public static func reconMatch(_ m: ReconMatch) -> JSONObject {
+    var o = JSONObject([
+      ("rule", s(m.rule.description)), ("state", s(m.state.description)),
+      ("items", .array(m.items.map { n($0) })), ("entries", .array(m.entries.map(s))),
+    ])
+    if m.state == .discrepancy {
+      o.members += [
+        ("amount_difference", amount(m.amountDifferenceMinor)),
+        ("currency_differs", .bool(m.currencyDiffers)),
+        ("direction_differs", .bool(m.directionDiffers)),
+      ]
     }
     return o
   }

@@ -31,6 +31,11 @@ public enum WireCode: String, Sendable, CaseIterable {
   case captureExceedsHold = "CAPTURE_EXCEEDS_HOLD"
   case accountNotEmpty = "ACCOUNT_NOT_EMPTY"
   case accountHasHolds = "ACCOUNT_HAS_HOLDS"
+  /// A statement that cannot be read; `details` has the parser's `code` and `location`.
+  case statementInvalid = "STATEMENT_INVALID"
+  case statementAccountMismatch = "STATEMENT_ACCOUNT_MISMATCH"
+  /// A reconciliation item whose state does not allow the request.
+  case itemState = "ITEM_STATE"
   /// A request over a server limit other than line length (batch size, page size).
   case tooLarge = "TOO_LARGE"
   case tooManyConnections = "TOO_MANY_CONNECTIONS"
@@ -51,7 +56,8 @@ public enum WireCode: String, Sendable, CaseIterable {
     case .unknownCurrency: return .unknownCurrency
     case .idConflict: return .idConflict
     case .alreadyExists: return .alreadyExists
-    case .partnerNotFound, .accountNotFound, .entryNotFound, .holdNotFound: return .notFound
+    case .partnerNotFound, .accountNotFound, .entryNotFound, .holdNotFound, .itemNotFound:
+      return .notFound
     case .accountClosed: return .accountClosed
     case .currencyMismatch: return .currencyMismatch
     case .unbalanced: return .unbalanced
@@ -63,6 +69,9 @@ public enum WireCode: String, Sendable, CaseIterable {
     case .captureExceedsHold: return .captureExceedsHold
     case .accountNotEmpty: return .accountNotEmpty
     case .accountHasHolds: return .accountHasHolds
+    case .statementInvalid: return .statementInvalid
+    case .statementAccountMismatch: return .statementAccountMismatch
+    case .itemState: return .itemState
     }
   }
 }

@@ -55,7 +55,7 @@ final class Environment {
   let env: OpaquePointer
   let path: String
 
-  static let maxDBs: UInt32 = 16
+  static let maxDBs: UInt32 = 32
 
   init(path: String, readOnly: Bool) throws(StoreError) {
     var e: OpaquePointer?

@@ -22,9 +22,10 @@ public struct Receipt: Equatable, Sendable {
 /// batches of commands in one LMDB write transaction each.
 public final class Ledger {
   /// Version of the data directory layout (event encoding, projections, meta).
-  /// 2 added the Merkle tree (`tree`); a format-1 directory is migrated on its first
-  /// read-write open (docs/FORMAT.md, "Compatibility").
-  public static let formatVersion: UInt32 = 2
+  /// 2 added the Merkle tree (`tree`), 3 the reconciliation and partner-view projections;
+  /// an older directory is migrated on its first read-write open (docs/FORMAT.md,
+  /// "Compatibility").
+  public static let formatVersion: UInt32 = 3
   /// First map size; the map grows by doubling (up to +4 GiB a step) when 80 % full.
   static let initialMapBytes = 64 << 20
   static let mapGrowthStepMaxBytes = 4 << 30
@@ -40,10 +41,12 @@ public final class Ledger {
   public let readOnly: Bool
   public private(set) var head: LogHead
   var accountCount: UInt64
+  /// Reconciliation items and matches recorded (meta `recon`).
+  var reconCounts: (items: UInt64, matches: UInt64) = (0, 0)
   /// The right edge of the Merkle tree after the last commit (see `Tree.append`).
   var treeFrontier = [Hash32](repeating: .zero, count: Tree.levelsMax)
   /// The writer's account and balance cache (see `BatchCache`).
-  lazy var writerCache = BatchCache(accountCount: accountCount)
+  lazy var writerCache = BatchCache(accountCount: accountCount, recon: reconCounts)
 
   public enum Mode: Sendable { case readWrite, readOnly }
 
@@ -66,7 +69,8 @@ public final class Ledger {
     try env.setMapSize(initialMapBytes)
     let txn = try env.begin(readOnly: false)
     do throws(StoreError) {
-      let dbs = try DBs.open(txn, create: true)
+      var dbs = try DBs.open(txn, create: true)
+      try dbs.openFormat3(txn, create: true)
       try withBytes(of: formatVersion.bigEndian) { (vb) throws(StoreError) in
         try Txn(txn: txn).put(dbs.meta, metaKey("format"), vb)
       }
@@ -114,6 +118,12 @@ public final class Ledger {
     dbs.keys = try Self.openNamed(env, "keys", create: !readOnly)
     dbs.tree = try Self.openNamed(env, "tree", create: !readOnly)
     dbs.checkpoints = try Self.openNamed(env, "checkpoints", create: !readOnly)
+    var format3 = [MDB_dbi]()
+    for name in DBs.format3Names {
+      guard let h = try Self.openNamed(env, name, create: !readOnly) else { break }
+      format3.append(h)
+    }
+    if format3.count == DBs.format3Names.count { dbs.setFormat3(format3) }
     self.dbs = dbs
     var signer = try SigningKey.load(directory: path)
     if signer == nil && !readOnly {
@@ -127,18 +137,34 @@ public final class Ledger {
       throw .corrupt("meta has no format version")
     }
     let found = UInt32(bigEndian: fv.loadUnaligned(as: UInt32.self))
-    let migrate = found == 1 && !readOnly
-    guard found == Self.formatVersion || migrate else {
+    let migrate = (found == 1 || found == 2) && !readOnly
+    guard (found == Self.formatVersion && dbs.hasFormat3) || migrate else {
       throw .formatVersion(found: found, expected: Self.formatVersion)
     }
     head = try Self.readHead(t, dbs)
     accountCount = try Self.readAccountCount(t, dbs)
+    reconCounts = try Self.readReconCounts(t, dbs)
     if migrate {
-      try migrateFrom1()
+      if found == 1 { try migrateFrom1() }
+      try migrateTo3()
     } else if !readOnly {
       do { treeFrontier = try Tree.frontier(t, dbs, size: head.seq) } catch {
         throw Self.storeError(error)
       }
+    }
+  }
+
+  /// Format 2 → 3: the new projections (reconciliation, partner views) are computed by
+  /// rebuilding every projection from the log, and format 3 recorded, in one write
+  /// transaction (all or nothing; the log is untouched).
+  func migrateTo3() throws(StoreError) {
+    _ = try rebuild(setFormat: true)
+    do {
+      let t = try env.begin(readOnly: true)
+      defer { mdb_txn_abort(t) }
+      treeFrontier = try Tree.frontier(Txn(txn: t), dbs, size: head.seq)
+    } catch {
+      throw Self.storeError(error)
     }
   }
 
@@ -154,7 +180,7 @@ public final class Ledger {
     do { frontier = try Tree.build(t, dbs, hasher, size: head.seq) } catch {
       throw Self.storeError(error)
     }
-    try withBytes(of: Self.formatVersion.bigEndian) { (v) throws(StoreError) in
+    try withBytes(of: UInt32(2).bigEndian) { (v) throws(StoreError) in
       try t.put(dbs.meta, Self.metaKey("format"), v)
     }
     committed = true
@@ -182,6 +208,17 @@ public final class Ledger {
     guard let v = try t.get(dbs.meta, metaKey("accounts")) else { return 0 }
     guard v.count == 8 else { throw .corrupt("meta accounts has \(v.count) bytes") }
     return UInt64(bigEndian: v.loadUnaligned(as: UInt64.self))
+  }
+
+  static func readReconCounts(_ t: Txn, _ dbs: DBs) throws(StoreError)
+    -> (items: UInt64, matches: UInt64)
+  {
+    guard let v = try t.get(dbs.meta, metaKey("recon")) else { return (0, 0) }
+    guard v.count == 16 else { throw .corrupt("meta recon has \(v.count) bytes") }
+    return (
+      UInt64(bigEndian: v.loadUnaligned(as: UInt64.self)),
+      UInt64(bigEndian: v.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+    )
   }
 
   func writeHead(_ t: Txn, _ h: LogHead, accounts: UInt64?) throws(StoreError) {
@@ -247,9 +284,13 @@ public final class Ledger {
     }
   }
 
-  func applyOnce(_ commands: [Command], scopes: [Scope?]?, now: Int64) throws(StoreError)
-    -> (outcomes: [Outcome], receipts: [Receipt?])
-  {
+  /// `extend`, when given, runs after each accepted command's events are applied, in the
+  /// same transaction, and returns more events for that command (the matches an import
+  /// finds); throwing aborts the whole batch.
+  func applyOnce(
+    _ commands: [Command], scopes: [Scope?]?, now: Int64,
+    extend: ((inout StoreState, Int, [EventBody]) throws -> [EventBody])? = nil
+  ) throws(StoreError) -> (outcomes: [Outcome], receipts: [Receipt?]) {
     let raw = try env.begin(readOnly: false)
     let cache = writerCache
     cache.beginBatch()
@@ -257,7 +298,7 @@ public final class Ledger {
     defer {
       if !committed {
         mdb_txn_abort(raw)
-        cache.reset(accountCount: accountCount)
+        cache.reset(accountCount: accountCount, recon: reconCounts)
       }
     }
     let txn = Txn(txn: raw)
@@ -271,6 +312,40 @@ public final class Ledger {
     receipts.reserveCapacity(commands.count)
     var eventBytes = ByteWriter(capacity: 256)
     var hashBytes = [UInt8](repeating: 0, count: 64)
+    /// Appends events: log, hashes, tree, projections, head.
+    func append(_ bodies: [EventBody]) throws(StoreError) {
+      for body in bodies {
+        let (next, exhausted) = h.timestampNanos.addingReportingOverflow(1)
+        if exhausted { throw StoreError.corrupt("event timestamps reached Int64.max") }
+        let event = Event(seq: h.seq + 1, timestampNanos: max(now, next), body: body)
+        eventBytes.bytes.removeAll(keepingCapacity: true)
+        EventCodec.encode(event, into: &eventBytes)
+        let leaf = hasher.leaf(eventBytes.bytes)
+        let chain = hasher.chain(h.chain, leaf)
+        try withBytes(eventBytes.bytes) { (v) throws(StoreError) in
+          try txn.put(dbs.log, u64: event.seq, v, flags: UInt32(MDB_APPEND))
+        }
+        hashBytes.withUnsafeMutableBytes { dst in
+          withUnsafeBytes(of: leaf) {
+            dst.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 32)
+          }
+          withUnsafeBytes(of: chain) {
+            (dst.baseAddress! + 32).copyMemory(from: $0.baseAddress!, byteCount: 32)
+          }
+        }
+        try withBytes(hashBytes) { (v) throws(StoreError) in
+          try txn.put(dbs.hashes, u64: event.seq, v, flags: UInt32(MDB_APPEND))
+        }
+        try Tree.append(txn, tree, hasher, &frontier, index: event.seq - 1, leaf: leaf)
+        do {
+          try Machine.apply(event, &state)
+        } catch {
+          throw Self.storeError(error)
+        }
+        precondition(event.seq == h.seq + 1, "seq must advance by one")
+        h = LogHead(seq: event.seq, timestampNanos: event.timestampNanos, chain: chain)
+      }
+    }
     for (i, command) in commands.enumerated() {
       let decision: Decision
       do {
@@ -289,38 +364,14 @@ public final class Ledger {
       case .duplicate(let seq):
         outcomes.append(.duplicate(seq: seq))
         receipts.append(nil)
-      case .accept(let bodies):
+      case .accept(var bodies):
         let first = h.seq + 1
-        for body in bodies {
-          let (next, exhausted) = h.timestampNanos.addingReportingOverflow(1)
-          if exhausted { throw StoreError.corrupt("event timestamps reached Int64.max") }
-          let event = Event(seq: h.seq + 1, timestampNanos: max(now, next), body: body)
-          eventBytes.bytes.removeAll(keepingCapacity: true)
-          EventCodec.encode(event, into: &eventBytes)
-          let leaf = hasher.leaf(eventBytes.bytes)
-          let chain = hasher.chain(h.chain, leaf)
-          try withBytes(eventBytes.bytes) { (v) throws(StoreError) in
-            try txn.put(dbs.log, u64: event.seq, v, flags: UInt32(MDB_APPEND))
-          }
-          hashBytes.withUnsafeMutableBytes { dst in
-            withUnsafeBytes(of: leaf) {
-              dst.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 32)
-            }
-            withUnsafeBytes(of: chain) {
-              (dst.baseAddress! + 32).copyMemory(from: $0.baseAddress!, byteCount: 32)
-            }
-          }
-          try withBytes(hashBytes) { (v) throws(StoreError) in
-            try txn.put(dbs.hashes, u64: event.seq, v, flags: UInt32(MDB_APPEND))
-          }
-          try Tree.append(txn, tree, hasher, &frontier, index: event.seq - 1, leaf: leaf)
-          do {
-            try Machine.apply(event, &state)
-          } catch {
-            throw Self.storeError(error)
-          }
-          precondition(event.seq == h.seq + 1, "seq must advance by one")
-          h = LogHead(seq: event.seq, timestampNanos: event.timestampNanos, chain: chain)
+        try append(bodies)
+        if let extend {
+          let more: [EventBody]
+          do { more = try extend(&state, i, bodies) } catch { throw Self.storeError(error) }
+          try append(more)
+          bodies += more
         }
         outcomes.append(.applied(firstSeq: first, count: bodies.count))
         receipts.append(
@@ -335,7 +386,7 @@ public final class Ledger {
       committed = true
       let rc = mdb_txn_commit(raw)
       if rc != 0 {
-        cache.reset(accountCount: accountCount)
+        cache.reset(accountCount: accountCount, recon: reconCounts)
         try check(rc, "commit")
       }
     } else {
@@ -344,6 +395,7 @@ public final class Ledger {
     }
     head = h
     accountCount = cache.accountCount
+    reconCounts = cache.recon
     treeFrontier = frontier
     return (outcomes, receipts)
   }

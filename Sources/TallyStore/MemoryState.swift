@@ -50,6 +50,8 @@ struct MemoryState: LedgerState {
   }
   var holds: [String: HoldRecord] = [:]
   var deadlines: [DeadlineKey: String] = [:]
+  /// Reconciliation and partner views (MemoryStateViews.swift).
+  var views = MemoryViews()
 
   struct DeadlineKey: Hashable {
     var deadline: Int64

@@ -67,7 +67,8 @@ extension StoreState {
         return Rejection(.accountNotFound, "account \(name) does not exist", ["account": name])
       }
       return nil
-    case .createPartner, .declareAsset, .expireHolds:
+    case .createPartner, .declareAsset, .expireHolds, .reconImport, .reconMatch, .reconResolve,
+      .reconUnmatch:
       // Role checks keep these from services; refusing here too keeps the scope airtight.
       return Rejection(.invalidField, "not permitted for a partner-bound key")
     }

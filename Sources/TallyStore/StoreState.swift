@@ -22,6 +22,47 @@ struct DBs {
   var tree: MDB_dbi?
   /// Checkpoints the server signed, by tree size (not part of the log; see Checkpoints.swift).
   var checkpoints: MDB_dbi?
+  // Reconciliation and partner views (format 3; see ReconState.swift).
+  var reconItems: MDB_dbi = 0
+  var reconLines: MDB_dbi = 0
+  var reconIndex: MDB_dbi = 0
+  var reconMatches: MDB_dbi = 0
+  var reconEntries: MDB_dbi = 0
+  var reconAccounts: MDB_dbi = 0
+  var partnerAccounts: MDB_dbi = 0
+  var partnerStats: MDB_dbi = 0
+  var partnerHolds: MDB_dbi = 0
+  /// Whether the format-3 databases exist (false only for an older directory opened
+  /// read-only, which is then refused).
+  var hasFormat3 = false
+
+  static let format3Names = [
+    "recon_items", "recon_lines", "recon_index", "recon_matches", "recon_entries",
+    "recon_accounts", "partner_accounts", "partner_stats", "partner_holds",
+  ]
+
+  mutating func openFormat3(_ txn: OpaquePointer, create: Bool) throws(StoreError) {
+    var handles = [MDB_dbi]()
+    for name in Self.format3Names {
+      var h: MDB_dbi = 0
+      try check(mdb_dbi_open(txn, name, create ? UInt32(MDB_CREATE) : 0, &h), "dbi_open \(name)")
+      handles.append(h)
+    }
+    setFormat3(handles)
+  }
+
+  mutating func setFormat3(_ h: [MDB_dbi]) {
+    (reconItems, reconLines, reconIndex, reconMatches, reconEntries) = (h[0], h[1], h[2], h[3], h[4])
+    (reconAccounts, partnerAccounts, partnerStats, partnerHolds) = (h[5], h[6], h[7], h[8])
+    hasFormat3 = true
+  }
+
+  var format3: [MDB_dbi] {
+    [
+      reconItems, reconLines, reconIndex, reconMatches, reconEntries, reconAccounts,
+      partnerAccounts, partnerStats, partnerHolds,
+    ]
+  }
 
   static let names = [
     "meta", "log", "hashes", "ids", "partners", "assets", "accounts", "balances", "history",
@@ -30,7 +71,7 @@ struct DBs {
 
   /// Every projection (everything but meta, log and hashes): what rebuild recomputes.
   var projections: [MDB_dbi] {
-    [ids, partners, assets, accounts, balances, history, holds, deadlines]
+    [ids, partners, assets, accounts, balances, history, holds, deadlines] + format3
   }
 
   static func open(_ txn: OpaquePointer, create: Bool) throws(StoreError) -> DBs {
@@ -65,24 +106,42 @@ final class BatchCache {
   var dirty: [UInt64] = []
   var accountCount: UInt64
   var accountCountDirty = false
+  /// Partner counters, written once per batch like balances.
+  var partnerStats: [String: PartnerStats] = [:]
+  var partnerDirty: [String] = []
+  /// Reconciliation items and matches recorded so far (meta `recon`).
+  var recon: (items: UInt64, matches: UInt64) = (0, 0)
+  var reconDirty = false
 
-  init(accountCount: UInt64) { self.accountCount = accountCount }
-
-  func beginBatch() {
-    if accounts.count > Self.accountsMax || balances.count > Self.accountsMax {
-      accounts.removeAll()
-      balances.removeAll()
-    }
-    dirty.removeAll(keepingCapacity: true)
-    accountCountDirty = false
+  init(accountCount: UInt64, recon: (items: UInt64, matches: UInt64) = (0, 0)) {
+    self.accountCount = accountCount
+    self.recon = recon
   }
 
-  func reset(accountCount: UInt64) {
+  func beginBatch() {
+    if accounts.count > Self.accountsMax || balances.count > Self.accountsMax
+      || partnerStats.count > Self.accountsMax
+    {
+      accounts.removeAll()
+      balances.removeAll()
+      partnerStats.removeAll()
+    }
+    dirty.removeAll(keepingCapacity: true)
+    partnerDirty.removeAll(keepingCapacity: true)
+    accountCountDirty = false
+    reconDirty = false
+  }
+
+  func reset(accountCount: UInt64, recon: (items: UInt64, matches: UInt64)) {
     accounts.removeAll()
     balances.removeAll()
     dirty.removeAll()
+    partnerStats.removeAll()
+    partnerDirty.removeAll()
     self.accountCount = accountCount
+    self.recon = recon
     accountCountDirty = false
+    reconDirty = false
   }
 }
 
@@ -233,8 +292,9 @@ struct StoreState: LedgerState {
     }
   }
 
-  /// Writes balances changed in this batch, once per account.
+  /// Writes balances and partner counters changed in this batch, once each.
   func flush() throws {
+    try flushViews()
     var w = ByteWriter(capacity: 72)
     var flushed = Set<UInt64>(minimumCapacity: cache.dirty.count)
     for number in cache.dirty where flushed.insert(number).inserted {

@@ -385,6 +385,7 @@ extension Ledger {
     if seen != mem.deadlines.count {
       bad(nil, "\(seen) stored deadlines, \(mem.deadlines.count) in replay")
     }
+    try compareViews(t, mem, &problems)
   }
 
   static func scan(
@@ -406,11 +407,18 @@ extension Ledger {
   public func rebuild(progress: ((UInt64, UInt64) -> Void)? = nil) throws(StoreError)
     -> UInt64
   {
+    try rebuild(setFormat: false, progress: progress)
+  }
+
+  /// `setFormat`: also records the current format version (the last step of a migration).
+  func rebuild(setFormat: Bool, progress: ((UInt64, UInt64) -> Void)? = nil)
+    throws(StoreError) -> UInt64
+  {
     precondition(!readOnly, "rebuild on a read-only ledger")
     var attempts = 0
     while true {
       do throws(StoreError) {
-        return try rebuildOnce(progress)
+        return try rebuildOnce(setFormat, progress)
       } catch .mapFull {
         attempts += 1
         if attempts > 8 { throw .mapFull }
@@ -419,7 +427,9 @@ extension Ledger {
     }
   }
 
-  func rebuildOnce(_ progress: ((UInt64, UInt64) -> Void)?) throws(StoreError) -> UInt64 {
+  func rebuildOnce(_ setFormat: Bool, _ progress: ((UInt64, UInt64) -> Void)?)
+    throws(StoreError) -> UInt64
+  {
     let raw = try env.begin(readOnly: false)
     var committed = false
     defer { if !committed { mdb_txn_abort(raw) } }
@@ -451,11 +461,23 @@ extension Ledger {
     try withBytes(of: cache.accountCount.bigEndian) { (v) throws(StoreError) in
       try txn.put(dbs.meta, Self.metaKey("accounts"), v)
     }
+    try withBytes(Records.u64Key(cache.recon.items, cache.recon.matches)) {
+      (v) throws(StoreError) in
+      try txn.put(dbs.meta, Self.metaKey("recon"), v)
+    }
+    if setFormat {
+      try withBytes(of: Self.formatVersion.bigEndian) { (v) throws(StoreError) in
+        try txn.put(dbs.meta, Self.metaKey("format"), v)
+      }
+    }
     committed = true  // mdb_txn_commit frees the transaction whether or not it succeeds
     let rc = mdb_txn_commit(raw)
-    writerCache.reset(accountCount: rc == 0 ? cache.accountCount : accountCount)
+    writerCache.reset(
+      accountCount: rc == 0 ? cache.accountCount : accountCount,
+      recon: rc == 0 ? cache.recon : reconCounts)
     try check(rc, "commit")
     accountCount = cache.accountCount
+    reconCounts = cache.recon
     treeFrontier = frontier
     progress?(seq, head.seq)
     return seq

@@ -48,6 +48,13 @@ struct Log: ParsableCommand {
           line += h.id + "  " + h.legs.map(describe).joined(separator: ", ")
         case .holdCaptured(let c): line += "\(c.holdId) \(c.amountsMinor.map(String.init))"
         case .holdReleased(let id), .holdExpired(let id): line += id
+        case .reconImported(let r):
+          line += "\(r.account) \(r.header.format) part \(r.part + 1)/\(r.parts), "
+            + "\(r.lines.count) lines"
+        case .reconMatched(let m):
+          line += "\(m.account) \(m.matches.count) matches"
+        case .reconResolved(let r): line += "item \(r.item) by \(r.by): \(r.reason)"
+        case .reconUnmatched(let u): line += "item \(u.item) by \(u.by)"
         }
         print(line + "  chain \(r.chain.hex.prefix(16))…")
         if hex { print("    \(r.bytes.hex)") }

@@ -86,7 +86,50 @@ extension Xoshiro {
         HoldCaptured(holdId: id(), amountsMinor: (0..<int(0...6)).map { _ in amount() }))
     case .holdReleased: .holdReleased(holdId: id())
     case .holdExpired: .holdExpired(holdId: id())
+    case .reconImported:
+      .reconImported(
+        ReconImported(
+          account: id(),
+          header: ReconStatementHeader(
+            format: pick(ReconFormat.allCases), statementId: optionalText(),
+            statementAccount: optionalText(), currency: id(1...5),
+            opening: chance(0.5) ? reconBalance() : nil,
+            closing: chance(0.5) ? reconBalance() : nil, periodFromDays: draw(Gen.int32()),
+            periodToDays: draw(Gen.int32()), linesRead: draw(Gen.uint32()),
+            duplicates: draw(Gen.uint32())),
+          part: 0, parts: UInt32(int(1...4)), lines: (0..<int(0...4)).map { _ in reconLine() }))
+    case .reconMatched:
+      .reconMatched(
+        ReconMatched(
+          account: id(),
+          matches: (0..<int(0...3)).map { _ in
+            ReconMatch(
+              rule: pick(ReconRule.allCases), state: chance(0.5) ? .matched : .discrepancy,
+              items: (0..<int(0...3)).map { _ in draw(Gen.uint64()) },
+              entries: (0..<int(0...3)).map { _ in id() }, amountDifferenceMinor: amount(),
+              currencyDiffers: chance(0.5), directionDiffers: chance(0.5))
+          }))
+    case .reconResolved:
+      .reconResolved(
+        ReconResolved(
+          item: draw(Gen.uint64()), reason: text(0...12), by: text(0...8),
+          entry: chance(0.5) ? id() : nil))
+    case .reconUnmatched:
+      .reconUnmatched(
+        ReconUnmatched(item: draw(Gen.uint64()), reason: optionalText(), by: text(0...8)))
     }
+  }
+
+  mutating func reconBalance() -> ReconBalance {
+    ReconBalance(amountMinor: amount(), dateDays: draw(Gen.int32()))
+  }
+
+  mutating func reconLine() -> ReconLine {
+    ReconLine(
+      identity: text(0...30), source: text(0...8), amountMinor: amount(),
+      direction: chance(0.5) ? .credit : .debit, bookingDateDays: draw(Gen.int32()),
+      valueDateDays: chance(0.5) ? draw(Gen.int32()) : nil, bankReference: optionalText(),
+      endToEndId: optionalText(), reference: optionalText(), remittance: optionalText())
   }
 
   mutating func event(_ type: EventType? = nil) -> Event {
@@ -230,7 +273,7 @@ struct CodecTests {
     #expect(decodeError(bytes)?.offset == 0)
   }
 
-  @Test("Unknown event types are refused at byte 1", arguments: [0, 10, 255] as [UInt8])
+  @Test("Unknown event types are refused at byte 1", arguments: [0, 14, 255] as [UInt8])
   func unknownType(type: UInt8) {
     var bytes = EventCodec.encode(samples[3])
     bytes[1] = type

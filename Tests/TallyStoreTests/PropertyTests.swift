@@ -114,6 +114,8 @@ struct Model {
     case .releaseHold(let id): return decideRelease(id)
     case .expireHolds(let asOf): return decideExpire(asOf)
     case .reverseEntry(let r): return decideReverse(r)
+    case .reconImport, .reconMatch, .reconResolve, .reconUnmatch:
+      return .reject(.invalidField)  // not generated (ReconPropertyTests covers them)
     }
   }
 
@@ -352,6 +354,7 @@ struct Model {
         holds[id]!.state = .expired
       }
       holds[id]!.resolvedSeq = seq
+    case .reconImported, .reconMatched, .reconResolved, .reconUnmatched: break
     }
     snapshots.append(accounts.mapValues(\.b))
   }

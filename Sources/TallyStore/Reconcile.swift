@@ -1,0 +1,372 @@
+import CLMDB
+import TallyCore
+import TallyReconcile
+
+/// A statement balance compared with the ledger's balance of the account on that day.
+public struct ReconBalanceCheck: Equatable, Sendable {
+  public var dateDays: Int32
+  /// As printed (signed: positive is a balance on the account's normal side).
+  public var statementMinor: Int128
+  /// The ledger's posted balance on the normal side, after every event booked up to the
+  /// end of that day (opening: the end of the day before) — `asOfSeq` is the last of them.
+  public var ledgerMinor: Int128
+  public var asOfSeq: UInt64
+  /// Statement minus ledger; 0 when they agree.
+  public var differenceMinor: Int128
+}
+
+/// What one import did.
+public struct ReconImportReport: Equatable, Sendable {
+  public var account: String
+  public var format: ReconFormat
+  public var statementId: String?
+  public var linesRead: Int
+  public var new: Int
+  public var duplicates: Int
+  /// Lines matched per rule, in rule order (every rule listed, 0 when it matched none).
+  public var matchedByRule: [ReconRule: Int]
+  public var discrepancies: Int
+  /// New lines left unmatched.
+  public var unmatched: Int
+  /// Numbers of the new items (empty when nothing was new).
+  public var firstItem: UInt64?
+  public var lastItem: UInt64?
+  /// Seqs of the events the import appended (nil when it appended none).
+  public var firstSeq: UInt64?
+  public var lastSeq: UInt64?
+  public var opening: ReconBalanceCheck?
+  public var closing: ReconBalanceCheck?
+  /// When the statement's own lines do not lead from its opening to its closing balance:
+  /// the closing balance they imply, and the printed one.
+  public var continuityImpliedMinor: Int128?
+  public var continuityPrintedMinor: Int128?
+}
+
+extension Ledger {
+  /// Days a value date may differ for the amount-and-date and sum rules (docs/RECONCILIATION.md).
+  public static let reconToleranceDaysDefault: Int32 = 2
+
+  /// Parses `bytes` as a statement of `format` and imports it for `account` in one write
+  /// transaction: new lines become items, the matching rules run over them against the
+  /// account's unmatched entries, and every match is an event. A statement that does not
+  /// parse, or an import the rules refuse, changes nothing.
+  public func importStatement(
+    _ bytes: [UInt8], format: ReconFormat, account: String, now: Int64,
+    toleranceDays: Int32 = reconToleranceDaysDefault
+  ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
+    let statement: Statement
+    do {
+      statement = try StatementParser.parse(bytes, format: Self.parserFormat(format)) { code in
+        if let s = ISO4217.minorUnits(of: code) { return Int(s) }
+        return (try? self.reader.asset(code)).flatMap { $0 }.map { Int($0.scale) }
+      }
+    } catch {
+      return .failure(
+        Rejection(
+          .statementInvalid, "\(error.code) at \(error.location): \(error.message)",
+          ["code": error.code, "location": error.location]))
+    }
+    return try importStatement(statement, format: format, account: account, now: now,
+      toleranceDays: toleranceDays)
+  }
+
+  static func parserFormat(_ f: ReconFormat) -> StatementFormat {
+    switch f {
+    case .csv: .csv
+    case .camt053: .camt053
+    case .mt940: .mt940
+    }
+  }
+
+  /// Imports an already parsed statement (see `importStatement(_:format:account:now:)`).
+  public func importStatement(
+    _ st: Statement, format: ReconFormat, account: String, now: Int64,
+    toleranceDays: Int32 = reconToleranceDaysDefault
+  ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
+    let spec = Self.importSpec(st, format: format, account: account)
+    var report = ReconImportReport(
+      account: account, format: format, statementId: st.statementId, linesRead: st.lines.count,
+      new: 0, duplicates: 0, matchedByRule: [.reference: 0, .amountDate: 0, .sum: 0],
+      discrepancies: 0, unmatched: 0)
+    if let c = st.continuityDifference(), !c.overflowed {
+      report.continuityImpliedMinor = c.implied
+      report.continuityPrintedMinor = c.printed
+    }
+    var options = MatchOptions()
+    options.toleranceDays = toleranceDays
+    try growIfNeeded()
+    var attempts = 0
+    var result: (outcomes: [Outcome], receipts: [Receipt?])
+    while true {
+      do throws(StoreError) {
+        result = try applyOnce([.reconImport(spec)], scopes: nil, now: now) {
+          state, _, imported in
+          try self.afterImport(&state, spec, imported, options, &report)
+        }
+        break
+      } catch .mapFull {
+        attempts += 1
+        if attempts > 8 { throw .mapFull }
+        try grow()
+      }
+    }
+    switch result.outcomes[0] {
+    case .rejected(let r): return .failure(r)
+    case .duplicate: return .success(report)
+    case .applied(let first, let count):
+      if count > 0 {
+        report.firstSeq = first
+        report.lastSeq = first + UInt64(count) - 1
+      }
+      return .success(report)
+    }
+  }
+
+  static func importSpec(_ st: Statement, format: ReconFormat, account: String)
+    -> ReconImportSpec
+  {
+    var from = Int32.max
+    var to = Int32.min
+    for d in [st.opening?.dateDays, st.closing?.dateDays].compactMap({ $0 }) {
+      from = min(from, d)
+      to = max(to, d)
+    }
+    let lines = st.lines.map { l in
+      from = min(from, l.bookingDateDays)
+      to = max(to, l.bookingDateDays)
+      return ReconLine(
+        identity: l.identity, source: l.source, amountMinor: l.amountMinor,
+        direction: l.direction == .credit ? .credit : .debit, bookingDateDays: l.bookingDateDays,
+        valueDateDays: l.valueDateDays, bankReference: l.bankReference, endToEndId: l.endToEndId,
+        reference: l.reference, remittance: l.remittance)
+    }
+    if from > to { (from, to) = (0, 0) }  // no dates at all: an empty CSV statement
+    func balance(_ b: StatementBalance?) -> ReconBalance? {
+      b.map { ReconBalance(amountMinor: $0.amountMinor, dateDays: $0.dateDays) }
+    }
+    return ReconImportSpec(
+      account: account,
+      header: ReconStatementHeader(
+        format: format, statementId: st.statementId, statementAccount: st.account,
+        currency: st.currency, opening: balance(st.opening), closing: balance(st.closing),
+        periodFromDays: from, periodToDays: to, linesRead: UInt32(clamping: st.lines.count),
+        duplicates: 0),
+      lines: lines)
+  }
+
+  /// Runs inside the import's write transaction once its lines are items: checks the
+  /// statement's balances against the ledger, matches the new items, and returns the
+  /// `recon_matched` events.
+  func afterImport(
+    _ state: inout StoreState, _ spec: ReconImportSpec, _ imported: [EventBody],
+    _ options: MatchOptions, _ report: inout ReconImportReport
+  ) throws -> [EventBody] {
+    guard let account = try state.account(spec.account) else { return [] }
+    if let o = spec.header.opening {
+      report.opening = try balanceCheck(&state, account, o, endOfDay: o.dateDays - 1)
+    }
+    if let c = spec.header.closing {
+      report.closing = try balanceCheck(&state, account, c, endOfDay: c.dateDays)
+    }
+    var lines = [TallyReconcile.StatementLine]()
+    var firstItem: UInt64?
+    var number = state.reconItemCount
+    for case .reconImported(let part) in imported {
+      number -= UInt64(part.lines.count)
+    }
+    for case .reconImported(let part) in imported {
+      for l in part.lines {
+        number += 1
+        if firstItem == nil { firstItem = number }
+        lines.append(Self.matcherLine(l, item: number, currency: spec.header.currency))
+      }
+    }
+    report.duplicates = spec.lines.count - lines.count
+    report.new = lines.count
+    report.firstItem = firstItem
+    report.lastItem = lines.isEmpty ? nil : number
+    if lines.isEmpty { return [] }
+    var from = Int32.max
+    var to = Int32.min
+    for l in lines {
+      from = min(from, l.valueDateDays ?? l.bookingDateDays)
+      to = max(to, l.valueDateDays ?? l.bookingDateDays)
+    }
+    let candidates = try Self.candidates(
+      &state, account, fromDays: from - options.toleranceDays, toDays: to + options.toleranceDays)
+    var matches = [ReconMatch]()
+    for outcome in Matcher.match(lines: lines, candidates: candidates, options: options) {
+      switch outcome {
+      case .matched(let rule, let ls, let entries):
+        let r: ReconRule =
+          switch rule {
+          case .reference: .reference
+          case .amountDate: .amountDate
+          case .sum: .sum
+          }
+        matches.append(
+          ReconMatch(rule: r, items: ls.map { UInt64($0) }.sorted(), entries: entries))
+        report.matchedByRule[r, default: 0] += ls.count
+      case .discrepancy(let l, let e, let diff, let currencyDiffers, let directionDiffers):
+        matches.append(
+          ReconMatch(
+            rule: .reference, state: .discrepancy, items: [UInt64(l)], entries: [e],
+            amountDifferenceMinor: diff, currencyDiffers: currencyDiffers,
+            directionDiffers: directionDiffers))
+        report.discrepancies += 1
+      }
+    }
+    report.unmatched =
+      lines.count - report.discrepancies - report.matchedByRule.values.reduce(0, +)
+    // Every match goes through the engine's own checks before it is an event. The chunks
+    // are checked against the state before any of them, so no item or entry may appear in
+    // two of them (the matcher uses each once; this makes sure).
+    var usedItems = Set<UInt64>()
+    var usedEntries = Set<String>()
+    for m in matches {
+      for i in m.items where !usedItems.insert(i).inserted {
+        throw StoreError.corrupt("the matcher used item \(i) twice")
+      }
+      for e in m.entries where !usedEntries.insert(e).inserted {
+        throw StoreError.corrupt("the matcher used entry \(e) twice")
+      }
+    }
+    var out = [EventBody]()
+    var i = 0
+    while i < matches.count {
+      let chunk = Array(matches[i..<min(matches.count, i + Limits.reconMatchesPerEventMax)])
+      i += chunk.count
+      let command = Command.reconMatch(ReconMatched(account: account.name, matches: chunk))
+      switch try Machine.decide(command, &state, now: 0) {
+      case .accept(let bodies): out += bodies
+      case .reject(let r): throw StoreError.corrupt("the matcher produced an invalid match: \(r)")
+      case .duplicate: throw StoreError.corrupt("the matcher produced a duplicate match")
+      }
+    }
+    return out
+  }
+
+  /// A ledger item line in the matcher's terms; the item number stands for the line index.
+  static func matcherLine(_ l: ReconLine, item: UInt64, currency: String)
+    -> TallyReconcile.StatementLine
+  {
+    TallyReconcile.StatementLine(
+      index: Int(item), source: l.source, amountMinor: l.amountMinor, currency: currency,
+      direction: l.direction == .credit ? .credit : .debit, bookingDateDays: l.bookingDateDays,
+      valueDateDays: l.valueDateDays, bankReference: l.bankReference, endToEndId: l.endToEndId,
+      reference: l.reference, remittance: l.remittance, identity: l.identity)
+  }
+
+  static let nanosPerDay: Int64 = 86_400_000_000_000
+
+  /// The seq of the last event with a timestamp before `nanos` (0: none).
+  static func lastSeq(before nanos: Int64, _ t: Txn, _ dbs: DBs, head: UInt64) throws -> UInt64 {
+    var lo: UInt64 = 1
+    var hi = head + 1
+    while lo < hi {
+      let mid = lo + (hi - lo) / 2
+      guard let v = try t.get(dbs.log, u64: mid) else {
+        throw StoreError.corrupt("log has no event at seq \(mid)")
+      }
+      if try EventCodec.header(v).timestampNanos < nanos { lo = mid + 1 } else { hi = mid }
+    }
+    return lo - 1
+  }
+
+  func balanceCheck(
+    _ state: inout StoreState, _ a: AccountRecord, _ b: ReconBalance, endOfDay day: Int32
+  ) throws -> ReconBalanceCheck {
+    let (endNanos, o) = (Int64(day) + 1).multipliedReportingOverflow(by: Self.nanosPerDay)
+    let seq =
+      o ? head.seq : try Self.lastSeq(before: endNanos, state.txn, dbs, head: head.seq)
+    let (bal, _) = try Ledger.historyAt(state.txn, dbs, number: a.number, seq: seq)
+    let ledger = bal.balance(normal: a.normalSide)
+    let (diff, over) = b.amountMinor.subtractingReportingOverflow(ledger)
+    return ReconBalanceCheck(
+      dateDays: b.dateDays, statementMinor: b.amountMinor, ledgerMinor: ledger, asOfSeq: seq,
+      differenceMinor: over ? .max : diff)
+  }
+
+  /// The account's postings not in a standing match, dated (value date, else the day of the
+  /// event) within `fromDays…toDays`: entries, and holds captured with an amount on it.
+  static func candidates(
+    _ state: inout StoreState, _ a: AccountRecord, fromDays: Int32, toDays: Int32
+  ) throws -> [LedgerCandidate] {
+    var out = [LedgerCandidate]()
+    let s = state
+    try postings(s, a) { p in
+      if p.dateDays < fromDays || p.dateDays > toDays { return }
+      if try s.reconEntryMatch(account: a.number, entrySeq: p.idSeq) != nil { return }
+      out.append(
+        LedgerCandidate(
+          entryId: p.id, seq: p.seq, ref: p.ref, amountMinor: p.amountMinor,
+          currency: a.currency, direction: p.direction == .credit ? .credit : .debit,
+          dateDays: p.dateDays))
+    }
+    return out
+  }
+
+  /// A movement of posted money on one account.
+  struct Posting {
+    var seq: UInt64
+    /// Seq of the event that introduced the id (the entry, or the hold's placement).
+    var idSeq: UInt64
+    var id: String
+    var ref: String?
+    var amountMinor: Int128
+    var direction: ReconDirection
+    var dateDays: Int32
+  }
+
+  static func dayOf(_ nanos: Int64) -> Int32 {
+    Int32(clamping: nanos >= 0 ? nanos / nanosPerDay : (nanos + 1) / nanosPerDay - 1)
+  }
+
+  /// Every posting on `a`, in seq order, from its history (one cursor walk and one log
+  /// read per row). Pending-only rows (holds placed, released, expired) are skipped.
+  static func postings(
+    _ state: StoreState, _ a: AccountRecord, _ body: (Posting) throws -> Void
+  ) throws {
+    let c = try state.txn.cursor(state.dbs.history)
+    defer { c.close() }
+    var row = try withBytes(of: (a.number.bigEndian, UInt64(1).bigEndian)) {
+      (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k)
+    }
+    while let (k, _) = row {
+      guard k.count == 16, UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == a.number
+      else { break }
+      let seq = UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+      guard let v = try state.txn.get(state.dbs.log, u64: seq) else {
+        throw StoreError.corrupt("history names seq \(seq), which the log lacks")
+      }
+      let type = v.count > 1 ? v[1] : 0
+      if type == EventType.entryPosted.rawValue || type == EventType.holdCaptured.rawValue {
+        let event = try EventCodec.decode(v)
+        switch event.body {
+        case .entryPosted(let e):
+          if let l = e.legs.first(where: { $0.account == a.name }) {
+            try body(
+              Posting(
+                seq: seq, idSeq: seq, id: e.id, ref: e.ref, amountMinor: l.amountMinor,
+                direction: .of(leg: l.side, normal: a.normalSide),
+                dateDays: e.valueDateDays ?? dayOf(event.timestampNanos)))
+          }
+        case .holdCaptured(let cap):
+          guard let hold = try state.hold(cap.holdId),
+            case .holdPlaced(let placed) = try state.event(at: hold.placedSeq).body
+          else { throw StoreError.corrupt("capture of unknown hold \(cap.holdId)") }
+          for (l, amount) in zip(hold.legs, cap.amountsMinor)
+          where l.account == a.name && amount > 0 {
+            try body(
+              Posting(
+                seq: seq, idSeq: hold.placedSeq, id: hold.id, ref: placed.ref,
+                amountMinor: amount, direction: .of(leg: l.side, normal: a.normalSide),
+                dateDays: dayOf(event.timestampNanos)))
+          }
+        default: break
+        }
+      }
+      row = try c.get(MDB_NEXT)
+    }
+  }
+}

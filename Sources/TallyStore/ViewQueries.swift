@@ -1,0 +1,238 @@
+import CLMDB
+import TallyCore
+
+/// A partner's totals in one currency, over its accounts.
+public struct PartnerTotal: Equatable, Sendable {
+  public var currency: String
+  public var accounts: Int
+  /// Sums of each account's posted balance on its normal side, of its pending inflows and
+  /// outflows, and of its available balance (posted minus pending outflows).
+  public var postedMinor: Int128
+  public var pendingInMinor: Int128
+  public var pendingOutMinor: Int128
+  public var availableMinor: Int128
+}
+
+/// One page of a partner's view. Every figure on it comes from one read snapshot.
+public struct PartnerView: Equatable, Sendable {
+  public var partner: PartnerRecord
+  public var stats: PartnerStats
+  /// Balances and totals are as of this seq (the head of the snapshot, or the `asOfSeq`
+  /// asked for, so that every page of one listing shows the same moment).
+  public var asOfSeq: UInt64
+  public var totals: [PartnerTotal]
+  /// Accounts opened at or before `asOfSeq`, in name order after the cursor.
+  public var accounts: [AccountView]
+  public var nextAccount: String?
+  /// Pending holds now, oldest first, at most `holdsMax`.
+  public var openHolds: [HoldRecord]
+}
+
+/// Counts and amounts per item state of one account, and what the ledger has that no
+/// statement does.
+public struct ReconStatus: Equatable, Sendable {
+  public var account: AccountRecord
+  public var record: ReconAccountRecord
+  /// Postings dated within the period the statements cover that are in no standing match.
+  public var missingCount: UInt64
+  public var missingAmountMinor: Int128
+}
+
+/// A posting of the ledger no statement line matches (`missing_from_statement`).
+public struct MissingPosting: Equatable, Sendable {
+  public var seq: UInt64
+  public var id: String
+  public var ref: String?
+  public var amountMinor: Int128
+  public var direction: ReconDirection
+  public var dateDays: Int32
+}
+
+extension LedgerQuerying {
+  /// Open holds listed at most in a partner view.
+  public static var partnerHoldsMax: Int { 100 }
+
+  /// One page of `partner`'s view: nil when the partner does not exist (or, with `asOfSeq`,
+  /// did not yet exist then).
+  public func partnerView(
+    _ id: String, after: String?, limit: Int, asOfSeq: UInt64? = nil
+  ) throws(StoreError) -> PartnerView? {
+    try reader.readState { s in
+      let dbs = reader.dbs
+      guard let v = try s.txn.get(dbs.partners, string: id) else { return nil }
+      let partner = try Records.decodePartner(id: id, v)
+      let head = try Ledger.readHead(s.txn, dbs).seq
+      let asOf = min(asOfSeq ?? head, head)
+      if partner.createdSeq > asOf { return nil }
+      var totals: [String: PartnerTotal] = [:]
+      var order: [String] = []
+      var page: [AccountView] = []
+      var next: String?
+      let prefix = Records.partnerKey(id, [])
+      let c = try s.txn.cursor(dbs.partnerAccounts)
+      defer { c.close() }
+      var row = try withBytes(prefix) { (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k) }
+      // Bounded by the partner's accounts: one history seek each.
+      while let (k, _) = row, k.count > prefix.count, k.starts(with: prefix) {
+        let name = String(
+          decoding: UnsafeRawBufferPointer(rebasing: k[prefix.count...]), as: UTF8.self)
+        row = try c.get(MDB_NEXT)
+        guard let a = try s.account(name), a.openedSeq <= asOf else { continue }
+        let (b, seq) = try Ledger.historyAt(s.txn, dbs, number: a.number, seq: asOf)
+        let pendingIn = a.normalSide == .debit ? b.pendingDebits : b.pendingCredits
+        let pendingOut = a.normalSide == .debit ? b.pendingCredits : b.pendingDebits
+        var t =
+          totals[a.currency]
+          ?? PartnerTotal(
+            currency: a.currency, accounts: 0, postedMinor: 0, pendingInMinor: 0,
+            pendingOutMinor: 0, availableMinor: 0)
+        if totals[a.currency] == nil { order.append(a.currency) }
+        t.accounts += 1
+        // Sums of in-range balances of one partner stay far inside Int128; wrapping here
+        // would be a corrupt store, so overflow traps rather than printing a wrong total.
+        t.postedMinor += b.balance(normal: a.normalSide)
+        t.pendingInMinor += pendingIn
+        t.pendingOutMinor += pendingOut
+        t.availableMinor += b.balance(normal: a.normalSide) - pendingOut
+        totals[a.currency] = t
+        if after.map({ name.utf8.lexicographicallyPrecedes($0.utf8) || name == $0 }) ?? false {
+          continue
+        }
+        if page.count < limit {
+          page.append(AccountView(record: a, balances: b, seq: seq))
+        } else if next == nil {
+          next = page.last?.record.name
+        }
+      }
+      var holds: [HoldRecord] = []
+      let hc = try s.txn.cursor(dbs.partnerHolds)
+      defer { hc.close() }
+      var hrow = try withBytes(prefix) { (k) throws(StoreError) in
+        try hc.get(MDB_SET_RANGE, key: k)
+      }
+      while let (k, v) = hrow, k.starts(with: prefix), holds.count < Self.partnerHoldsMax {
+        let holdId = String(decoding: v, as: UTF8.self)
+        guard let hv = try s.txn.get(dbs.holds, string: holdId) else {
+          throw StoreError.corrupt("partner \(id) lists unknown hold \(holdId)")
+        }
+        holds.append(try Records.decodeHold(id: holdId, hv))
+        hrow = try hc.get(MDB_NEXT)
+      }
+      let stats = try s.partnerStats(id)
+      return PartnerView(
+        partner: partner, stats: stats, asOfSeq: asOf,
+        totals: order.sorted().compactMap { totals[$0] }, accounts: page, nextAccount: next,
+        openHolds: holds)
+    }
+  }
+
+  /// Reconciliation counts of an account: nil when the account does not exist.
+  public func reconStatus(_ name: String) throws(StoreError) -> ReconStatus? {
+    try reader.readState { s in
+      guard let a = try s.account(name) else { return nil }
+      let rec = try s.reconAccount(a.number) ?? ReconAccountRecord()
+      var count: UInt64 = 0
+      var amount: Int128 = 0
+      if rec.statements > 0 {
+        try Self.missing(s, a, rec) { p in
+          count += 1
+          amount += p.amountMinor
+          return true
+        }
+      }
+      return ReconStatus(
+        account: a, record: rec, missingCount: count, missingAmountMinor: amount)
+    }
+  }
+
+  /// Postings within the covered period in no standing match, in seq order; `body`
+  /// returns false to stop.
+  static func missing(
+    _ s: StoreState, _ a: AccountRecord, _ rec: ReconAccountRecord,
+    _ body: (MissingPosting) throws -> Bool
+  ) throws {
+    var going = true
+    try Ledger.postings(s, a) { p in
+      guard going, p.dateDays >= rec.periodFromDays, p.dateDays <= rec.periodToDays else {
+        return
+      }
+      if try s.reconEntryMatch(account: a.number, entrySeq: p.idSeq) != nil { return }
+      going = try body(
+        MissingPosting(
+          seq: p.seq, id: p.id, ref: p.ref, amountMinor: p.amountMinor, direction: p.direction,
+          dateDays: p.dateDays))
+    }
+  }
+
+  /// Items of an account in item order after `after`, of one state or all; nil when the
+  /// account does not exist.
+  public func reconItems(_ name: String, state: ReconState?, after: UInt64, limit: Int)
+    throws(StoreError) -> (items: [ReconItemRecord], next: UInt64?)?
+  {
+    try reader.readState { s in
+      guard let a = try s.account(name) else { return nil }
+      var numbers: [UInt64] = []
+      let c = try s.txn.cursor(reader.dbs.reconIndex)
+      defer { c.close() }
+      for st in state.map({ [$0] }) ?? ReconState.allCases {
+        let start = Records.reconIndexKey(account: a.number, state: st, item: after &+ 1)
+        var row = try withBytes(start) { (k) throws(StoreError) in
+          try c.get(MDB_SET_RANGE, key: k)
+        }
+        var taken = 0
+        // One more than a page tells whether another page follows.
+        while let (k, _) = row, k.count == 17, taken <= limit,
+          UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == a.number, k[8] == st.rawValue
+        {
+          numbers.append(UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 9, as: UInt64.self)))
+          taken += 1
+          row = try c.get(MDB_NEXT)
+        }
+      }
+      numbers.sort()
+      let page = numbers.prefix(limit)
+      var items: [ReconItemRecord] = []
+      for n in page {
+        guard let item = try s.reconItem(n) else {
+          throw StoreError.corrupt("state index names unknown item \(n)")
+        }
+        items.append(item)
+      }
+      return (items, numbers.count > limit ? page.last : nil)
+    }
+  }
+
+  /// `missing_from_statement` postings after seq `after`, at most `limit`; nil when the
+  /// account does not exist.
+  public func reconMissing(_ name: String, after: UInt64, limit: Int) throws(StoreError)
+    -> (postings: [MissingPosting], next: UInt64?)?
+  {
+    try reader.readState { s in
+      guard let a = try s.account(name) else { return nil }
+      let rec = try s.reconAccount(a.number) ?? ReconAccountRecord()
+      var out: [MissingPosting] = []
+      var more = false
+      if rec.statements > 0 {
+        try Self.missing(s, a, rec) { p in
+          if p.seq <= after { return true }
+          if out.count == limit {
+            more = true
+            return false
+          }
+          out.append(p)
+          return true
+        }
+      }
+      return (out, more ? out.last?.seq : nil)
+    }
+  }
+
+  /// One item by number (nil: none).
+  public func reconItem(_ number: UInt64) throws(StoreError) -> ReconItemRecord? {
+    try reader.readState { s in try s.reconItem(number) }
+  }
+
+  public func reconMatch(_ number: UInt64) throws(StoreError) -> ReconMatchRecord? {
+    try reader.readState { s in try s.reconMatch(number) }
+  }
+}
