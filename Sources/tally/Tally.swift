@@ -18,7 +18,8 @@ struct Tally: ParsableCommand {
       Init.self, PartnerCommand.self, AssetCommand.self, AccountCommand.self, Post.self,
       HoldCommand.self, Reverse.self, Balance.self, Statement.self, Log.self, Verify.self,
       Rebuild.self, StatsCommand.self, KeyCommand.self, ProofCommand.self,
-      CheckpointCommand.self, VKey.self, SigningKeyCommand.self, Export.self, Call.self,
+      CheckpointCommand.self, VKey.self, SigningKeyCommand.self, Export.self, ReconCommand.self,
+      Call.self,
     ])
 
   /// Moves leading global options behind the subcommand path, so that both

@@ -49,6 +49,7 @@ struct HelpTests {
       signing-key             The checkpoint signing key: rotate it.
       export                  Write the log (or a range of it) as an export an
                               auditor verifies without LMDB.
+      recon                   Reconcile an account against its statements.
       call                    Send one protocol request to the server and print its
                               answer (needs --server).
 
@@ -59,7 +60,7 @@ struct HelpTests {
   static let subcommands = [
     "init", "partner", "asset", "account", "post", "hold", "reverse", "balance", "statement",
     "log", "verify", "rebuild", "stats", "key", "proof", "checkpoint", "vkey", "signing-key",
-    "export", "call",
+    "export", "recon", "call",
   ]
 
   @Test("root --help matches the golden text (80 columns) and lists every subcommand")

@@ -36,6 +36,10 @@ struct RejectionCodeTests {
       (26, .invalidDeadline, "INVALID_DEADLINE"),
       (27, .invalidJson, "INVALID_JSON"),
       (28, .lineTooLong, "LINE_TOO_LONG"),
+      (29, .statementInvalid, "STATEMENT_INVALID"),
+      (30, .statementAccountMismatch, "STATEMENT_ACCOUNT_MISMATCH"),
+      (31, .itemNotFound, "ITEM_NOT_FOUND"),
+      (32, .itemState, "ITEM_STATE"),
     ]
     #expect(RejectionCode.allCases.count == expected.count)
     for (raw, code, name) in expected {
@@ -45,7 +49,7 @@ struct RejectionCodeTests {
       #expect(code.description == name)
     }
     #expect(RejectionCode(rawValue: 0) == nil)
-    #expect(RejectionCode(rawValue: 29) == nil)
+    #expect(RejectionCode(rawValue: 33) == nil)
   }
 
   @Test("A rejection describes itself as CODE: message and keeps its details")
@@ -63,6 +67,10 @@ struct RejectionCodeTests {
       (5, .entryPosted, "entry_posted"), (6, .holdPlaced, "hold_placed"),
       (7, .holdCaptured, "hold_captured"), (8, .holdReleased, "hold_released"),
       (9, .holdExpired, "hold_expired"),
+      (10, .reconImported, "recon_imported"),
+      (11, .reconMatched, "recon_matched"),
+      (12, .reconResolved, "recon_resolved"),
+      (13, .reconUnmatched, "recon_unmatched"),
     ]
     #expect(EventType.allCases.count == expected.count)
     for (raw, type, name) in expected {

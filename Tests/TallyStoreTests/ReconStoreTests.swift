@@ -124,4 +124,35 @@ import Testing
       #expect(try l.verify().ok)
     }
   }
+
+  @Test func badStatementsAreRefusedAndChangeNothing() throws {
+    try withLedger { l in
+      try Self.setUp(l)
+      let head = try l.currentHead()
+      let header =
+        "booking_date,value_date,amount,currency,bank_ref,end_to_end_id,reference,description,"
+        + "account\n"
+      let cases: [(String, String, RejectionCode, String?)] = [
+        (header + "2023-11-14,,1.234,EUR,B,,,x,\(Self.iban)\n", "bank", .statementInvalid,
+         "BAD_AMOUNT"),
+        (header + "2023-13-14,,1.00,EUR,B,,,x,\(Self.iban)\n", "bank", .statementInvalid,
+         "BAD_DATE"),
+        (header + "2023-11-14,,\"1.00,EUR\n", "bank", .statementInvalid, "TRUNCATED"),
+        (header + "2023-11-14,,1.00,USD,B,,,x,\(Self.iban)\n", "bank", .currencyMismatch, nil),
+        (header + "2023-11-14,,1.00,EUR,B,,,x,DE00999999999999999999\n", "bank",
+         .statementAccountMismatch, nil),
+        (header + "2023-11-14,,1.00,EUR,B,,,x,\(Self.iban)\n", "nope", .accountNotFound, nil),
+      ]
+      for (text, account, code, parserCode) in cases {
+        guard case .failure(let r) = try importCSV(l, text, account: account) else {
+          throw TestFailure("accepted: \(text)")
+        }
+        #expect(r.code == code, "\(r)")
+        if let parserCode { #expect(r.details["code"] == parserCode, "\(r)") }
+      }
+      #expect(try l.currentHead() == head)
+      #expect(try l.reconStatus("bank")?.record == ReconAccountRecord())
+      #expect(try l.verify().ok)
+    }
+  }
 }

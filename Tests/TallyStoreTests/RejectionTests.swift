@@ -301,8 +301,11 @@ struct RejectionTests {
     let covered = Set(rejectionCases.map(\.code))
     // INVALID_METADATA is refused when the command is built (Metadata.make), see
     // LimitTests; OVERFLOW has its own tests; INVALID_JSON and LINE_TOO_LONG belong to the
-    // request parser.
-    let elsewhere: Set<RejectionCode> = [.invalidMetadata, .overflow, .invalidJson, .lineTooLong]
+    // request parser; the reconciliation codes are covered in ReconStoreTests.
+    let elsewhere: Set<RejectionCode> = [
+      .invalidMetadata, .overflow, .invalidJson, .lineTooLong, .statementInvalid,
+      .statementAccountMismatch, .itemNotFound, .itemState,
+    ]
     #expect(covered.union(elsewhere) == Set(RejectionCode.allCases))
   }
 

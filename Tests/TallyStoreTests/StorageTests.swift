@@ -165,7 +165,7 @@ struct StorageTests {
       expectStoreError(.formatVersion(found: 99, expected: Ledger.formatVersion)) {
         _ = try Ledger(path: dir.ledgerPath)
       }
-      expectStoreError(.formatVersion(found: 99, expected: 2)) {
+      expectStoreError(.formatVersion(found: 99, expected: Ledger.formatVersion)) {
         _ = try Ledger(path: dir.ledgerPath, mode: .readOnly)
       }
     }
@@ -179,7 +179,7 @@ struct StorageTests {
       let counts = Dictionary(uniqueKeysWithValues: s.counts.map { ($0.name, $0.entries) })
       let head = ledger.head.seq
       #expect(s.head == ledger.head)
-      #expect(s.formatVersion == 2)
+      #expect(s.formatVersion == Ledger.formatVersion)
       #expect(counts["log"] == Int(head))
       #expect(counts["hashes"] == Int(head))
       #expect(counts["partners"] == 2)

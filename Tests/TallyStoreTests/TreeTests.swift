@@ -110,12 +110,12 @@ struct TreeTests {
         }
       }
       // Read-only, a format-1 directory is refused (it has no tree to answer proofs from).
-      #expect(throws: StoreError.formatVersion(found: 1, expected: 2)) {
+      #expect(throws: StoreError.formatVersion(found: 1, expected: Ledger.formatVersion)) {
         _ = try Ledger(path: dir.ledgerPath, mode: .readOnly)
       }
       do {
         let migrated = try Ledger(path: dir.ledgerPath)
-        #expect(try migrated.stats().formatVersion == 2)
+        #expect(try migrated.stats().formatVersion == Ledger.formatVersion)
         #expect(try migrated.treeRoot(size: migrated.head.seq).get() == root)
         #expect(try migrated.verify().ok)
         try grow(migrated, to: 120, batch: 5)
