@@ -276,7 +276,9 @@ public enum EventCodec {
     return (try r.u64("seq"), try r.i64("timestamp"))
   }
 
-  public static func presence(_ r: inout ByteReader, _ what: StaticString) throws(DecodeError) -> Bool {
+  public static func presence(_ r: inout ByteReader, _ what: StaticString) throws(DecodeError)
+    -> Bool
+  {
     switch try r.u8(what) {
     case 0: return false
     case 1: return true
@@ -306,9 +308,9 @@ public enum EventCodec {
       throw DecodeError(offset: r.offset - 1, reason: "unknown match flags \(flags)")
     }
     return ReconMatch(
-        rule: rule, state: state, items: items, entries: entries,
-        amountDifferenceMinor: diff, currencyDiffers: flags & 1 != 0,
-        directionDiffers: flags & 2 != 0)
+      rule: rule, state: state, items: items, entries: entries,
+      amountDifferenceMinor: diff, currencyDiffers: flags & 1 != 0,
+      directionDiffers: flags & 2 != 0)
   }
 
   public static func balance(_ r: inout ByteReader, _ what: StaticString) throws(DecodeError)

@@ -66,7 +66,8 @@ extension Ledger {
           .statementInvalid, "\(error.code) at \(error.location): \(error.message)",
           ["code": error.code, "location": error.location]))
     }
-    return try importStatement(statement, format: format, account: account, now: now,
+    return try importStatement(
+      statement, format: format, account: account, now: now,
       toleranceDays: toleranceDays)
   }
 

@@ -52,7 +52,9 @@ struct DBs {
   }
 
   mutating func setFormat3(_ h: [MDB_dbi]) {
-    (reconItems, reconLines, reconIndex, reconMatches, reconEntries) = (h[0], h[1], h[2], h[3], h[4])
+    (reconItems, reconLines, reconIndex, reconMatches, reconEntries) = (
+      h[0], h[1], h[2], h[3], h[4]
+    )
     (reconAccounts, partnerAccounts, partnerStats, partnerHolds) = (h[5], h[6], h[7], h[8])
     hasFormat3 = true
   }

@@ -49,7 +49,8 @@ struct Log: ParsableCommand {
         case .holdCaptured(let c): line += "\(c.holdId) \(c.amountsMinor.map(String.init))"
         case .holdReleased(let id), .holdExpired(let id): line += id
         case .reconImported(let r):
-          line += "\(r.account) \(r.header.format) part \(r.part + 1)/\(r.parts), "
+          line +=
+            "\(r.account) \(r.header.format) part \(r.part + 1)/\(r.parts), "
             + "\(r.lines.count) lines"
         case .reconMatched(let m):
           line += "\(m.account) \(m.matches.count) matches"

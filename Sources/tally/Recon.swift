@@ -97,7 +97,8 @@ struct ReconCommand: ParsableCommand {
       }
       var out = [
         "\(r.account): \(r.linesRead) lines read, \(r.new) new, \(r.duplicates) duplicate",
-        "matched: " + ReconRule.allCases.map { "\($0) \(r.matchedByRule[$0] ?? 0)" }
+        "matched: "
+          + ReconRule.allCases.map { "\($0) \(r.matchedByRule[$0] ?? 0)" }
           .joined(separator: ", ")
           + "; \(r.discrepancies) discrepancies, \(r.unmatched) unmatched",
       ]
@@ -147,7 +148,8 @@ struct ReconCommand: ParsableCommand {
                 ("amounts", .object(JSONObject(rows.map { ($0.0, amount($0.2)) }))),
               ]))))
       } else {
-        print(table(["STATE", "COUNT", "AMOUNT"], rows.map { [$0.0, String($0.1), String($0.2)] }))
+        print(
+          table(["STATE", "COUNT", "AMOUNT"], rows.map { [$0.0, String($0.1), String($0.2)] }))
       }
     }
   }

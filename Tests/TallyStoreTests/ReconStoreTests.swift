@@ -133,14 +133,20 @@ import Testing
         "booking_date,value_date,amount,currency,bank_ref,end_to_end_id,reference,description,"
         + "account\n"
       let cases: [(String, String, RejectionCode, String?)] = [
-        (header + "2023-11-14,,1.234,EUR,B,,,x,\(Self.iban)\n", "bank", .statementInvalid,
-         "BAD_AMOUNT"),
-        (header + "2023-13-14,,1.00,EUR,B,,,x,\(Self.iban)\n", "bank", .statementInvalid,
-         "BAD_DATE"),
+        (
+          header + "2023-11-14,,1.234,EUR,B,,,x,\(Self.iban)\n", "bank", .statementInvalid,
+          "BAD_AMOUNT"
+        ),
+        (
+          header + "2023-13-14,,1.00,EUR,B,,,x,\(Self.iban)\n", "bank", .statementInvalid,
+          "BAD_DATE"
+        ),
         (header + "2023-11-14,,\"1.00,EUR\n", "bank", .statementInvalid, "TRUNCATED"),
         (header + "2023-11-14,,1.00,USD,B,,,x,\(Self.iban)\n", "bank", .currencyMismatch, nil),
-        (header + "2023-11-14,,1.00,EUR,B,,,x,DE00999999999999999999\n", "bank",
-         .statementAccountMismatch, nil),
+        (
+          header + "2023-11-14,,1.00,EUR,B,,,x,DE00999999999999999999\n", "bank",
+          .statementAccountMismatch, nil
+        ),
         (header + "2023-11-14,,1.00,EUR,B,,,x,\(Self.iban)\n", "nope", .accountNotFound, nil),
       ]
       for (text, account, code, parserCode) in cases {

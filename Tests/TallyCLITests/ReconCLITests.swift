@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+
+/// `tally recon` through real processes on a real data directory.
+@Suite("recon")
+struct ReconCLITests {
+  static func statement(_ day: String) -> String {
+    """
+    booking_date,value_date,amount,currency,bank_ref,end_to_end_id,reference,description,account
+    \(day),,100.00,EUR,B1,,seed,seed payment,DE89370400440532013000
+    \(day),,9.99,EUR,B2,,,bank fee,DE89370400440532013000
+
+    """
+  }
+
+  @Test("import matches by reference, re-import changes nothing, resolve and unmatch are events")
+  func importStatusResolveUnmatch() async throws {
+    try await withFundedLedger { s in
+      let day = String(ISO8601DateFormatter().string(from: Date()).prefix(10))
+      let file = s.file("st.csv")
+      try Self.statement(day).write(toFile: file, atomically: true, encoding: .utf8)
+      let first = try await s.okJSON(
+        "recon", "import", "--account", "cash", "--format", "csv", file)
+      #expect(try first.int("new") == 2)
+      #expect(try first.obj("matched").int("reference") == 1)
+      #expect(try first.int("unmatched") == 1)
+      let before = try await s.snapshot(["cash"])
+      let again = try await s.okJSON(
+        "recon", "import", "--account", "cash", "--format", "csv", file)
+      #expect(try again.int("new") == 0 && again.int("duplicate") == 2)
+      #expect(try await s.snapshot(["cash"]) == before)
+
+      var status = try await s.okJSON("recon", "status", "--account", "cash")
+      #expect(try status.obj("counts").int("matched") == 1)
+      #expect(try status.obj("counts").int("unmatched") == 1)
+      #expect(try status.obj("counts").int("missing_from_statement") == 0)
+
+      try await s.ok("recon", "resolve", "2", "--reason", "bank fee, booked later")
+      try await s.ok("recon", "unmatch", "1", "--reason", "wrong pair")
+      status = try await s.okJSON("recon", "status", "--account", "cash")
+      #expect(try status.obj("counts").int("resolved") == 1)
+      #expect(try status.obj("counts").int("unmatched") == 1)
+      #expect(try status.obj("counts").int("missing_from_statement") == 1)
+      let items = try await s.okJSON("recon", "items", "--account", "cash", "--state", "resolved")
+      #expect(try items.arr("items").count == 1)
+      try await s.ok("verify")
+      try await s.ok("rebuild")
+    }
+  }
+
+  @Test("a bad statement is STATEMENT_INVALID (exit 1) and changes nothing")
+  func badStatementChangesNothing() async throws {
+    try await withFundedLedger { s in
+      let file = s.file("bad.csv")
+      try "booking_date,amount,currency\n2024-02-30,1.00,EUR\n".write(
+        toFile: file, atomically: true, encoding: .utf8)
+      let before = try await s.snapshot(["cash"])
+      let r = try await s.tally(
+        "--json", "recon", "import", "--account", "cash", "--format", "csv", file)
+      #expect(r.status == 1, "\(r)")
+      #expect(r.stdout.contains("STATEMENT_INVALID") && r.stdout.contains("BAD_DATE"), "\(r)")
+      #expect(try await s.snapshot(["cash"]) == before)
+      let wrong = try await s.tally("recon", "resolve", "99", "--reason", "x")
+      #expect(wrong.status == 1 && wrong.stderr.contains("ITEM_NOT_FOUND"), "\(wrong)")
+    }
+  }
+}
