@@ -91,7 +91,8 @@ let package = Package(
     // Parses bank and partner statements (CSV, camt.053, MT940) into normalised lines.
     .target(name: "TallyReconcile", dependencies: ["TallyCore"], swiftSettings: strict),
     .executableTarget(
-      name: "tally-bench", dependencies: ["TallyCore", "TallyStore", "TallyWorkload"],
+      name: "tally-bench",
+      dependencies: ["TallyCore", "TallyStore", "TallyWorkload", "TallyReconcile"],
       swiftSettings: strict),
     // Seeded property checks shared by the test targets.
     .target(

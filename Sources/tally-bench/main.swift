@@ -19,6 +19,13 @@ func die(_ message: String) -> Never {
   exit(2)
 }
 
+if let lines = argument("--recon-lines").flatMap(Int.init),
+  let entries = argument("--recon-entries").flatMap(Int.init), let dir = argument("--dir")
+{
+  reconBench(dir: dir, lines: lines, entries: entries)
+  exit(0)
+}
+
 guard let dir = argument("--dir") else {
   die(
     "usage: tally-bench --dir DIR --accounts N --entries M --batch B [--proofs N [--threads T]]"
