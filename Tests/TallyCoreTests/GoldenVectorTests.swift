@@ -13,6 +13,8 @@ struct GoldenVectorTests {
     try! Metadata.make(pairs).get()
   }
 
+  static func day(_ s: String) -> Int32 { CivilTime.parseDate(s)! }
+
   static let events: [Event] = [
     Event(
       seq: 1, timestampNanos: t0,
@@ -65,6 +67,47 @@ struct GoldenVectorTests {
     Event(seq: 9, timestampNanos: t0 + 6000, body: .accountClosed(name: "dormant")),
     Event(seq: 10, timestampNanos: t0 + 7000, body: .holdReleased(holdId: "h-2")),
     Event(seq: 11, timestampNanos: t0 + 8000, body: .holdExpired(holdId: "h-3")),
+    Event(
+      seq: 12, timestampNanos: t0 + 9000,
+      body: .reconImported(
+        ReconImported(
+          account: "cash",
+          header: ReconStatementHeader(
+            format: .camt053, statementId: "STMT-2025-11-25", statementAccount: nil,
+            currency: "EUR", opening: ReconBalance(amountMinor: -2500, dateDays: day("2025-11-24")),
+            closing: ReconBalance(amountMinor: -550, dateDays: day("2025-11-25")),
+            periodFromDays: day("2025-11-24"), periodToDays: day("2025-11-25"), linesRead: 3,
+            duplicates: 1),
+          part: 0, parts: 1,
+          lines: [
+            ReconLine(
+              identity: "|BR-1|E2E-INV-7|2025-11-25|2025-11-25|credit|1050|EUR|1",
+              source: "Stmt/Ntry[1]", amountMinor: 1050, direction: .credit,
+              bookingDateDays: day("2025-11-25"), valueDateDays: day("2025-11-25"),
+              bankReference: "BR-1", endToEndId: "E2E-INV-7", reference: "INV-7",
+              remittance: "Invoice INV-7"),
+            ReconLine(
+              identity: "|||2025-11-25||credit|900|EUR|1", source: "Stmt/Ntry[3]",
+              amountMinor: 900, direction: .credit, bookingDateDays: day("2025-11-25")),
+          ]))),
+    Event(
+      seq: 13, timestampNanos: t0 + 10000,
+      body: .reconMatched(
+        ReconMatched(
+          account: "cash",
+          matches: [
+            ReconMatch(rule: .reference, items: [1], entries: ["e-1"]),
+            ReconMatch(
+              rule: .reference, state: .discrepancy, items: [2], entries: ["e-1.reversal"],
+              amountDifferenceMinor: -150, directionDiffers: true),
+          ]))),
+    Event(
+      seq: 14, timestampNanos: t0 + 11000,
+      body: .reconResolved(
+        ReconResolved(item: 2, reason: "bank fee withheld", by: "ops", entry: "e-fee-1"))),
+    Event(
+      seq: 15, timestampNanos: t0 + 12000,
+      body: .reconUnmatched(ReconUnmatched(item: 1, reason: "wrong entry", by: "ops"))),
   ]
 
   /// (seq, event bytes, leaf hash, chain hash), hex.
@@ -129,9 +172,34 @@ struct GoldenVectorTests {
       "98ce24aee49c72ecbc8021e8efd1765f59538b898e9eb5d86bc02f48f6924641",
       "f04f080b4a78672ddd9fbda139434689edc325fe93c1f5c75b15a012df58514a"
     ),
+    (
+      12,
+      "010a000000000000000c187b16d8ed8f23280004636173680101000f53544d542d323032352d31312d323500000345555201fffffffffffffffffffffffffffff63c00004fc001fffffffffffffffffffffffffffffdda00004fc100004fc000004fc100000003000000010000000000000001000200377c42522d317c4532452d494e562d377c323032352d31312d32357c323032352d31312d32357c6372656469747c313035307c4555527c31000c53746d742f4e7472795b315d0000000000000000000000000000041a0100004fc10100004fc101000442522d310100094532452d494e562d37010005494e562d3701000d496e766f69636520494e562d37001f7c7c7c323032352d31312d32357c7c6372656469747c3930307c4555527c31000c53746d742f4e7472795b335d000000000000000000000000000003840100004fc10000000000",
+      "72721b0db918ad2126fa50a84d12d796f66b29712527707add216c552e0f196e",
+      "087499ba9ff0ec78370750990435b354fbeb8662f2b3d926ae196bc18730e154"
+    ),
+    (
+      13,
+      "010b000000000000000d187b16d8ed8f2710000463617368000201010001000000000000000100010003652d3100000000000000000000000000000000000102000100000000000000020001000c652d312e726576657273616cffffffffffffffffffffffffffffff6a02",
+      "99e0c9241ddeaeda95da9d34c2e58a0df62ffb793d10c81512fa4cd81d63708d",
+      "813c25629cba3ede9c5519d100f305b020d8ce0d7831682e469deb52e8fa59dd"
+    ),
+    (
+      14,
+      "010c000000000000000e187b16d8ed8f2af80000000000000002001162616e6b20666565207769746868656c6400036f7073010007652d6665652d31",
+      "80bda3f67ed659da0061830dd9844a277e30d2c0bcee65c16387459859391562",
+      "176cb21df716056517bad0cccceb29fc58d8a76a2a75d7bac9588f279652c031"
+    ),
+    (
+      15,
+      "010d000000000000000f187b16d8ed8f2ee0000000000000000101000b77726f6e6720656e74727900036f7073",
+      "bced89a4f8a497b6a300d155d6575970163d2727caefc7a77534de9ea82b6371",
+      "d27407f7aa5f01a6633dad0cae531241b8a69e07f667d1287dd77df583bb043e"
+    ),
   ]
 
   @Test func encodingMatchesTheGoldenBytes() {
+    #expect(Self.events.count == Self.expected.count)
     for (event, want) in zip(Self.events, Self.expected) {
       #expect(event.seq == want.0)
       #expect(EventCodec.encode(event).hex == want.1, "seq \(event.seq)")
@@ -142,6 +210,12 @@ struct GoldenVectorTests {
     for (event, want) in zip(Self.events, Self.expected) {
       let bytes = try #require([UInt8](hex: want.1))
       #expect(try EventCodec.decode(bytes) == event, "seq \(event.seq)")
+    }
+  }
+
+  @Test func decodingTheEncodingGivesTheSameEvents() throws {
+    for event in Self.events {
+      #expect(try EventCodec.decode(EventCodec.encode(event)) == event, "seq \(event.seq)")
     }
   }
 

@@ -14,8 +14,12 @@ import sys
 TYPES = {
     "partner_created": 1, "asset_declared": 2, "account_opened": 3, "account_closed": 4,
     "entry_posted": 5, "hold_placed": 6, "hold_captured": 7, "hold_released": 8,
-    "hold_expired": 9,
+    "hold_expired": 9, "recon_imported": 10, "recon_matched": 11, "recon_resolved": 12,
+    "recon_unmatched": 13,
 }
+FORMATS = {"csv": 0, "camt053": 1, "mt940": 2}
+RULES = {"reference": 1, "amount_date": 2, "sum": 3}
+STATES = {"matched": 1, "discrepancy": 2}
 
 
 def s(text):
@@ -30,6 +34,45 @@ def opt_s(text):
 
 def i128(v):
     return (v & ((1 << 128) - 1)).to_bytes(16, "big")
+
+
+def days(d):
+    """i32 days since 1970-01-01 of an ISO date."""
+    return (datetime.date.fromisoformat(d) - datetime.date(1970, 1, 1)).days
+
+
+def opt_date(d):
+    return b"\x00" if d is None else b"\x01" + struct.pack(">i", days(d))
+
+
+def balance(b):
+    """opt<balance>: i128 amount || i32 date, or absent."""
+    return b"\x00" if b is None else b"\x01" + i128(b[0]) + struct.pack(">i", days(b[1]))
+
+
+def statement_header(h):
+    out = bytes([FORMATS[h["format"]]]) + opt_s(h.get("statement_id"))
+    out += opt_s(h.get("statement_account")) + s(h["currency"])
+    out += balance(h.get("opening")) + balance(h.get("closing"))
+    return out + struct.pack(">iiII", days(h["from"]), days(h["to"]), h["lines_read"],
+                             h["duplicates"])
+
+
+def statement_line(l):
+    out = s(l["identity"]) + s(l["source"]) + i128(l["amount"])
+    out += bytes([0 if l["direction"] == "debit" else 1]) + struct.pack(">i", days(l["booking"]))
+    out += opt_date(l.get("value_date"))
+    for field in ("bank_ref", "end_to_end_id", "reference", "remittance"):
+        out += opt_s(l.get(field))
+    return out
+
+
+def match(m):
+    out = bytes([RULES[m["rule"]], STATES[m["state"]]])
+    out += struct.pack(">H", len(m["items"])) + b"".join(struct.pack(">Q", i) for i in m["items"])
+    out += struct.pack(">H", len(m["entries"])) + b"".join(s(e) for e in m["entries"])
+    flags = (1 if m.get("currency_differs") else 0) | (2 if m.get("direction_differs") else 0)
+    return out + i128(m.get("difference", 0)) + bytes([flags])
 
 
 def metadata(pairs):
@@ -65,13 +108,8 @@ def encode(ev):
         out += s(ev["name"])
     elif t == "entry_posted":
         out += s(ev["id"]) + legs(ev["legs"]) + opt_s(ev.get("ref"))
-        d = ev.get("value_date")
-        if d is None:
-            out += b"\x00"
-        else:
-            days = (datetime.date.fromisoformat(d) - datetime.date(1970, 1, 1)).days
-            out += b"\x01" + struct.pack(">i", days)
-        out += opt_s(ev.get("reversal_of")) + metadata(ev.get("metadata", {}))
+        out += opt_date(ev.get("value_date")) + opt_s(ev.get("reversal_of"))
+        out += metadata(ev.get("metadata", {}))
     elif t == "hold_placed":
         out += s(ev["id"]) + legs(ev["legs"]) + opt_s(ev.get("ref"))
         d = ev.get("deadline")
@@ -82,6 +120,18 @@ def encode(ev):
         out += b"".join(i128(a) for a in ev["amounts"])
     elif t in ("hold_released", "hold_expired"):
         out += s(ev["hold"])
+    elif t == "recon_imported":
+        out += s(ev["account"]) + statement_header(ev["header"])
+        out += struct.pack(">IIH", ev["part"], ev["parts"], len(ev["lines"]))
+        out += b"".join(statement_line(l) for l in ev["lines"])
+    elif t == "recon_matched":
+        out += s(ev["account"]) + struct.pack(">H", len(ev["matches"]))
+        out += b"".join(match(m) for m in ev["matches"])
+    elif t == "recon_resolved":
+        out += struct.pack(">Q", ev["item"]) + s(ev["reason"]) + s(ev["by"])
+        out += opt_s(ev.get("entry"))
+    elif t == "recon_unmatched":
+        out += struct.pack(">Q", ev["item"]) + opt_s(ev.get("reason")) + s(ev["by"])
     return out
 
 
@@ -108,6 +158,31 @@ EVENTS = [
     {"type": "account_closed", "seq": 9, "ts": T0 + 6000, "name": "dormant"},
     {"type": "hold_released", "seq": 10, "ts": T0 + 7000, "hold": "h-2"},
     {"type": "hold_expired", "seq": 11, "ts": T0 + 8000, "hold": "h-3"},
+    # A camt.053 statement for cash: 3 lines read, 1 already imported; items 1 and 2.
+    {"type": "recon_imported", "seq": 12, "ts": T0 + 9000, "account": "cash",
+     "header": {"format": "camt053", "statement_id": "STMT-2025-11-25", "currency": "EUR",
+                "opening": (-2500, "2025-11-24"), "closing": (-550, "2025-11-25"),
+                "from": "2025-11-24", "to": "2025-11-25", "lines_read": 3, "duplicates": 1},
+     "part": 0, "parts": 1,
+     "lines": [
+         {"identity": "|BR-1|E2E-INV-7|2025-11-25|2025-11-25|credit|1050|EUR|1",
+          "source": "Stmt/Ntry[1]", "amount": 1050, "direction": "credit",
+          "booking": "2025-11-25", "value_date": "2025-11-25", "bank_ref": "BR-1",
+          "end_to_end_id": "E2E-INV-7", "reference": "INV-7", "remittance": "Invoice INV-7"},
+         {"identity": "|||2025-11-25||credit|900|EUR|1", "source": "Stmt/Ntry[3]",
+          "amount": 900, "direction": "credit", "booking": "2025-11-25"},
+     ]},
+    # Matches 1 and 2: item 1 with e-1; item 2 (900 in) against e-1.reversal (1050 out).
+    {"type": "recon_matched", "seq": 13, "ts": T0 + 10000, "account": "cash",
+     "matches": [
+         {"rule": "reference", "state": "matched", "items": [1], "entries": ["e-1"]},
+         {"rule": "reference", "state": "discrepancy", "items": [2], "entries": ["e-1.reversal"],
+          "difference": -150, "direction_differs": True},
+     ]},
+    {"type": "recon_resolved", "seq": 14, "ts": T0 + 11000, "item": 2,
+     "reason": "bank fee withheld", "by": "ops", "entry": "e-fee-1"},
+    {"type": "recon_unmatched", "seq": 15, "ts": T0 + 12000, "item": 1,
+     "reason": "wrong entry", "by": "ops"},
 ]
 
 

@@ -88,6 +88,61 @@ def entry(seq, eid, legs, ts=None):
                  enc_str(eid) + enc_legs(legs) + b"\x00\x00\x00" + meta())
 
 
+# Reconciliation events (FORMAT.md: Reconciliation events)
+
+def opt_str(text):
+    return b"\x00" if text is None else b"\x01" + enc_str(text)
+
+
+def opt_day(days):
+    return b"\x00" if days is None else b"\x01" + struct.pack(">i", days)
+
+
+def recon_balance(balance):
+    """opt<balance>: (amount, day) or None."""
+    return b"\x00" if balance is None else b"\x01" + i128(balance[0]) + struct.pack(">i", balance[1])
+
+
+def recon_header(fmt=1, statement_id="STMT-1", statement_account=None, currency="EUR",
+                 opening=None, closing=None, period=(20416, 20417), read=1, duplicates=0):
+    return (bytes([fmt]) + opt_str(statement_id) + opt_str(statement_account) + enc_str(currency)
+            + recon_balance(opening) + recon_balance(closing)
+            + struct.pack(">iiII", period[0], period[1], read, duplicates))
+
+
+def recon_line(identity="|||2025-11-25||credit|1050|EUR|1", source="line 2", amount=1050,
+               direction=1, booking=20417, value_date=None, refs=(None, None, None, None)):
+    """refs: bank reference, end-to-end id, reference, remittance."""
+    return (enc_str(identity) + enc_str(source) + i128(amount) + bytes([direction])
+            + struct.pack(">i", booking) + opt_day(value_date) + b"".join(opt_str(r) for r in refs))
+
+
+def recon_imported(seq, account, lines, header=None, part=0, parts=1, count=None):
+    return event(10, seq, T0 + seq * 1000, enc_str(account) + (header or recon_header())
+                 + struct.pack(">IIH", part, parts, len(lines) if count is None else count)
+                 + b"".join(lines))
+
+
+def recon_match(rule=1, state=1, items=(1,), entries=("e-1",), difference=0, flags=0):
+    return (bytes([rule, state]) + struct.pack(">H", len(items))
+            + b"".join(struct.pack(">Q", i) for i in items) + struct.pack(">H", len(entries))
+            + b"".join(enc_str(e) for e in entries) + i128(difference) + bytes([flags]))
+
+
+def recon_matched(seq, account, matches):
+    return event(11, seq, T0 + seq * 1000, enc_str(account) + struct.pack(">H", len(matches))
+                 + b"".join(matches))
+
+
+def recon_resolved(seq, item, reason, by, correcting=None):
+    return event(12, seq, T0 + seq * 1000,
+                 struct.pack(">Q", item) + enc_str(reason) + enc_str(by) + opt_str(correcting))
+
+
+def recon_unmatched(seq, item, reason, by):
+    return event(13, seq, T0 + seq * 1000, struct.pack(">Q", item) + opt_str(reason) + enc_str(by))
+
+
 class RefTree:
     """RFC 9162 §2.1 straight from the definitions: MTH, PATH, PROOF/SUBPROOF."""
 
@@ -444,9 +499,10 @@ class NoteVectorTests(unittest.TestCase):
 class EventTests(unittest.TestCase):
     def test_golden_vectors(self):
         golden = golden_events()
-        self.assertEqual([g[0] for g in golden], list(range(1, 12)))
+        self.assertEqual([g[0] for g in golden], list(range(1, 16)))
         names = ["partner_created", "asset_declared", "account_opened", "account_closed",
-                 "entry_posted", "hold_placed", "hold_captured", "hold_released", "hold_expired"]
+                 "entry_posted", "hold_placed", "hold_captured", "hold_released", "hold_expired",
+                 "recon_imported", "recon_matched", "recon_resolved", "recon_unmatched"]
         chain = bytes(32)
         for seq, name, data, leaf, chain_hash in golden:
             etype, s, ts, _ = verify.decode_event(data)
@@ -464,6 +520,132 @@ class EventTests(unittest.TestCase):
         self.assertEqual(ev[6][3], ("h-1", [200, 200]))
         self.assertEqual(ev[7][3][4], "e-1")
         self.assertEqual(ev[8][3], ("USDC", 6, "USD Coin"))
+        self.assertEqual(ev[12][3], (
+            "cash", (1, "STMT-2025-11-25", None, "EUR", (-2500, 20416), (-550, 20417), 20416,
+                     20417, 3, 1), 0, 1,
+            [("|BR-1|E2E-INV-7|2025-11-25|2025-11-25|credit|1050|EUR|1", "Stmt/Ntry[1]", 1050, 1,
+              20417, 20417, "BR-1", "E2E-INV-7", "INV-7", "Invoice INV-7"),
+             ("|||2025-11-25||credit|900|EUR|1", "Stmt/Ntry[3]", 900, 1, 20417, None, None, None,
+              None, None)]))
+        self.assertEqual(ev[13][3], ("cash", [(1, 1, [1], ["e-1"], 0, 0),
+                                              (1, 2, [2], ["e-1.reversal"], -150, 2)]))
+        self.assertEqual(ev[14][3], (2, "bank fee withheld", "ops", "e-fee-1"))
+        self.assertEqual(ev[15][3], (1, "wrong entry", "ops"))
+
+    def test_reconciliation_events(self):
+        """Each of the four types, built here from FORMAT.md, decodes to its fields."""
+        full = recon_line("DE89|BR-9|E2E-9|2025-11-25|2025-11-26|debit|99|EUR|2", "line 7", 99, 0,
+                          20417, 20418, ("BR-9", "E2E-9", "INV-9", "Gebühr \u00e9"))
+        header = recon_header(0, None, "DE89 3704", "EUR", None, (-12345, 20417), (20400, 20417),
+                              1500, 498)
+        etype, seq, ts, data = verify.decode_event(
+            recon_imported(3, "bank:eur", [full, recon_line()], header, part=1, parts=2))
+        self.assertEqual((etype, seq, ts), (10, 3, T0 + 3000))
+        self.assertEqual(data, (
+            "bank:eur", (0, None, "DE89 3704", "EUR", None, (-12345, 20417), 20400, 20417, 1500, 498),
+            1, 2,
+            [("DE89|BR-9|E2E-9|2025-11-25|2025-11-26|debit|99|EUR|2", "line 7", 99, 0, 20417, 20418,
+              "BR-9", "E2E-9", "INV-9", "Gebühr \u00e9"),
+             ("|||2025-11-25||credit|1050|EUR|1", "line 2", 1050, 1, 20417, None, None, None, None,
+              None)]))
+        self.assertEqual(verify.decode_event(recon_imported(1, "a", []))[3][4], [])
+        self.assertEqual(len(verify.decode_event(recon_imported(1, "a", [recon_line()] * 1000))[3][4]),
+                         1000)
+        self.assertEqual(verify.decode_event(recon_imported(
+            1, "a", [], recon_header(2, period=(5, 5)), part=0, parts=1))[3][1][0], 2)
+
+        matches = [recon_match(3, 1, [3, 4, 5], ["e-2", "h-1"]),
+                   recon_match(2, 1, [6], ["e-3"]),
+                   recon_match(1, 2, [2 ** 64 - 1], ["e-4"], -(2 ** 127), 3),
+                   recon_match(1, 2, [7], ["e-5"], 150, 1)]
+        self.assertEqual(verify.decode_event(recon_matched(4, "cash", matches)), (11, 4, T0 + 4000, (
+            "cash", [(3, 1, [3, 4, 5], ["e-2", "h-1"], 0, 0), (2, 1, [6], ["e-3"], 0, 0),
+                     (1, 2, [2 ** 64 - 1], ["e-4"], -(2 ** 127), 3), (1, 2, [7], ["e-5"], 150, 1)])))
+        self.assertEqual(verify.decode_event(recon_matched(4, "cash", []))[3], ("cash", []))
+
+        self.assertEqual(verify.decode_event(recon_resolved(5, 9, "fee", "ops", "e-fee")),
+                         (12, 5, T0 + 5000, (9, "fee", "ops", "e-fee")))
+        self.assertEqual(verify.decode_event(recon_resolved(5, 9, "", "key-1"))[3],
+                         (9, "", "key-1", None))
+        self.assertEqual(verify.decode_event(recon_unmatched(6, 2, "wrong entry", "ops")),
+                         (13, 6, T0 + 6000, (2, "wrong entry", "ops")))
+        self.assertEqual(verify.decode_event(recon_unmatched(6, 2, None, "ops"))[3], (2, None, "ops"))
+
+    def test_reconciliation_strict_decoding(self):
+        """Every invalid byte FORMAT.md names is refused, and so are truncation and trailing
+        bytes at every position."""
+        good_line, good_match = recon_line(), recon_match()
+        good = {
+            "imported": recon_imported(1, "cash", [good_line]),
+            "matched": recon_matched(1, "cash", [good_match]),
+            "resolved": recon_resolved(1, 1, "r", "ops", "e-1"),
+            "unmatched": recon_unmatched(1, 1, "r", "ops"),
+        }
+        for data in good.values():
+            verify.decode_event(data)
+        header_at = 18 + 2 + len("cash")              # offset of the imported header
+        line_at = len(good["imported"]) - len(good_line)
+        match_at = len(good["matched"]) - len(good_match)
+
+        def at(data, offset, byte):
+            return data[:offset] + bytes([byte]) + data[offset + 1:]
+        bad = {
+            "type 14": at(good["unmatched"], 1, 14),
+            "type 0": at(good["unmatched"], 1, 0),
+            "format 3": recon_imported(1, "a", [], recon_header(3)),
+            "format 255": at(good["imported"], header_at, 255),
+            "statement id presence": at(good["imported"], header_at + 1, 2),
+            "statement account presence": recon_imported(1, "a", [], recon_header(
+                statement_id=None)).replace(b"\x00\x00\x00\x03EUR", b"\x00\x02\x00\x03EUR"),
+            "opening presence": recon_imported(1, "a", [], recon_header(statement_id=None))
+            .replace(b"EUR\x00\x00", b"EUR\x02\x00"),
+            "closing presence": recon_imported(1, "a", [], recon_header(statement_id=None))
+            .replace(b"EUR\x00\x00", b"EUR\x00\x02"),
+            "period from > to": recon_imported(1, "a", [], recon_header(period=(20418, 20417))),
+            "currency": recon_imported(1, "a", [], recon_header(currency="eur")),
+            "account": recon_imported(1, "a b", []),
+            "part = parts": recon_imported(1, "a", [], part=1, parts=1),
+            "part > parts": recon_imported(1, "a", [], part=5, parts=2),
+            "parts 0": recon_imported(1, "a", [], part=0, parts=0),
+            "1001 lines": recon_imported(1, "a", [good_line] * 1001),
+            "line count too high": recon_imported(1, "a", [good_line], count=2),
+            "direction 2": recon_imported(1, "a", [recon_line(direction=2)]),
+            "direction 255": at(good["imported"], line_at + len(good_line) - 4 - 5 - 1, 255),
+            "amount 0": recon_imported(1, "a", [recon_line(amount=0)]),
+            "amount < 0": recon_imported(1, "a", [recon_line(amount=-1)]),
+            "value date presence": at(good["imported"], len(good["imported"]) - 5, 2),
+            "identity utf-8": recon_imported(1, "a", [b"\x00\x01\xff" + good_line[2 + len(
+                "|||2025-11-25||credit|1050|EUR|1"):]]),
+            "rule 0": recon_matched(1, "a", [recon_match(rule=0)]),
+            "rule 4": recon_matched(1, "a", [recon_match(rule=4)]),
+            "state 0": recon_matched(1, "a", [recon_match(state=0)]),
+            "state 3": recon_matched(1, "a", [recon_match(state=3)]),
+            "state 255": at(good["matched"], match_at + 1, 255),
+            "flags 4": recon_matched(1, "a", [recon_match(state=2, flags=4)]),
+            "flags 128": at(good["matched"], len(good["matched"]) - 1, 128),
+            "difference in a matched match": recon_matched(1, "a", [recon_match(difference=1)]),
+            "match entry id": recon_matched(1, "a", [recon_match(entries=["e 1"])]),
+            "second match bad": recon_matched(1, "a", [good_match, recon_match(rule=9)]),
+            "match account": recon_matched(1, "", [good_match]),
+            "correcting entry presence": at(good["resolved"], len(good["resolved"]) - 6, 2),
+            "correcting entry id": recon_resolved(1, 1, "r", "ops", "e/1"),
+            "unmatched reason presence": at(good["unmatched"], 26, 2),
+            "reason utf-8": event(13, 1, T0, struct.pack(">Q", 1) + b"\x01\x00\x01\xff"
+                                  + enc_str("ops")),
+            "by utf-8": event(13, 1, T0, struct.pack(">Q", 1) + b"\x00\x00\x01\xff"),
+        }
+        for i in range(1, 5):                  # each of the four references of a line
+            refs = [None] * 4
+            line = recon_line(refs=refs)
+            bad[f"line reference {i} presence"] = recon_imported(
+                1, "a", [line[:len(line) - 5 + i] + b"\x02" + line[len(line) - 4 + i:]])
+        for name, data in good.items():
+            for cut in range(18, len(data)):
+                bad[f"{name} truncated to {cut}"] = data[:cut]
+            bad[f"{name} trailing"] = data + b"\x00"
+        for why, data in bad.items():
+            with self.assertRaises(verify.DecodeError, msg=why):
+                verify.decode_event(data)
 
     def test_strict_decoding(self):
         golden = [g[2] for g in golden_events()]
@@ -472,7 +654,7 @@ class EventTests(unittest.TestCase):
         bad = {
             "version": b"\x02" + golden[0][1:],
             "type 0": golden[0][:1] + b"\x00" + golden[0][2:],
-            "type 10": golden[0][:1] + b"\x0a" + golden[0][2:],
+            "type 14": golden[0][:1] + b"\x0e" + golden[0][2:],
             "presence": event(5, 1, T0, enc_str("e") + legs + b"\x02" + b"\x00\x00" + meta()),
             "side": event(5, 1, T0, enc_str("e") + enc_legs([("a", 2, 1)]) + b"\x00\x00\x00" + meta()),
             "unsorted": event(1, 1, T0, enc_str("p") + enc_str("P") + b"\x00\x02" + enc_str("b")
@@ -535,11 +717,50 @@ class GoldenExportTests(unittest.TestCase):
         r = verify_dir(self.base, self.signer.vkey)
         self.assertTrue(r["ok"], r["problems"])
         self.assertEqual((r["events"], r["from"], r["to"]), (11, 1, 11))
-        self.assertEqual(r["chain"], golden_events()[-1][4].hex())
+        self.assertEqual(r["chain"], golden_events()[10][4].hex())
         self.assertEqual(r["root"], self.info["root"].hex())
         # Posted: e-1 1050, the capture 200, the reversal 1050.
         self.assertEqual(r["totals"], [{"currency": "EUR", "debits": "2300", "credits": "2300"}])
         self.assertIsNone(r["first_difference"])
+
+    def test_reconciliation_events(self):
+        """recon_imported, _matched, _resolved and _unmatched move no money: exports that hold
+        them verify, with the posted totals of the entries alone."""
+        eur = [{"currency": "EUR", "debits": "2300", "credits": "2300"}]
+        for A, B, totals in [(1, 15, eur), (12, 15, []), (4, 13, eur), (7, 14, eur)]:
+            d = os.path.join(self.tmp, f"recon-{A}-{B}")
+            info = build_export(d, self.ledger, A, B, self.signer)
+            r = verify_dir(d, self.signer.vkey)
+            self.assertTrue(r["ok"], (A, B, r["problems"]))
+            self.assertEqual((r["events"], r["root"], r["chain"]),
+                             (B - A + 1, info["root"].hex(), golden_events()[B - 1][4].hex()))
+            if A == 1 or A == 12:
+                self.assertEqual(r["totals"], totals)
+        # Accounts, items and entries named by reconciliation events are not checked against
+        # the books (no leg: no context, no double entry).
+        ledger = self.ledger[:11] + [
+            (recon_imported(12, "bank", [recon_line(amount=10 ** 30)]), {}),
+            (recon_matched(13, "bank", [recon_match(3, 1, [1, 2], ["nowhere", "e-1"])]), {}),
+            (recon_resolved(14, 99, "r", "ops", "e-none"), {}),
+            (recon_unmatched(15, 0, None, "ops"), {}),
+            (entry(16, "e-2", [("cash", 0, 5), ("alice", 1, 5)]), {})]
+        d = os.path.join(self.tmp, "recon-unknown")
+        build_export(d, ledger, 1, 16, self.signer)
+        r = verify_dir(d, self.signer.vkey)
+        self.assertTrue(r["ok"], r["problems"])
+        self.assertEqual(r["totals"], [{"currency": "EUR", "debits": "2305", "credits": "2305"}])
+        # Altered or undecodable reconciliation events are found like any other.
+        d = os.path.join(self.tmp, "recon-altered")
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(os.path.join(self.tmp, "recon-1-15"), d)
+        recs = read_records(d)
+        recs[12] = recs[12][:-1] + b"\x03"              # both flags of the discrepancy
+        recs[13] = recs[13][:-8] + b"\x02" + recs[13][-7:]   # correcting entry presence
+        write_records(d, recs)
+        r = verify_dir(d, self.signer.vkey)
+        self.assertEqual(r["first_difference"], {"seq": 13, "kind": "altered"}, r["problems"])
+        self.assertEqual(problem(r, "decode"), [14])
+        self.assertNotIn("double_entry", kinds(r))
 
     def test_flipped_byte(self):
         d = self.copy()

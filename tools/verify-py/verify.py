@@ -279,7 +279,8 @@ def read_checkpoint(note, vk):
 # Strict event decoding (FORMAT.md: Conventions, Event)
 
 (PARTNER_CREATED, ASSET_DECLARED, ACCOUNT_OPENED, ACCOUNT_CLOSED, ENTRY_POSTED, HOLD_PLACED,
- HOLD_CAPTURED, HOLD_RELEASED, HOLD_EXPIRED) = range(1, 10)
+ HOLD_CAPTURED, HOLD_RELEASED, HOLD_EXPIRED, RECON_IMPORTED, RECON_MATCHED, RECON_RESOLVED,
+ RECON_UNMATCHED) = range(1, 14)
 ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")          # entry, hold and partner ids
 ACCOUNT = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 CURRENCY = re.compile(rb"[A-Z0-9_]{1,16}")
@@ -289,9 +290,16 @@ class DecodeError(Exception):
     pass
 
 
-_U16, _I32, _I64 = (struct.Struct(f).unpack_from for f in (">H", ">i", ">q"))
+_U16, _U32, _U64, _I32, _I64 = (struct.Struct(f).unpack_from
+                                for f in (">H", ">I", ">Q", ">i", ">q"))
 _HEADER = struct.Struct(">BBQq")           # version, type, seq, timestamp
 BIT = (0, 1)                               # presence bytes, sides (0 debit, 1 credit)
+# Reconciliation (FORMAT.md: Reconciliation events)
+STATEMENT_FORMATS = (0, 1, 2)              # csv, camt053, mt940
+MATCH_RULES = (1, 2, 3)                    # reference, amount_date, sum
+MATCH_STATES = (1, 2)                      # matched, discrepancy
+DISCREPANCY = 2
+LINES_PER_PART = 1000                      # lines in one recon_imported event, at most
 _ACCOUNT_NAMES = {}                        # account name bytes already validated -> str
 
 
@@ -348,6 +356,48 @@ class Reader:
     def present(self):
         """An `opt<T>` presence byte: True if T follows."""
         return self.u8("presence", BIT) == 1
+
+    def optional_text(self, what="string", pattern=None):
+        """`opt<str>`: the text, or None."""
+        return self.text(what, pattern) if self.present() else None
+
+    def balance(self):
+        """`opt<balance>`: (i128 amount, signed; i32 date in days), or None."""
+        return (self.i128(), self.fixed(_I32, 4)) if self.present() else None
+
+    def statement(self):
+        """A recon_imported `header`: (format, statement id, statement account, currency,
+        opening, closing, period from, period to (from <= to), lines read, duplicates)."""
+        header = (self.u8("statement format", STATEMENT_FORMATS), self.optional_text(),
+                  self.optional_text(), self.text("currency", CURRENCY), self.balance(),
+                  self.balance(), self.fixed(_I32, 4), self.fixed(_I32, 4),
+                  self.fixed(_U32, 4), self.fixed(_U32, 4))
+        if header[6] > header[7]:
+            raise DecodeError(f"statement period from day {header[6]} is after to day "
+                              f"{header[7]}")
+        return header
+
+    def line(self):
+        """A statement `line`: (identity, source, amount > 0, direction 0 debit / 1 credit,
+        booking date, value date, bank reference, end-to-end id, reference, remittance)."""
+        identity, source, amount = self.text(), self.text(), self.i128()
+        if amount <= 0:
+            raise DecodeError(f"statement line amount {amount} is not > 0")
+        return (identity, source, amount, self.u8("direction", BIT), self.fixed(_I32, 4),
+                self.fixed(_I32, 4) if self.present() else None, self.optional_text(),
+                self.optional_text(), self.optional_text(), self.optional_text())
+
+    def match(self):
+        """A `match`: (rule, state, [item numbers], [entry ids], amount difference (0 unless
+        a discrepancy), flags: bit 0 currency differs, bit 1 direction differs)."""
+        rule, state = self.u8("match rule", MATCH_RULES), self.u8("match state", MATCH_STATES)
+        items = [self.fixed(_U64, 8) for _ in range(self.u16())]
+        entries = [self.text("entry id", ID) for _ in range(self.u16())]
+        difference, flags = self.i128(), self.u8("match flags", range(4))
+        if difference and state != DISCREPANCY:
+            raise DecodeError(f"amount difference {difference} in a match that is not a "
+                              "discrepancy")
+        return rule, state, items, entries, difference, flags
 
     def legs(self):
         """[(account, side 0 debit / 1 credit, amount)] (written out: it is the hot path)."""
@@ -419,6 +469,20 @@ def decode_event(b):
             data = (r.text("partner id", ID), r.text(), r.metadata())
         elif etype == ASSET_DECLARED:
             data = (r.text("asset code", CURRENCY), r.u8("scale", range(19)), r.text())
+        elif etype == RECON_IMPORTED:
+            account, header = r.text("account", ACCOUNT), r.statement()
+            part, parts, n = r.fixed(_U32, 4), r.fixed(_U32, 4), r.u16()
+            if part >= parts:
+                raise DecodeError(f"part {part} of {parts} (part must be < parts)")
+            if n > LINES_PER_PART:
+                raise DecodeError(f"{n} statement lines (at most {LINES_PER_PART} per part)")
+            data = (account, header, part, parts, [r.line() for _ in range(n)])
+        elif etype == RECON_MATCHED:
+            data = (r.text("account", ACCOUNT), [r.match() for _ in range(r.u16())])
+        elif etype == RECON_RESOLVED:
+            data = (r.fixed(_U64, 8), r.text(), r.text(), r.optional_text("entry id", ID))
+        elif etype == RECON_UNMATCHED:
+            data = (r.fixed(_U64, 8), r.optional_text(), r.text())
         else:
             raise DecodeError(f"unknown event type {etype}")
     except (IndexError, struct.error):
@@ -512,6 +576,8 @@ class Books:
         elif etype == HOLD_RELEASED or etype == HOLD_EXPIRED:
             if data[0] in self.holds:
                 self.holds[data[0]] = None
+        # Reconciliation events (recon_imported, _matched, _resolved, _unmatched) record
+        # statements and matches: they move no money and are not checked here.
 
     def balance(self, seq, what, sums, posted):
         """Per currency, debits must equal credits; posted amounts (entries and captures,
