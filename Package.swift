@@ -49,7 +49,7 @@ let package = Package(
     .target(
       name: "TallyServer",
       dependencies: [
-        "TallyCore", "TallyStore", "TallyProtocol", "TallyCrypto",
+        "TallyCore", "TallyStore", "TallyProtocol", "TallyCrypto", "TallyReconcile",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),

@@ -56,4 +56,8 @@ public enum Limits {
   public static let reconByBytesMax = 128
   /// Entries or lines in one rule-3 match (the matcher's `partsMax` is lower).
   public static let reconMatchPartsMax = 64
+  /// Days a value date may differ for the amount-and-date and sum rules: the default, and
+  /// the most an import may ask for (a wider window only makes more candidates ambiguous).
+  public static let reconToleranceDaysDefault: Int32 = 2
+  public static let reconToleranceDaysMax: Int32 = 31
 }

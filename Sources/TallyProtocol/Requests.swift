@@ -40,16 +40,34 @@ public enum Request: Sendable {
   /// Kept checkpoints (signed by the server on its interval) after size `after`.
   case checkpointList(after: UInt64, limit: Int)
   case stats
+  /// One page of a partner's whole picture (nil partner: a service key's own).
+  case partnerView(partner: String?, after: String?, limit: Int, asOfSeq: UInt64?)
+  /// A statement for `account`, its content inline (the request line limit bounds it).
+  case reconImport(account: String, format: ReconFormat, statement: [UInt8], toleranceDays: Int32)
+  case reconStatus(account: String)
+  case reconItems(account: String, filter: ReconItemsFilter, after: UInt64, limit: Int)
+  /// `by` is never taken from the request: the server records the key that asked.
+  case reconResolve(item: UInt64, reason: String, entry: String?)
+  case reconUnmatch(item: UInt64, reason: String?)
 
   /// Whether the request changes the ledger (goes through the writer).
   public var isWrite: Bool {
     switch self {
     case .keyCreate, .keyRevoke, .partnerCreate, .accountOpen, .accountClose, .entryPost,
-      .entryBatch, .entryReverse, .holdPlace, .holdCapture, .holdRelease:
+      .entryBatch, .entryReverse, .holdPlace, .holdCapture, .holdRelease, .reconImport,
+      .reconResolve, .reconUnmatch:
       true
     default: false
     }
   }
+}
+
+/// Which items `RECON.ITEMS` lists.
+public enum ReconItemsFilter: Sendable, Equatable {
+  case all
+  case state(ReconState)
+  /// Postings of the covered period that no statement line matches (paged by seq).
+  case missingFromStatement
 }
 
 /// Limits of the request grammar (docs/PROTOCOL.md, "Limits").
@@ -92,8 +110,13 @@ public enum RequestParser {
     var body: JSONObject?
     if space < bytes.count {
       // The line limit already bounds the bytes; members must fit the largest batch.
+      // A statement travels as one string: only RECON.IMPORT may carry one that long.
       let limits = JSONLimits(
-        maxBytes: bytes.count, maxMembers: max(JSONLimits.default.maxMembers, batchEntriesMax))
+        maxBytes: bytes.count,
+        maxStringBytes: verb == "RECON.IMPORT"
+          ? max(bytes.count, JSONLimits.default.maxStringBytes)
+          : JSONLimits.default.maxStringBytes,
+        maxMembers: max(JSONLimits.default.maxMembers, batchEntriesMax))
       switch CommandDecoding.object(bytes[(space + 1)...], limits: limits) {
       case .failure(let r): return .failure(WireError(r))
       case .success(let o): body = o
@@ -298,6 +321,61 @@ public enum RequestParser {
         try b.only(["after", "limit"])
         return .success(.checkpointList(after: try b.optUInt("after") ?? 0, limit: try b.limit()))
       case "STATS": try b.only([]); return .success(.stats)
+      case "PARTNER.VIEW":
+        try b.only(["id", "after", "limit", "as_of_seq"])
+        return .success(
+          .partnerView(
+            partner: try b.optString("id"), after: try b.optString("after"),
+            limit: try b.limit(), asOfSeq: try b.optUInt("as_of_seq")))
+      case "RECON.IMPORT":
+        try b.only(["account", "format", "statement", "tolerance_days"])
+        let name = try b.string("format")
+        guard let format = ReconFormat(name: name) else {
+          throw b.fieldError("format", "format must be csv, camt053 or mt940")
+        }
+        let statement = try b.string("statement")
+        if statement.isEmpty { throw b.fieldError("statement", "statement is empty") }
+        let tolerance = try b.optUInt("tolerance_days", max: UInt64(Limits.reconToleranceDaysMax))
+        return .success(
+          .reconImport(
+            account: try b.string("account"), format: format, statement: Array(statement.utf8),
+            toleranceDays: tolerance.map { Int32($0) } ?? Limits.reconToleranceDaysDefault
+          ))
+      case "RECON.STATUS":
+        try b.only(["account"])
+        return .success(.reconStatus(account: try b.string("account")))
+      case "RECON.ITEMS":
+        try b.only(["account", "state", "after", "limit"])
+        var filter = ReconItemsFilter.all
+        if let name = try b.optString("state") {
+          if name == "missing_from_statement" {
+            filter = .missingFromStatement
+          } else if let st = ReconState(name: name) {
+            filter = .state(st)
+          } else {
+            throw b.fieldError(
+              "state",
+              "state must be unmatched, matched, discrepancy, resolved or missing_from_statement")
+          }
+        }
+        return .success(
+          .reconItems(
+            account: try b.string("account"), filter: filter, after: try b.optUInt("after") ?? 0,
+            limit: try b.limit()))
+      case "RECON.RESOLVE":
+        try b.only(["item", "reason", "entry"])
+        guard let item = try b.optUInt("item") else {
+          throw b.fieldError("item", "item is required")
+        }
+        return .success(
+          .reconResolve(item: item, reason: try b.string("reason"), entry: try b.optString("entry"))
+        )
+      case "RECON.UNMATCH":
+        try b.only(["item", "reason"])
+        guard let item = try b.optUInt("item") else {
+          throw b.fieldError("item", "item is required")
+        }
+        return .success(.reconUnmatch(item: item, reason: try b.optString("reason")))
       default:
         throw WireError(.unknownVerb, "unknown verb \(verb)")
       }

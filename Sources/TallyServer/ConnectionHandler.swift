@@ -219,7 +219,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
       case .success(let request):
         let kind: Kind =
           switch request {
-          case .auth, .quit: .barrier
+          // An import is parsed off the writer before it is queued: it runs alone so that
+          // writes after it on this connection cannot be applied before it.
+          case .auth, .quit, .reconImport: .barrier
           default: request.isWrite ? .write : .read
           }
         waiting.append(Pending(slot: slot, request: request, kind: kind))
@@ -288,6 +290,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         stopReading = true
         waiting.removeAll()
         flushReady()
+        return true
+      }
+      if case .reconImport(let account, let format, let bytes, let tolerance) = p.request {
+        startImport(p, account: account, format: format, bytes: bytes, tolerance: tolerance)
         return true
       }
       if p.kind == .write { return startWrite(p, principal) }
@@ -387,6 +393,61 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
   }
 
+  /// RECON.IMPORT: parse on a read thread (custom assets' scales come from a snapshot),
+  /// then queue the import for the writer. A statement that does not parse never reaches
+  /// the writer, and nothing is imported from it.
+  func startImport(
+    _ p: Pending, account: String, format: ReconFormat, bytes: [UInt8], tolerance: Int32
+  ) {
+    running += 1
+    runningKind = .barrier
+    let server = self.server
+    let loop = context.eventLoop
+    let bound = NIOLoopBound(self, eventLoop: loop)
+    let slotB = NIOLoopBound(p.slot, eventLoop: loop)
+    let request = p.request
+    let f = server.readPool.runIfActive(eventLoop: loop) {
+      server.reader.parseStatement(bytes, format: format)
+    }
+    f.whenComplete { result in
+      let h = bound.value
+      switch result {
+      case .failure(let e):
+        h.server.logger.error("statement parse failed to run", metadata: ["error": "\(e)"])
+        slotB.value.line = WireError(.internal, "the import failed; see the server log").line
+        h.finished()
+      case .success(.failure(let r)):
+        slotB.value.line = WireError(r).line
+        h.finished()
+      case .success(.success(let statement)):
+        h.queueImport(
+          slotB.value, request,
+          .reconImport(statement, format: format, account: account, toleranceDays: tolerance))
+      }
+    }
+  }
+
+  /// Queues a parsed import; when the writer's queue is full, waits for space and retries
+  /// (the import is already counted as running, so nothing after it starts meanwhile).
+  func queueImport(_ slot: Slot, _ request: Request, _ work: WriteWork) {
+    let loop = context.eventLoop
+    let bound = NIOLoopBound(self, eventLoop: loop)
+    let slotB = NIOLoopBound(slot, eventLoop: loop)
+    let job = WriteJob(work: work) { result in
+      loop.execute { bound.value.writeDone(slotB.value, request, [], result) }
+    }
+    switch server.writer.queue.tryPush(job) {
+    case .queued: return
+    case .closed:
+      slot.line = WireError(.shuttingDown, "the server is shutting down").line
+      finished()
+    case .full:
+      server.writer.queue.notifyWhenSpace {
+        loop.execute { bound.value.queueImport(slotB.value, request, work) }
+      }
+    }
+  }
+
   func startWrite(_ p: Pending, _ principal: Principal?) -> Bool {
     let scope = principal?.scope
     let work: WriteWork
@@ -419,6 +480,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
         x.deadlineIsRelative = true
       }
       work = .commands([.placeHold(x)], scope)
+    case .reconResolve(let item, let reason, let entry):
+      // Who resolved it is the key that asked, never a name the request gives.
+      let by = "key:" + (principal?.keyId ?? "?")
+      work = .commands(
+        [.reconResolve(ReconResolved(item: item, reason: reason, by: by, entry: entry))], scope)
+    case .reconUnmatch(let item, let reason):
+      let by = "key:" + (principal?.keyId ?? "?")
+      work = .commands([.reconUnmatch(ReconUnmatched(item: item, reason: reason, by: by))], scope)
     case .entryBatch(let items):
       batchItems = items
       let cmds = items.compactMap { (try? $0.get()).map { Command.postEntry($0) } }
@@ -474,6 +543,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
       slot.line =
         WireError(.internal, "the write failed and was not applied; see the server log")
         .line
+    case .imported(.success(let report)):
+      slot.line = WireOK.line(Views.reconImport(report))
+    case .imported(.failure(let r)):
+      slot.line = WireError(r).line
     case .checkpointKept:
       preconditionFailure("connections never ask the writer to keep checkpoints")
     case .keyCreated(.success(let k)):

@@ -193,6 +193,45 @@ enum Execute {
           ("map_bytes", n(st.mapBytes)), ("used_bytes", n(st.usedBytes)),
           ("server", .object(server.snapshot())),
         ]))
+    case .partnerView(let id, let after, let limit, let asOf):
+      // A service key sees its own partner: any other is answered as if it did not exist.
+      let wanted = id ?? scope?.partner
+      guard let wanted else {
+        return WireError(
+          .badRequest, "PARTNER.VIEW needs id", reason: "INVALID_FIELD", details: ["field": "id"]
+        ).line
+      }
+      let notFound = WireError(
+        Rejection(.partnerNotFound, "partner \(wanted) does not exist", ["partner": wanted]))
+      if let scope, scope.partner != wanted { return notFound.line }
+      guard let v = try reader.partnerView(wanted, after: after, limit: limit, asOfSeq: asOf)
+      else { return notFound.line }
+      return WireOK.line(Views.partnerView(v))
+    case .reconStatus(let name):
+      guard let st = try reader.reconStatus(name) else { return accountNotFound(name).line }
+      return WireOK.line(Views.reconStatus(st))
+    case .reconItems(let name, let filter, let after, let limit):
+      var rows: [JSONValue]
+      var next: UInt64?
+      switch filter {
+      case .missingFromStatement:
+        guard let page = try reader.reconMissing(name, after: after, limit: limit) else {
+          return accountNotFound(name).line
+        }
+        rows = page.postings.map { .object(Views.missingPosting($0)) }
+        next = page.next
+      case .all, .state:
+        var state: ReconState?
+        if case .state(let st) = filter { state = st }
+        guard let page = try reader.reconItems(name, state: state, after: after, limit: limit)
+        else { return accountNotFound(name).line }
+        rows = page.items.map { .object(Views.reconItem($0)) }
+        next = page.next
+      }
+      return WireOK.line(
+        JSONObject([
+          ("account", s(name)), ("items", .array(rows)), ("next", next.map { n($0) } ?? .null),
+        ]))
     default:
       preconditionFailure("write request routed to the read path")
     }
@@ -214,6 +253,8 @@ enum Execute {
     case .partnerCreate(let p): return seqBody("id", p.id, outcome)
     case .accountOpen(let a, _): return seqBody("account", a.name, outcome)
     case .accountClose(let name): return seqBody("account", name, outcome)
+    case .reconResolve(let item, _, _), .reconUnmatch(let item, _):
+      return JSONObject([("item", n(item)), ("seq", seq(outcome).map { n($0) } ?? .null)])
     default:
       let id: String
       switch request {
@@ -229,13 +270,16 @@ enum Execute {
     }
   }
 
+  /// Where a single-command write landed (nil: it appended nothing).
+  static func seq(_ o: Outcome) -> UInt64? {
+    switch o {
+    case .applied(let first, let count): count > 0 ? first : nil
+    case .duplicate(let s): s
+    case .rejected: nil
+    }
+  }
+
   static func seqBody(_ k: String, _ v: String, _ o: Outcome) -> JSONObject {
-    let seq: UInt64? =
-      switch o {
-      case .applied(let first, let count): count > 0 ? first : nil
-      case .duplicate(let s): s
-      case .rejected: nil
-      }
-    return JSONObject([(k, s(v)), ("seq", seq.map { n($0) } ?? .null)])
+    JSONObject([(k, s(v)), ("seq", seq(o).map { n($0) } ?? .null)])
   }
 }

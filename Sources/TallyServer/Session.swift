@@ -143,6 +143,9 @@ public enum Access {
     case .logRead, .proofInclusion, .proofConsistency, .checkpointGet, .checkpointList:
       return role == .admin || role == .auditor
     case .stats: return role == .admin || role == .ops
+    case .partnerView: return role == .admin || role == .ops || role == .service
+    case .reconImport, .reconResolve, .reconUnmatch: return role == .admin || role == .ops
+    case .reconStatus, .reconItems: return role == .admin || role == .ops || role == .auditor
     }
   }
 

@@ -2,6 +2,7 @@ import Glibc
 import Logging
 import Synchronization
 import TallyCore
+import TallyReconcile
 import TallyStore
 
 /// What the writer is asked to do.
@@ -12,6 +13,8 @@ enum WriteWork: Sendable {
   case keyRevoke(String)
   /// Sign a checkpoint of the head and keep it (when the head moved since the last one).
   case keepCheckpoint
+  /// A statement parsed off the writer, imported and matched in its own transaction.
+  case reconImport(Statement, format: ReconFormat, account: String, toleranceDays: Int32)
 }
 
 enum WriteResult: Sendable {
@@ -19,6 +22,7 @@ enum WriteResult: Sendable {
   case keyCreated(Result<KeyRecord, Rejection>)
   case keyRevoked(KeyRecord?)
   case checkpointKept(Checkpoint?)
+  case imported(Result<ReconImportReport, Rejection>)
   /// The store failed (disk, map): nothing of the group was committed.
   case failed(StoreError)
 }
@@ -29,8 +33,12 @@ struct WriteJob: Sendable {
 
   /// Queue capacity it takes: its commands (a key operation counts one).
   var weight: Int {
-    if case .commands(let c, _) = work { return max(c.count, 1) }
-    return 1
+    switch work {
+    case .commands(let c, _): return max(c.count, 1)
+    // About the events it appends: one per thousand lines imported or matched.
+    case .reconImport(let st, _, _, _): return 1 + st.lines.count / Limits.reconLinesPerEventMax
+    default: return 1
+    }
   }
 }
 
@@ -221,6 +229,18 @@ final class Writer: Sendable {
             job.complete(.keyRevoked(try ledger.revokeKey(id, now: Self.now())))
           } catch {
             logger.error("key revoke failed", metadata: ["error": "\(error)"])
+            job.complete(.failed(error))
+          }
+        case .reconImport(let statement, let format, let account, let tolerance):
+          do {
+            job.complete(
+              .imported(
+                try ledger.importStatement(
+                  statement, format: format, account: account, now: Self.now(),
+                  toleranceDays: tolerance)))
+          } catch {
+            stats.failures.add(1, ordering: .relaxed)
+            logger.error("statement import failed", metadata: ["error": "\(error)"])
             job.complete(.failed(error))
           }
         case .keepCheckpoint:

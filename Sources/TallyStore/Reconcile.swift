@@ -2,49 +2,7 @@ import CLMDB
 import TallyCore
 import TallyReconcile
 
-/// A statement balance compared with the ledger's balance of the account on that day.
-public struct ReconBalanceCheck: Equatable, Sendable {
-  public var dateDays: Int32
-  /// As printed (signed: positive is a balance on the account's normal side).
-  public var statementMinor: Int128
-  /// The ledger's posted balance on the normal side, after every event booked up to the
-  /// end of that day (opening: the end of the day before) — `asOfSeq` is the last of them.
-  public var ledgerMinor: Int128
-  public var asOfSeq: UInt64
-  /// Statement minus ledger; 0 when they agree.
-  public var differenceMinor: Int128
-}
-
-/// What one import did.
-public struct ReconImportReport: Equatable, Sendable {
-  public var account: String
-  public var format: ReconFormat
-  public var statementId: String?
-  public var linesRead: Int
-  public var new: Int
-  public var duplicates: Int
-  /// Lines matched per rule, in rule order (every rule listed, 0 when it matched none).
-  public var matchedByRule: [ReconRule: Int]
-  public var discrepancies: Int
-  /// New lines left unmatched.
-  public var unmatched: Int
-  /// Numbers of the new items (empty when nothing was new).
-  public var firstItem: UInt64?
-  public var lastItem: UInt64?
-  /// Seqs of the events the import appended (nil when it appended none).
-  public var firstSeq: UInt64?
-  public var lastSeq: UInt64?
-  public var opening: ReconBalanceCheck?
-  public var closing: ReconBalanceCheck?
-  /// When the statement's own lines do not lead from its opening to its closing balance:
-  /// the closing balance they imply, and the printed one.
-  public var continuityImpliedMinor: Int128?
-  public var continuityPrintedMinor: Int128?
-}
-
 extension Ledger {
-  /// Days a value date may differ for the amount-and-date and sum rules (docs/RECONCILIATION.md).
-  public static let reconToleranceDaysDefault: Int32 = 2
 
   /// Parses `bytes` as a statement of `format` and imports it for `account` in one write
   /// transaction: new lines become items, the matching rules run over them against the
@@ -52,23 +10,14 @@ extension Ledger {
   /// parse, or an import the rules refuse, changes nothing.
   public func importStatement(
     _ bytes: [UInt8], format: ReconFormat, account: String, now: Int64,
-    toleranceDays: Int32 = reconToleranceDaysDefault
+    toleranceDays: Int32 = Limits.reconToleranceDaysDefault
   ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
-    let statement: Statement
-    do {
-      statement = try StatementParser.parse(bytes, format: Self.parserFormat(format)) { code in
-        if let s = ISO4217.minorUnits(of: code) { return Int(s) }
-        return (try? self.reader.asset(code)).flatMap { $0 }.map { Int($0.scale) }
-      }
-    } catch {
-      return .failure(
-        Rejection(
-          .statementInvalid, "\(error.code) at \(error.location): \(error.message)",
-          ["code": error.code, "location": error.location]))
+    switch reader.parseStatement(bytes, format: format) {
+    case .failure(let r): return .failure(r)
+    case .success(let statement):
+      return try importStatement(
+        statement, format: format, account: account, now: now, toleranceDays: toleranceDays)
     }
-    return try importStatement(
-      statement, format: format, account: account, now: now,
-      toleranceDays: toleranceDays)
   }
 
   static func parserFormat(_ f: ReconFormat) -> StatementFormat {
@@ -82,8 +31,14 @@ extension Ledger {
   /// Imports an already parsed statement (see `importStatement(_:format:account:now:)`).
   public func importStatement(
     _ st: Statement, format: ReconFormat, account: String, now: Int64,
-    toleranceDays: Int32 = reconToleranceDaysDefault
+    toleranceDays: Int32 = Limits.reconToleranceDaysDefault
   ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
+    guard toleranceDays >= 0 && toleranceDays <= Limits.reconToleranceDaysMax else {
+      return .failure(
+        Rejection(
+          .invalidField, "tolerance_days must be 0…\(Limits.reconToleranceDaysMax)",
+          ["field": "tolerance_days"]))
+    }
     let spec = Self.importSpec(st, format: format, account: account)
     var report = ReconImportReport(
       account: account, format: format, statementId: st.statementId, linesRead: st.lines.count,
@@ -368,6 +323,28 @@ extension Ledger {
         }
       }
       row = try c.get(MDB_NEXT)
+    }
+  }
+}
+
+extension LedgerReader {
+  /// Parses a statement without touching the ledger's log (custom assets' scales are read
+  /// in a read transaction). Any thread may call it; the server parses on its read threads
+  /// so that the writer only imports.
+  public func parseStatement(_ bytes: [UInt8], format: ReconFormat) -> Result<
+    Statement, Rejection
+  > {
+    do {
+      return .success(
+        try StatementParser.parse(bytes, format: Ledger.parserFormat(format)) { code in
+          if let s = ISO4217.minorUnits(of: code) { return Int(s) }
+          return (try? self.asset(code)).flatMap { $0 }.map { Int($0.scale) }
+        })
+    } catch {
+      return .failure(
+        Rejection(
+          .statementInvalid, "\(error.code) at \(error.location): \(error.message)",
+          ["code": error.code, "location": error.location]))
     }
   }
 }

@@ -1,53 +1,6 @@
 import CLMDB
 import TallyCore
 
-/// A partner's totals in one currency, over its accounts.
-public struct PartnerTotal: Equatable, Sendable {
-  public var currency: String
-  public var accounts: Int
-  /// Sums of each account's posted balance on its normal side, of its pending inflows and
-  /// outflows, and of its available balance (posted minus pending outflows).
-  public var postedMinor: Int128
-  public var pendingInMinor: Int128
-  public var pendingOutMinor: Int128
-  public var availableMinor: Int128
-}
-
-/// One page of a partner's view. Every figure on it comes from one read snapshot.
-public struct PartnerView: Equatable, Sendable {
-  public var partner: PartnerRecord
-  public var stats: PartnerStats
-  /// Balances and totals are as of this seq (the head of the snapshot, or the `asOfSeq`
-  /// asked for, so that every page of one listing shows the same moment).
-  public var asOfSeq: UInt64
-  public var totals: [PartnerTotal]
-  /// Accounts opened at or before `asOfSeq`, in name order after the cursor.
-  public var accounts: [AccountView]
-  public var nextAccount: String?
-  /// Pending holds now, oldest first, at most `holdsMax`.
-  public var openHolds: [HoldRecord]
-}
-
-/// Counts and amounts per item state of one account, and what the ledger has that no
-/// statement does.
-public struct ReconStatus: Equatable, Sendable {
-  public var account: AccountRecord
-  public var record: ReconAccountRecord
-  /// Postings dated within the period the statements cover that are in no standing match.
-  public var missingCount: UInt64
-  public var missingAmountMinor: Int128
-}
-
-/// A posting of the ledger no statement line matches (`missing_from_statement`).
-public struct MissingPosting: Equatable, Sendable {
-  public var seq: UInt64
-  public var id: String
-  public var ref: String?
-  public var amountMinor: Int128
-  public var direction: ReconDirection
-  public var dateDays: Int32
-}
-
 extension LedgerQuerying {
   /// Open holds listed at most in a partner view.
   public static var partnerHoldsMax: Int { 100 }

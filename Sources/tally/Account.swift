@@ -144,9 +144,7 @@ struct AccountCommand: ParsableCommand {
     @Option(help: "At most this many (1…10000).") var limit: Int = Limits.pageLimitDefault
 
     func validate() throws {
-      if limit < 1 || limit > Limits.pageLimitMax {
-        throw ValidationError("--limit must be 1…\(Limits.pageLimitMax)")
-      }
+      try checkPageLimit(limit)
     }
 
     func run() throws {

@@ -12,9 +12,7 @@ struct Log: ParsableCommand {
   @Flag(help: "Include each event's canonical bytes as hex.") var hex = false
 
   func validate() throws {
-    if limit < 1 || limit > Limits.pageLimitMax {
-      throw ValidationError("--limit must be 1…\(Limits.pageLimitMax)")
-    }
+    try checkPageLimit(limit)
   }
 
   func run() throws {

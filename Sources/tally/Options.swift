@@ -106,6 +106,13 @@ func usage(_ message: String) -> CLIExit {
   return .usage
 }
 
+/// `--limit` of a paginated command: 1…`Limits.pageLimitMax`, as the server's `limit`.
+func checkPageLimit(_ limit: Int) throws {
+  if limit < 1 || limit > Limits.pageLimitMax {
+    throw ValidationError("--limit must be 1…\(Limits.pageLimitMax)")
+  }
+}
+
 /// Wall clock in ns: the CLI passes time into the engine; the engine never reads it.
 func nowNanos() -> Int64 {
   var ts = timespec()

@@ -5,8 +5,8 @@ import TallyStore
 
 struct PartnerCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "partner", abstract: "Create and list partners.",
-    subcommands: [Create.self, List.self])
+    commandName: "partner", abstract: "Create, list and view partners.",
+    subcommands: [Create.self, List.self, View.self])
 
   struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a partner.")
@@ -39,9 +39,7 @@ struct PartnerCommand: ParsableCommand {
     @Option(help: "At most this many (1…10000).") var limit: Int = Limits.pageLimitDefault
 
     func validate() throws {
-      if limit < 1 || limit > Limits.pageLimitMax {
-        throw ValidationError("--limit must be 1…\(Limits.pageLimitMax)")
-      }
+      try checkPageLimit(limit)
     }
 
     func run() throws {
@@ -75,6 +73,97 @@ struct PartnerCommand: ParsableCommand {
   }
 }
 
+extension PartnerCommand {
+  struct View: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "A partner's whole picture: accounts, totals per currency, open holds, activity.",
+      discussion: """
+        Pages list accounts in name order. Every figure of a page comes from one snapshot; \
+        pass the first page's as_of_seq with --as-of-seq on the following pages so that all \
+        of them show the same moment.
+        """)
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The partner id.") var id: String
+    @Option(help: "Start after this account name (pagination cursor).") var after: String?
+    @Option(help: "At most this many accounts (1…10000).") var limit: Int = Limits.pageLimitDefault
+    @Option(help: "Balances as of this seq (default: the head).") var asOfSeq: UInt64?
+
+    func validate() throws {
+      try checkPageLimit(limit)
+    }
+
+    func run() throws {
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show(
+          "PARTNER.VIEW",
+          body([
+            ("id", .string(id)), ("after", jstr(after)), ("limit", jnum(limit)),
+            ("as_of_seq", jnum(asOfSeq)),
+          ]))
+      }
+      let ledger = try global.open(.readOnly)
+      let view: PartnerView?
+      do { view = try ledger.partnerView(id, after: after, limit: limit, asOfSeq: asOfSeq) } catch {
+        throw fail(error)
+      }
+      guard let v = view else {
+        throw report(
+          Rejection(.partnerNotFound, "partner \(id) does not exist", ["partner": id]),
+          json: global.json)
+      }
+      if global.json {
+        print(JSONWriter.serialize(.object(Views.partnerView(v))))
+        return
+      }
+      let st = v.stats
+      var out = [
+        "partner \(v.partner.id) (\(v.partner.name)) as of seq \(v.asOfSeq)",
+        "entries \(st.entries), holds \(st.holds) (\(st.openHolds) open), "
+          + "unreconciled items \(st.unreconciled), last activity "
+          + (st.lastActivitySeq == 0
+            ? "none"
+            : "seq \(st.lastActivitySeq) at \(CivilTime.formatTimestamp(st.lastActivityNanos))"),
+        "",
+        table(
+          ["CURRENCY", "ACCOUNTS", "POSTED", "PENDING IN", "PENDING OUT", "AVAILABLE"],
+          v.totals.map {
+            [
+              $0.currency, String($0.accounts), String($0.postedMinor), String($0.pendingInMinor),
+              String($0.pendingOutMinor), String($0.availableMinor),
+            ]
+          }),
+        "",
+        table(
+          ["ACCOUNT", "CURRENCY", "STATUS", "BALANCE", "AVAILABLE"],
+          v.accounts.map { a in
+            [
+              a.record.name, a.record.currency, a.record.status == .open ? "open" : "closed",
+              String(a.balances.balance(normal: a.record.normalSide)),
+              a.balances.available(normal: a.record.normalSide).map { String($0) } ?? "-",
+            ]
+          }),
+      ]
+      if let next = v.nextAccount {
+        out.append("more: --after \(next) --as-of-seq \(v.asOfSeq)")
+      }
+      if !v.openHolds.isEmpty {
+        out.append("")
+        out.append(
+          table(
+            ["HOLD", "DEADLINE", "PLACED SEQ"],
+            v.openHolds.map { h in
+              [
+                h.id, h.deadlineNanos.map { CivilTime.formatTimestamp($0) } ?? "-",
+                String(h.placedSeq),
+              ]
+            }))
+      }
+      print(out.joined(separator: "\n"))
+    }
+  }
+}
+
 struct AssetCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "asset", abstract: "Declare and list custom assets (non-ISO currencies).",
@@ -101,9 +190,7 @@ struct AssetCommand: ParsableCommand {
     @Option(help: "At most this many (1…10000).") var limit: Int = Limits.pageLimitDefault
 
     func validate() throws {
-      if limit < 1 || limit > Limits.pageLimitMax {
-        throw ValidationError("--limit must be 1…\(Limits.pageLimitMax)")
-      }
+      try checkPageLimit(limit)
     }
 
     func run() throws {

@@ -4,22 +4,20 @@ import TallyCore
 import TallyProtocol
 import TallyStore
 
-/// `tally recon …`: statement import, status, items, resolution and unmatching, on a data
-/// directory (docs/RECONCILIATION.md). The server verbs are not built yet, so `--server`
-/// is refused with a clear error rather than ignored.
+/// `tally recon …`: statement import, status, items, resolution and unmatching
+/// (docs/RECONCILIATION.md), on a data directory or through `tallyd` (`RECON.*`). The JSON
+/// is the same both ways (`Views`).
 struct ReconCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "recon", abstract: "Reconcile an account against its statements.",
     subcommands: [Import.self, Status.self, Items.self, Resolve.self, Unmatch.self])
 
-  static func offlineOnly(_ global: GlobalOptions) throws {
-    if try global.online() != nil {
-      throw usage("recon works on a data directory (--data); RECON.* verbs are not served yet")
-    }
+  /// Who acts, offline: `--by`, or the user running the command. Online the server records
+  /// the key, so `--by` is refused there rather than silently dropped.
+  static func who(_ by: String?, online: Bool) throws -> String {
+    if online, by != nil { throw usage("--by is recorded by the server (the key); drop it") }
+    return by ?? "cli:" + (ProcessInfoLite.user ?? "unknown")
   }
-
-  static func n(_ v: some BinaryInteger) -> JSONValue { .number(String(v)) }
-  static func amount(_ v: Int128) -> JSONValue { .string(String(v)) }
 
   struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,22 +26,34 @@ struct ReconCommand: ParsableCommand {
     @Option(help: "The ledger account the statement is for.") var account: String
     @Option(help: "csv, camt053 or mt940.") var format: String
     @Option(help: "Days a value date may differ for the amount-and-date and sum rules (0…31).")
-    var toleranceDays: Int32 = Ledger.reconToleranceDaysDefault
+    var toleranceDays: Int32 = Limits.reconToleranceDaysDefault
     @Argument(help: "The statement file.") var file: String
 
     func validate() throws {
       if ReconFormat(name: format) == nil {
         throw ValidationError("--format must be csv, camt053 or mt940")
       }
-      if toleranceDays < 0 || toleranceDays > 31 {
-        throw ValidationError("--tolerance-days must be 0…31")
+      if toleranceDays < 0 || toleranceDays > Limits.reconToleranceDaysMax {
+        throw ValidationError("--tolerance-days must be 0…\(Limits.reconToleranceDaysMax)")
       }
     }
 
     func run() throws {
-      try ReconCommand.offlineOnly(global)
       guard let bytes = readFile(file, max: 64 << 20) else {
         throw usage("cannot read \(file) (missing, unreadable, or over 64 MiB)")
+      }
+      if let online = try global.online() {
+        defer { online.close() }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+          throw usage("\(file) is not UTF-8 text; RECON.IMPORT carries the statement as a string")
+        }
+        if isTerminal(2) { FileHandleOut.stderr("sending \(file) (\(bytes.count) bytes)…") }
+        return try online.show(
+          "RECON.IMPORT",
+          body([
+            ("account", .string(account)), ("format", .string(format)),
+            ("statement", .string(text)), ("tolerance_days", jnum(toleranceDays)),
+          ]))
       }
       let ledger = try global.open()
       if isTerminal(2) { FileHandleOut.stderr("importing \(file) (\(bytes.count) bytes)…") }
@@ -55,46 +65,12 @@ struct ReconCommand: ParsableCommand {
       } catch { throw fail(error) }
       switch result {
       case .failure(let r): throw report(r, json: global.json)
-      case .success(let rep): print(render(rep))
+      case .success(let rep):
+        print(global.json ? JSONWriter.serialize(.object(Views.reconImport(rep))) : render(rep))
       }
     }
 
     func render(_ r: ReconImportReport) -> String {
-      func check(_ c: ReconBalanceCheck?) -> JSONValue {
-        guard let c else { return .null }
-        return .object(
-          JSONObject([
-            ("date", .string(CivilTime.formatDate(c.dateDays))),
-            ("statement", amount(c.statementMinor)), ("ledger", amount(c.ledgerMinor)),
-            ("difference", amount(c.differenceMinor)), ("as_of_seq", n(c.asOfSeq)),
-          ]))
-      }
-      let rules = ReconRule.allCases.map { ($0.description, n(r.matchedByRule[$0] ?? 0)) }
-      if global.json {
-        return JSONWriter.serialize(
-          .object(
-            JSONObject([
-              ("account", .string(r.account)), ("format", .string(r.format.description)),
-              ("lines_read", n(r.linesRead)), ("new", n(r.new)), ("duplicate", n(r.duplicates)),
-              ("matched", .object(JSONObject(rules))), ("discrepancies", n(r.discrepancies)),
-              ("unmatched", n(r.unmatched)),
-              ("first_item", r.firstItem.map { n($0) } ?? .null),
-              ("last_item", r.lastItem.map { n($0) } ?? .null),
-              ("first_seq", r.firstSeq.map { n($0) } ?? .null),
-              ("last_seq", r.lastSeq.map { n($0) } ?? .null),
-              ("opening", check(r.opening)), ("closing", check(r.closing)),
-              (
-                "continuity",
-                r.continuityImpliedMinor.map { implied in
-                  .object(
-                    JSONObject([
-                      ("implied_closing", amount(implied)),
-                      ("printed_closing", amount(r.continuityPrintedMinor ?? 0)),
-                    ]))
-                } ?? .null
-              ),
-            ])))
-      }
       var out = [
         "\(r.account): \(r.linesRead) lines read, \(r.new) new, \(r.duplicates) duplicate",
         "matched: "
@@ -125,7 +101,10 @@ struct ReconCommand: ParsableCommand {
     @Option(help: "The ledger account.") var account: String
 
     func run() throws {
-      try ReconCommand.offlineOnly(global)
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show("RECON.STATUS", body([("account", .string(account))]))
+      }
       let ledger = try global.open(.readOnly)
       let st: ReconStatus?
       do { st = try ledger.reconStatus(account) } catch { throw fail(error) }
@@ -134,22 +113,13 @@ struct ReconCommand: ParsableCommand {
           Rejection(.accountNotFound, "account \(account) does not exist", ["account": account]),
           json: global.json)
       }
-      var rows = ReconState.allCases.map { s in
-        (s.description, st.record.counts[Int(s.rawValue)], st.record.amountsMinor[Int(s.rawValue)])
-      }
-      rows.append(("missing_from_statement", st.missingCount, st.missingAmountMinor))
       if global.json {
-        print(
-          JSONWriter.serialize(
-            .object(
-              JSONObject([
-                ("account", .string(account)), ("statements", n(st.record.statements)),
-                ("counts", .object(JSONObject(rows.map { ($0.0, n($0.1)) }))),
-                ("amounts", .object(JSONObject(rows.map { ($0.0, amount($0.2)) }))),
-              ]))))
+        print(JSONWriter.serialize(.object(Views.reconStatus(st))))
       } else {
         print(
-          table(["STATE", "COUNT", "AMOUNT"], rows.map { [$0.0, String($0.1), String($0.2)] }))
+          table(
+            ["STATE", "COUNT", "AMOUNT"],
+            Views.reconStatusRows(st).map { [$0.0, String($0.1), String($0.2)] }))
       }
     }
   }
@@ -169,30 +139,31 @@ struct ReconCommand: ParsableCommand {
       if let state, state != "missing_from_statement", ReconState(name: state) == nil {
         throw ValidationError("--state must be a state name or missing_from_statement")
       }
-      if limit < 1 || limit > Limits.pageLimitMax {
-        throw ValidationError("--limit must be 1…\(Limits.pageLimitMax)")
-      }
+      try checkPageLimit(limit)
     }
 
     func run() throws {
-      try ReconCommand.offlineOnly(global)
+      if let online = try global.online() {
+        defer { online.close() }
+        return try online.show(
+          "RECON.ITEMS",
+          body([
+            ("account", .string(account)), ("state", jstr(state)), ("after", jnum(after)),
+            ("limit", jnum(limit)),
+          ]))
+      }
       let ledger = try global.open(.readOnly)
       let notFound = Rejection(
         .accountNotFound, "account \(account) does not exist", ["account": account])
-      if state == "missing_from_statement" {
+      if state == Views.missingFromStatement {
         let page: (postings: [MissingPosting], next: UInt64?)?
         do { page = try ledger.reconMissing(account, after: after, limit: limit) } catch {
           throw fail(error)
         }
         guard let page else { throw report(notFound, json: global.json) }
-        let rows = page.postings.map { p in
-          JSONObject([
-            ("seq", n(p.seq)), ("id", .string(p.id)), ("ref", p.ref.map { .string($0) } ?? .null),
-            ("amount", amount(p.amountMinor)), ("direction", .string(p.direction.description)),
-            ("date", .string(CivilTime.formatDate(p.dateDays))),
-          ])
-        }
-        return emit(rows, next: page.next, header: ["SEQ", "ID", "AMOUNT", "DIRECTION", "DATE"])
+        return emit(
+          page.postings.map(Views.missingPosting), next: page.next,
+          header: ["SEQ", "ID", "AMOUNT", "DIRECTION", "DATE"])
       }
       let page: (items: [ReconItemRecord], next: UInt64?)?
       do {
@@ -200,29 +171,20 @@ struct ReconCommand: ParsableCommand {
           account, state: state.flatMap(ReconState.init(name:)), after: after, limit: limit)
       } catch { throw fail(error) }
       guard let page else { throw report(notFound, json: global.json) }
-      let rows = page.items.map { i in
-        var o = JSONObject([
-          ("item", n(i.number)), ("state", .string(i.state.description)),
-          ("match", i.match == 0 ? .null : n(i.match)), ("state_seq", n(i.stateSeq)),
-        ])
-        o.members += Views.reconLine(i.line).members
-        if let r = i.resolution {
-          o.members += [("reason", .string(r.reason)), ("by", .string(r.by))]
-          o.members.append(("entry", r.entry.map { .string($0) } ?? .null))
-        }
-        return o
-      }
-      emit(rows, next: page.next, header: ["ITEM", "STATE", "AMOUNT", "DIRECTION", "SOURCE"])
+      emit(
+        page.items.map(Views.reconItem), next: page.next,
+        header: ["ITEM", "STATE", "AMOUNT", "DIRECTION", "SOURCE"])
     }
 
+    /// The same object RECON.ITEMS answers, or a table.
     func emit(_ rows: [JSONObject], next: UInt64?, header: [String]) {
       if global.json {
         print(
           JSONWriter.serialize(
             .object(
               JSONObject([
-                ("items", .array(rows.map { .object($0) })),
-                ("next", next.map { n($0) } ?? .null),
+                ("account", .string(account)), ("items", .array(rows.map { .object($0) })),
+                ("next", next.map { .number(String($0)) } ?? .null),
               ]))))
         return
       }
@@ -249,12 +211,18 @@ struct ReconCommand: ParsableCommand {
     @Argument(help: "The item number.") var item: UInt64
     @Option(help: "Why it is resolved.") var reason: String
     @Option(help: "The entry that corrects the difference, if one was posted.") var entry: String?
-    @Option(help: "Who resolves it (default: cli:$USER).") var by: String?
+    @Option(help: "Who resolves it, offline (default: cli:$USER; online: the key).") var by: String?
 
     func run() throws {
-      try ReconCommand.offlineOnly(global)
+      let online = try global.online()
+      let who = try ReconCommand.who(by, online: online != nil)
+      if let online {
+        defer { online.close() }
+        return try online.show(
+          "RECON.RESOLVE",
+          body([("item", jnum(item)), ("reason", .string(reason)), ("entry", jstr(entry))]))
+      }
       let ledger = try global.open()
-      let who = by ?? "cli:" + (ProcessInfoLite.user ?? "unknown")
       _ = try applyOne(
         ledger, .reconResolve(ReconResolved(item: item, reason: reason, by: who, entry: entry)),
         json: global.json, what: "item \(item) resolved")
@@ -267,12 +235,17 @@ struct ReconCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The item number.") var item: UInt64
     @Option(help: "Why.") var reason: String?
-    @Option(help: "Who (default: cli:$USER).") var by: String?
+    @Option(help: "Who, offline (default: cli:$USER; online: the key).") var by: String?
 
     func run() throws {
-      try ReconCommand.offlineOnly(global)
+      let online = try global.online()
+      let who = try ReconCommand.who(by, online: online != nil)
+      if let online {
+        defer { online.close() }
+        return try online.show(
+          "RECON.UNMATCH", body([("item", jnum(item)), ("reason", jstr(reason))]))
+      }
       let ledger = try global.open()
-      let who = by ?? "cli:" + (ProcessInfoLite.user ?? "unknown")
       _ = try applyOne(
         ledger, .reconUnmatch(ReconUnmatched(item: item, reason: reason, by: who)),
         json: global.json, what: "item \(item) unmatched")

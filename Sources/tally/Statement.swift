@@ -16,9 +16,7 @@ struct Statement: ParsableCommand {
   @Option(help: "Continue from a previous page's next cursor.") var cursor: UInt64?
 
   func validate() throws {
-    if limit < 1 || limit > Limits.pageLimitMax {
-      throw ValidationError("--limit must be 1…\(Limits.pageLimitMax)")
-    }
+    try checkPageLimit(limit)
     if from != nil && fromSeq != nil { throw ValidationError("give --from or --from-seq") }
     if to != nil && toSeq != nil { throw ValidationError("give --to or --to-seq") }
   }

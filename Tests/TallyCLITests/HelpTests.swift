@@ -19,7 +19,7 @@ struct HelpTests {
     SUBCOMMANDS:
       init                    Create and initialise a data directory (creates the
                               platform partner).
-      partner                 Create and list partners.
+      partner                 Create, list and view partners.
       asset                   Declare and list custom assets (non-ISO currencies).
       account                 Open, close, show and list accounts.
       post                    Post an entry from legs on the command line, or many

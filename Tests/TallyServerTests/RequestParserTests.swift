@@ -124,6 +124,43 @@ let acceptedLines: [(String, Request)] = [
   (#"CHECKPOINT.GET {"size":5}"#, .checkpointGet(size: 5)),
   ("CHECKPOINT.LIST", .checkpointList(after: 0, limit: Limits.pageLimitDefault)),
   ("STATS", .stats),
+  (
+    "PARTNER.VIEW",
+    .partnerView(partner: nil, after: nil, limit: Limits.pageLimitDefault, asOfSeq: nil)
+  ),
+  (
+    #"PARTNER.VIEW {"id":"p1","after":"p1:a","limit":2,"as_of_seq":9}"#,
+    .partnerView(partner: "p1", after: "p1:a", limit: 2, asOfSeq: 9)
+  ),
+  (
+    #"RECON.IMPORT {"account":"cash","format":"mt940","statement":":20:X\n"}"#,
+    .reconImport(
+      account: "cash", format: .mt940, statement: Array(":20:X\n".utf8),
+      toleranceDays: Limits.reconToleranceDaysDefault)
+  ),
+  (
+    #"RECON.IMPORT {"account":"cash","format":"camt053","statement":"<x/>","tolerance_days":0}"#,
+    .reconImport(account: "cash", format: .camt053, statement: Array("<x/>".utf8), toleranceDays: 0)
+  ),
+  (#"RECON.STATUS {"account":"cash"}"#, .reconStatus(account: "cash")),
+  (
+    #"RECON.ITEMS {"account":"cash"}"#,
+    .reconItems(account: "cash", filter: .all, after: 0, limit: Limits.pageLimitDefault)
+  ),
+  (
+    #"RECON.ITEMS {"account":"cash","state":"discrepancy","after":4,"limit":3}"#,
+    .reconItems(account: "cash", filter: .state(.discrepancy), after: 4, limit: 3)
+  ),
+  (
+    #"RECON.ITEMS {"account":"cash","state":"missing_from_statement"}"#,
+    .reconItems(
+      account: "cash", filter: .missingFromStatement, after: 0, limit: Limits.pageLimitDefault)
+  ),
+  (
+    #"RECON.RESOLVE {"item":3,"reason":"fee","entry":"fix-1"}"#,
+    .reconResolve(item: 3, reason: "fee", entry: "fix-1")
+  ),
+  (#"RECON.UNMATCH {"item":3}"#, .reconUnmatch(item: 3, reason: nil)),
 ]
 
 /// A refused line: its code, its reason, and (when the error names one) the field.
@@ -136,6 +173,29 @@ struct Refusal: Sendable, CustomStringConvertible {
 }
 
 let refusedLines: [Refusal] = [
+  Refusal(
+    line: #"RECON.IMPORT {"account":"cash","format":"pdf","statement":"x"}"#, code: .badRequest,
+    reason: "INVALID_FIELD", field: "format"),
+  Refusal(
+    line: #"RECON.IMPORT {"account":"cash","format":"csv","statement":""}"#, code: .badRequest,
+    reason: "INVALID_FIELD", field: "statement"),
+  Refusal(
+    line: #"RECON.IMPORT {"account":"cash","format":"csv","statement":"x","tolerance_days":32}"#,
+    code: .badRequest, reason: "INVALID_FIELD", field: "tolerance_days"),
+  Refusal(
+    line: #"RECON.IMPORT {"account":"cash","format":"csv","statement":"x","by":"me"}"#,
+    code: .badRequest, reason: "INVALID_FIELD", field: "by"),
+  Refusal(
+    line: #"RECON.ITEMS {"account":"cash","state":"open"}"#, code: .badRequest,
+    reason: "INVALID_FIELD", field: "state"),
+  Refusal(
+    line: #"RECON.RESOLVE {"item":1,"reason":"r","by":"me"}"#, code: .badRequest,
+    reason: "INVALID_FIELD", field: "by"),
+  Refusal(
+    line: #"RECON.RESOLVE {"reason":"r"}"#, code: .badRequest, reason: "INVALID_FIELD",
+    field: "item"),
+  Refusal(
+    line: #"RECON.UNMATCH {"item":-1}"#, code: .badRequest, reason: "INVALID_FIELD", field: "item"),
   Refusal(line: "", code: .badRequest, reason: "BAD_REQUEST"),
   Refusal(line: "\r", code: .badRequest, reason: "BAD_REQUEST"),
   Refusal(line: "ping", code: .unknownVerb, reason: "UNKNOWN_VERB"),
@@ -301,6 +361,23 @@ struct RequestParserTests {
       return
     }
     #expect(items.count == 3)
+  }
+
+  @Test("a statement may use the whole line; other strings keep the 64 KiB string limit")
+  func statementStringLimit() {
+    let long = String(repeating: "booking_date,amount,currency\\n", count: 4000)  // ~120 KB
+    let line = #"RECON.IMPORT {"account":"cash","format":"csv","statement":"\#(long)"}"#
+    guard case .success(.reconImport(_, _, let bytes, _)) = parse(line) else {
+      Issue.record("a 120 KB statement refused")
+      return
+    }
+    #expect(bytes.count == 4000 * 29)
+    let name = String(repeating: "n", count: 70_000)
+    guard case .failure(let e) = parse(#"PARTNER.CREATE {"id":"p","name":"\#(name)"}"#) else {
+      Issue.record("a 70 KB name accepted")
+      return
+    }
+    #expect(e.code == .badRequest)
   }
 
   @Test("invalid UTF-8 anywhere in the line is BAD_REQUEST INVALID_UTF8")

@@ -30,6 +30,11 @@ enum Samples {
     .logHead, .logRead(fromSeq: 1, limit: 10), .proofInclusion(seq: 3, size: 8),
     .proofConsistency(from: 2, to: 8), .checkpointGet(size: nil),
     .checkpointList(after: 0, limit: 10), .stats,
+    .partnerView(partner: "p1", after: nil, limit: 10, asOfSeq: nil),
+    .reconImport(account: "cash", format: .csv, statement: Array("x".utf8), toleranceDays: 2),
+    .reconStatus(account: "cash"),
+    .reconItems(account: "cash", filter: .all, after: 0, limit: 10),
+    .reconResolve(item: 1, reason: "r", entry: nil), .reconUnmatch(item: 1, reason: nil),
   ]
 
   static func verb(of r: Request) -> String {
@@ -63,6 +68,12 @@ enum Samples {
     case .checkpointGet: "CHECKPOINT.GET"
     case .checkpointList: "CHECKPOINT.LIST"
     case .stats: "STATS"
+    case .partnerView: "PARTNER.VIEW"
+    case .reconImport: "RECON.IMPORT"
+    case .reconStatus: "RECON.STATUS"
+    case .reconItems: "RECON.ITEMS"
+    case .reconResolve: "RECON.RESOLVE"
+    case .reconUnmatch: "RECON.UNMATCH"
     }
   }
 
@@ -105,6 +116,21 @@ enum Samples {
     case (.checkpointGet(let a), .checkpointGet(let b)): return a == b
     case (.checkpointList(let a1, let l1), .checkpointList(let a2, let l2)):
       return a1 == a2 && l1 == l2
+    case (
+      .partnerView(let p1, let a1, let l1, let s1), .partnerView(let p2, let a2, let l2, let s2)
+    ):
+      return p1 == p2 && a1 == a2 && l1 == l2 && s1 == s2
+    case (
+      .reconImport(let a1, let f1, let b1, let t1), .reconImport(let a2, let f2, let b2, let t2)
+    ):
+      return a1 == a2 && f1 == f2 && b1 == b2 && t1 == t2
+    case (.reconStatus(let x), .reconStatus(let y)): return x == y
+    case (.reconItems(let a1, let f1, let x1, let l1), .reconItems(let a2, let f2, let x2, let l2)):
+      return a1 == a2 && f1 == f2 && x1 == x2 && l1 == l2
+    case (.reconResolve(let i1, let r1, let e1), .reconResolve(let i2, let r2, let e2)):
+      return i1 == i2 && r1 == r2 && e1 == e2
+    case (.reconUnmatch(let i1, let r1), .reconUnmatch(let i2, let r2)):
+      return i1 == i2 && r1 == r2
     default: return false
     }
   }

@@ -200,6 +200,12 @@ let roleMatrix: [String: String] = [
   "CHECKPOINT.GET": "A--U",
   "CHECKPOINT.LIST": "A--U",
   "STATS": "A-O-",
+  "PARTNER.VIEW": "ASO-",
+  "RECON.IMPORT": "A-O-",
+  "RECON.STATUS": "A-OU",
+  "RECON.ITEMS": "A-OU",
+  "RECON.RESOLVE": "A-O-",
+  "RECON.UNMATCH": "A-O-",
 ]
 
 let matrixRoles: [Role] = [.admin, .service, .ops, .auditor]

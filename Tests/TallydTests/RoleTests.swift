@@ -20,6 +20,10 @@ let roleMatrix: [String: Set<String>] = [
   "STATS": ["admin", "ops"], "PING": ["admin", "ops", "service", "auditor"],
   "PROOF.INCLUSION": ["admin", "auditor"], "PROOF.CONSISTENCY": ["admin", "auditor"],
   "CHECKPOINT.GET": ["admin", "auditor"], "CHECKPOINT.LIST": ["admin", "auditor"],
+  "PARTNER.VIEW": ["admin", "ops", "service"],
+  "RECON.IMPORT": ["admin", "ops"], "RECON.RESOLVE": ["admin", "ops"],
+  "RECON.UNMATCH": ["admin", "ops"],
+  "RECON.STATUS": ["admin", "ops", "auditor"], "RECON.ITEMS": ["admin", "ops", "auditor"],
 ]
 
 /// The ledger state a forbidden request must leave alone: head, balances, and the raw key,
@@ -94,6 +98,19 @@ struct RoleTests {
       ("CHECKPOINT.GET", "CHECKPOINT.GET", "OK"),
       ("CHECKPOINT.LIST", "CHECKPOINT.LIST", "OK"),
       ("STATS", "STATS", "OK"),
+      ("PARTNER.VIEW", #"PARTNER.VIEW {"id":"p1"}"#, "OK"),
+      // Item 1 matches `seed` by reference; item 2 has no candidate.
+      (
+        "RECON.IMPORT",
+        importLine(
+          "cash",
+          "booking_date,amount,currency,reference\n\(todayUTC()),100.00,EUR,seed\n"
+            + "\(todayUTC()),1.23,EUR,\n"), "OK"
+      ),
+      ("RECON.STATUS", #"RECON.STATUS {"account":"cash"}"#, "OK"),
+      ("RECON.ITEMS", #"RECON.ITEMS {"account":"cash"}"#, "OK"),
+      ("RECON.UNMATCH", #"RECON.UNMATCH {"item":1}"#, "OK"),
+      ("RECON.RESOLVE", #"RECON.RESOLVE {"item":2,"reason":"role test"}"#, "OK"),
     ]
   }
 

@@ -1,0 +1,173 @@
+/// Results of the partner and reconciliation queries and of a statement import, shared by
+/// the store (which computes them) and the protocol views (which render them).
+
+/// A statement balance compared with the ledger's balance of the account on that day.
+public struct ReconBalanceCheck: Equatable, Sendable {
+  public var dateDays: Int32
+  /// As printed (signed: positive is a balance on the account's normal side).
+  public var statementMinor: Int128
+  /// The ledger's posted balance on the normal side, after every event booked up to the
+  /// end of that day (opening: the end of the day before) — `asOfSeq` is the last of them.
+  public var ledgerMinor: Int128
+  public var asOfSeq: UInt64
+  /// Statement minus ledger; 0 when they agree.
+  public var differenceMinor: Int128
+
+  public init(
+    dateDays: Int32, statementMinor: Int128, ledgerMinor: Int128, asOfSeq: UInt64,
+    differenceMinor: Int128
+  ) {
+    self.dateDays = dateDays
+    self.statementMinor = statementMinor
+    self.ledgerMinor = ledgerMinor
+    self.asOfSeq = asOfSeq
+    self.differenceMinor = differenceMinor
+  }
+}
+
+/// What one import did.
+public struct ReconImportReport: Equatable, Sendable {
+  public var account: String
+  public var format: ReconFormat
+  public var statementId: String?
+  public var linesRead: Int
+  public var new: Int
+  public var duplicates: Int
+  /// Lines matched per rule, in rule order (every rule listed, 0 when it matched none).
+  public var matchedByRule: [ReconRule: Int]
+  public var discrepancies: Int
+  /// New lines left unmatched.
+  public var unmatched: Int
+  /// Numbers of the new items (empty when nothing was new).
+  public var firstItem: UInt64?
+  public var lastItem: UInt64?
+  /// Seqs of the events the import appended (nil when it appended none).
+  public var firstSeq: UInt64?
+  public var lastSeq: UInt64?
+  public var opening: ReconBalanceCheck?
+  public var closing: ReconBalanceCheck?
+  /// When the statement's own lines do not lead from its opening to its closing balance:
+  /// the closing balance they imply, and the printed one.
+  public var continuityImpliedMinor: Int128?
+  public var continuityPrintedMinor: Int128?
+
+  public init(
+    account: String, format: ReconFormat, statementId: String? = nil, linesRead: Int, new: Int,
+    duplicates: Int, matchedByRule: [ReconRule: Int], discrepancies: Int, unmatched: Int,
+    firstItem: UInt64? = nil, lastItem: UInt64? = nil, firstSeq: UInt64? = nil,
+    lastSeq: UInt64? = nil, opening: ReconBalanceCheck? = nil, closing: ReconBalanceCheck? = nil,
+    continuityImpliedMinor: Int128? = nil, continuityPrintedMinor: Int128? = nil
+  ) {
+    self.account = account
+    self.format = format
+    self.statementId = statementId
+    self.linesRead = linesRead
+    self.new = new
+    self.duplicates = duplicates
+    self.matchedByRule = matchedByRule
+    self.discrepancies = discrepancies
+    self.unmatched = unmatched
+    self.firstItem = firstItem
+    self.lastItem = lastItem
+    self.firstSeq = firstSeq
+    self.lastSeq = lastSeq
+    self.opening = opening
+    self.closing = closing
+    self.continuityImpliedMinor = continuityImpliedMinor
+    self.continuityPrintedMinor = continuityPrintedMinor
+  }
+}
+
+/// A partner's totals in one currency, over its accounts.
+public struct PartnerTotal: Equatable, Sendable {
+  public var currency: String
+  public var accounts: Int
+  /// Sums of each account's posted balance on its normal side, of its pending inflows and
+  /// outflows, and of its available balance (posted minus pending outflows).
+  public var postedMinor: Int128
+  public var pendingInMinor: Int128
+  public var pendingOutMinor: Int128
+  public var availableMinor: Int128
+
+  public init(
+    currency: String, accounts: Int, postedMinor: Int128, pendingInMinor: Int128,
+    pendingOutMinor: Int128, availableMinor: Int128
+  ) {
+    self.currency = currency
+    self.accounts = accounts
+    self.postedMinor = postedMinor
+    self.pendingInMinor = pendingInMinor
+    self.pendingOutMinor = pendingOutMinor
+    self.availableMinor = availableMinor
+  }
+}
+
+/// One page of a partner's view. Every figure on it comes from one read snapshot.
+public struct PartnerView: Equatable, Sendable {
+  public var partner: PartnerRecord
+  public var stats: PartnerStats
+  /// Balances and totals are as of this seq (the head of the snapshot, or the `asOfSeq`
+  /// asked for, so that every page of one listing shows the same moment).
+  public var asOfSeq: UInt64
+  public var totals: [PartnerTotal]
+  /// Accounts opened at or before `asOfSeq`, in name order after the cursor.
+  public var accounts: [AccountView]
+  public var nextAccount: String?
+  /// Pending holds now, oldest first, at most `holdsMax`.
+  public var openHolds: [HoldRecord]
+
+  public init(
+    partner: PartnerRecord, stats: PartnerStats, asOfSeq: UInt64, totals: [PartnerTotal],
+    accounts: [AccountView], nextAccount: String? = nil, openHolds: [HoldRecord]
+  ) {
+    self.partner = partner
+    self.stats = stats
+    self.asOfSeq = asOfSeq
+    self.totals = totals
+    self.accounts = accounts
+    self.nextAccount = nextAccount
+    self.openHolds = openHolds
+  }
+}
+
+/// Counts and amounts per item state of one account, and what the ledger has that no
+/// statement does.
+public struct ReconStatus: Equatable, Sendable {
+  public var account: AccountRecord
+  public var record: ReconAccountRecord
+  /// Postings dated within the period the statements cover that are in no standing match.
+  public var missingCount: UInt64
+  public var missingAmountMinor: Int128
+
+  public init(
+    account: AccountRecord, record: ReconAccountRecord, missingCount: UInt64,
+    missingAmountMinor: Int128
+  ) {
+    self.account = account
+    self.record = record
+    self.missingCount = missingCount
+    self.missingAmountMinor = missingAmountMinor
+  }
+}
+
+/// A posting of the ledger no statement line matches (`missing_from_statement`).
+public struct MissingPosting: Equatable, Sendable {
+  public var seq: UInt64
+  public var id: String
+  public var ref: String?
+  public var amountMinor: Int128
+  public var direction: ReconDirection
+  public var dateDays: Int32
+
+  public init(
+    seq: UInt64, id: String, ref: String? = nil, amountMinor: Int128, direction: ReconDirection,
+    dateDays: Int32
+  ) {
+    self.seq = seq
+    self.id = id
+    self.ref = ref
+    self.amountMinor = amountMinor
+    self.direction = direction
+    self.dateDays = dateDays
+  }
+}

@@ -1,0 +1,146 @@
+import TallyCore
+
+/// JSON shapes of reconciliation and partner-view results (docs/PROTOCOL.md, "Partner
+/// views and reconciliation"): the same for `RECON.*` / `PARTNER.VIEW` answers and for
+/// `tally recon … --json` / `tally partner view --json` on a data directory.
+extension Views {
+  /// The name `RECON.ITEMS` and `tally recon items --state` take for postings that no
+  /// statement line matches.
+  public static let missingFromStatement = "missing_from_statement"
+
+  static func balanceCheck(_ c: ReconBalanceCheck?) -> JSONValue {
+    guard let c else { return .null }
+    return .object(
+      JSONObject([
+        ("date", s(CivilTime.formatDate(c.dateDays))), ("statement", amount(c.statementMinor)),
+        ("ledger", amount(c.ledgerMinor)), ("difference", amount(c.differenceMinor)),
+        ("as_of_seq", n(c.asOfSeq)),
+      ]))
+  }
+
+  /// `{"account","format","statement_id","lines_read","new","duplicate","matched":{rule:n},
+  /// "discrepancies","unmatched","first_item","last_item","first_seq","last_seq","opening",
+  /// "closing","continuity"}`.
+  public static func reconImport(_ r: ReconImportReport) -> JSONObject {
+    let rules = ReconRule.allCases.map { ($0.description, n(r.matchedByRule[$0] ?? 0)) }
+    return JSONObject([
+      ("account", s(r.account)), ("format", s(r.format.description)),
+      ("statement_id", r.statementId.map(s) ?? .null),
+      ("lines_read", n(r.linesRead)), ("new", n(r.new)), ("duplicate", n(r.duplicates)),
+      ("matched", .object(JSONObject(rules))), ("discrepancies", n(r.discrepancies)),
+      ("unmatched", n(r.unmatched)),
+      ("first_item", r.firstItem.map { n($0) } ?? .null),
+      ("last_item", r.lastItem.map { n($0) } ?? .null),
+      ("first_seq", r.firstSeq.map { n($0) } ?? .null),
+      ("last_seq", r.lastSeq.map { n($0) } ?? .null),
+      ("opening", balanceCheck(r.opening)), ("closing", balanceCheck(r.closing)),
+      (
+        "continuity",
+        r.continuityImpliedMinor.map { implied in
+          .object(
+            JSONObject([
+              ("implied_closing", amount(implied)),
+              ("printed_closing", amount(r.continuityPrintedMinor ?? 0)),
+            ]))
+        } ?? .null
+      ),
+    ])
+  }
+
+  /// The rows of a status, in state order, then `missing_from_statement`.
+  public static func reconStatusRows(_ st: ReconStatus) -> [(String, UInt64, Int128)] {
+    var rows = ReconState.allCases.map { state in
+      (
+        state.description, st.record.counts[Int(state.rawValue)],
+        st.record.amountsMinor[Int(state.rawValue)]
+      )
+    }
+    rows.append((missingFromStatement, st.missingCount, st.missingAmountMinor))
+    return rows
+  }
+
+  /// `{"account","statements","from","to","counts":{state:n},"amounts":{state:"minor"}}`.
+  public static func reconStatus(_ st: ReconStatus) -> JSONObject {
+    let rows = reconStatusRows(st)
+    let r = st.record
+    return JSONObject([
+      ("account", s(st.account.name)), ("currency", s(st.account.currency)),
+      ("statements", n(r.statements)),
+      ("from", r.statements > 0 ? date(r.periodFromDays) : .null),
+      ("to", r.statements > 0 ? date(r.periodToDays) : .null),
+      ("last_import_seq", r.lastImportSeq == 0 ? .null : n(r.lastImportSeq)),
+      ("counts", .object(JSONObject(rows.map { ($0.0, n($0.1)) }))),
+      ("amounts", .object(JSONObject(rows.map { ($0.0, amount($0.2)) }))),
+    ])
+  }
+
+  /// An item: `{"item","state","match","state_seq",…line…,"reason","by","entry"}`.
+  public static func reconItem(_ i: ReconItemRecord) -> JSONObject {
+    var o = JSONObject([
+      ("item", n(i.number)), ("account", s(i.account)), ("state", s(i.state.description)),
+      ("match", i.match == 0 ? .null : n(i.match)), ("imported_seq", n(i.importedSeq)),
+      ("state_seq", n(i.stateSeq)),
+    ])
+    o.members += reconLine(i.line).members
+    if let r = i.resolution {
+      o.members += [("reason", s(r.reason)), ("by", s(r.by)), ("entry", r.entry.map(s) ?? .null)]
+    }
+    return o
+  }
+
+  /// A posting no statement line matches: `{"seq","id","ref","amount","direction","date"}`.
+  public static func missingPosting(_ p: MissingPosting) -> JSONObject {
+    JSONObject([
+      ("seq", n(p.seq)), ("id", s(p.id)), ("ref", p.ref.map(s) ?? .null),
+      ("amount", amount(p.amountMinor)), ("direction", s(p.direction.description)),
+      ("date", s(CivilTime.formatDate(p.dateDays))),
+    ])
+  }
+
+  /// A page of a partner's view: `{"partner":{…},"as_of_seq","stats":{…},"totals":[…],
+  /// "accounts":[…],"open_holds":[…],"next"}`.
+  public static func partnerView(_ v: PartnerView) -> JSONObject {
+    let p = v.partner
+    let st = v.stats
+    return JSONObject([
+      (
+        "partner",
+        .object(
+          JSONObject([
+            ("id", s(p.id)), ("name", s(p.name)), ("metadata", metadata(p.metadata)),
+            ("created_seq", n(p.createdSeq)),
+          ]))
+      ),
+      ("as_of_seq", n(v.asOfSeq)),
+      (
+        "stats",
+        .object(
+          JSONObject([
+            ("entries", n(st.entries)), ("holds", n(st.holds)), ("open_holds", n(st.openHolds)),
+            ("unreconciled", n(st.unreconciled)),
+            ("last_activity_seq", st.lastActivitySeq == 0 ? .null : n(st.lastActivitySeq)),
+            (
+              "last_activity",
+              st.lastActivitySeq == 0 ? .null : s(CivilTime.formatTimestamp(st.lastActivityNanos))
+            ),
+          ]))
+      ),
+      (
+        "totals",
+        .array(
+          v.totals.map { t in
+            .object(
+              JSONObject([
+                ("currency", s(t.currency)), ("accounts", n(t.accounts)),
+                ("posted", amount(t.postedMinor)), ("pending_in", amount(t.pendingInMinor)),
+                ("pending_out", amount(t.pendingOutMinor)),
+                ("available", amount(t.availableMinor)),
+              ]))
+          })
+      ),
+      ("accounts", .array(v.accounts.map { .object(account($0)) })),
+      ("open_holds", .array(v.openHolds.map { .object(hold($0)) })),
+      ("next", v.nextAccount.map(s) ?? .null),
+    ])
+  }
+}
