@@ -127,20 +127,22 @@ extension PartnerCommand {
         "",
         table(
           ["CURRENCY", "ACCOUNTS", "POSTED", "PENDING IN", "PENDING OUT", "AVAILABLE"],
-          v.totals.map {
-            [
-              $0.currency, String($0.accounts), String($0.postedMinor), String($0.pendingInMinor),
-              String($0.pendingOutMinor), String($0.availableMinor),
+          try v.totals.map { t in
+            let f = try decimalFormatter(t.currency, ledger)
+            return [
+              t.currency, String(t.accounts), f(t.postedMinor), f(t.pendingInMinor),
+              f(t.pendingOutMinor), f(t.availableMinor),
             ]
           }),
         "",
         table(
           ["ACCOUNT", "CURRENCY", "STATUS", "BALANCE", "AVAILABLE"],
           v.accounts.map { a in
-            [
+            let f = { (x: Int128) in Amount.formatDecimal(x, scale: a.record.scale) }
+            return [
               a.record.name, a.record.currency, a.record.status == .open ? "open" : "closed",
-              String(a.balances.balance(normal: a.record.normalSide)),
-              a.balances.available(normal: a.record.normalSide).map { String($0) } ?? "-",
+              f(a.balances.balance(normal: a.record.normalSide)),
+              a.balances.available(normal: a.record.normalSide).map(f) ?? "-",
             ]
           }),
       ]

@@ -66,11 +66,17 @@ struct ReconCommand: ParsableCommand {
       switch result {
       case .failure(let r): throw report(r, json: global.json)
       case .success(let rep):
-        print(global.json ? JSONWriter.serialize(.object(Views.reconImport(rep))) : render(rep))
+        if global.json {
+          print(JSONWriter.serialize(.object(Views.reconImport(rep))))
+        } else {
+          let scale: UInt8
+          do { scale = try ledger.account(account)?.record.scale ?? 0 } catch { throw fail(error) }
+          print(render(rep) { Amount.formatDecimal($0, scale: scale) })
+        }
       }
     }
 
-    func render(_ r: ReconImportReport) -> String {
+    func render(_ r: ReconImportReport, _ f: (Int128) -> String) -> String {
       var out = [
         "\(r.account): \(r.linesRead) lines read, \(r.new) new, \(r.duplicates) duplicate",
         "matched: "
@@ -81,14 +87,14 @@ struct ReconCommand: ParsableCommand {
       for (name, c) in [("opening", r.opening), ("closing", r.closing)] {
         guard let c else { continue }
         out.append(
-          "\(name) balance \(CivilTime.formatDate(c.dateDays)): statement \(c.statementMinor), "
-            + "ledger \(c.ledgerMinor)"
-            + (c.differenceMinor == 0 ? " (agree)" : " — DIFFERENCE \(c.differenceMinor)"))
+          "\(name) balance \(CivilTime.formatDate(c.dateDays)): statement \(f(c.statementMinor)), "
+            + "ledger \(f(c.ledgerMinor)) at seq \(c.asOfSeq)"
+            + (c.differenceMinor == 0 ? " (agree)" : " — DIFFERENCE \(f(c.differenceMinor))"))
       }
       if let implied = r.continuityImpliedMinor {
         out.append(
-          "continuity: the lines lead to \(implied), the statement prints "
-            + "\(r.continuityPrintedMinor ?? 0) (lines missing or repeated)")
+          "continuity: the lines lead to \(f(implied)), the statement prints "
+            + "\(f(r.continuityPrintedMinor ?? 0)) (lines missing or repeated)")
       }
       return out.joined(separator: "\n")
     }
@@ -119,7 +125,9 @@ struct ReconCommand: ParsableCommand {
         print(
           table(
             ["STATE", "COUNT", "AMOUNT"],
-            Views.reconStatusRows(st).map { [$0.0, String($0.1), String($0.2)] }))
+            Views.reconStatusRows(st).map {
+              [$0.0, String($0.1), Amount.formatDecimal($0.2, scale: st.account.scale)]
+            }))
       }
     }
   }
@@ -155,6 +163,13 @@ struct ReconCommand: ParsableCommand {
       let ledger = try global.open(.readOnly)
       let notFound = Rejection(
         .accountNotFound, "account \(account) does not exist", ["account": account])
+      let scale: UInt8
+      do {
+        guard let a = try ledger.account(account) else {
+          throw report(notFound, json: global.json)
+        }
+        scale = a.record.scale
+      } catch let e as StoreError { throw fail(e) }
       if state == Views.missingFromStatement {
         let page: (postings: [MissingPosting], next: UInt64?)?
         do { page = try ledger.reconMissing(account, after: after, limit: limit) } catch {
@@ -162,7 +177,7 @@ struct ReconCommand: ParsableCommand {
         }
         guard let page else { throw report(notFound, json: global.json) }
         return emit(
-          page.postings.map(Views.missingPosting), next: page.next,
+          page.postings.map(Views.missingPosting), next: page.next, scale: scale,
           header: ["SEQ", "ID", "AMOUNT", "DIRECTION", "DATE"])
       }
       let page: (items: [ReconItemRecord], next: UInt64?)?
@@ -172,12 +187,12 @@ struct ReconCommand: ParsableCommand {
       } catch { throw fail(error) }
       guard let page else { throw report(notFound, json: global.json) }
       emit(
-        page.items.map(Views.reconItem), next: page.next,
+        page.items.map(Views.reconItem), next: page.next, scale: scale,
         header: ["ITEM", "STATE", "AMOUNT", "DIRECTION", "SOURCE"])
     }
 
     /// The same object RECON.ITEMS answers, or a table.
-    func emit(_ rows: [JSONObject], next: UInt64?, header: [String]) {
+    func emit(_ rows: [JSONObject], next: UInt64?, scale: UInt8, header: [String]) {
       if global.json {
         print(
           JSONWriter.serialize(
@@ -190,6 +205,8 @@ struct ReconCommand: ParsableCommand {
       }
       func cell(_ o: JSONObject, _ k: String) -> String {
         switch o.members.first(where: { $0.0 == k })?.1 {
+        case .string(let s)? where k == "amount":
+          Int128(s).map { Amount.formatDecimal($0, scale: scale) } ?? s
         case .string(let s)?: s
         case .number(let s)?: s
         default: ""

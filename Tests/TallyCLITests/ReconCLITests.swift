@@ -43,6 +43,16 @@ struct ReconCLITests {
       #expect(try status.obj("counts").int("missing_from_statement") == 1)
       let items = try await s.okJSON("recon", "items", "--account", "cash", "--state", "resolved")
       #expect(try items.arr("items").count == 1)
+      // Tables show decimals in the account's currency; JSON keeps minor units.
+      let table = try await s.tally("recon", "status", "--account", "cash")
+      #expect(
+        table.status == 0 && table.stdout.contains("resolved                1      9.99"),
+        "\(table)")
+      let list = try await s.tally("recon", "items", "--account", "cash", "--state", "resolved")
+      #expect(list.stdout.contains("9.99") && !list.stdout.contains("999"), "\(list)")
+      #expect(
+        try items.arr("items").first.flatMap { ($0 as? [String: Any])?["amount"] as? String }
+          == "999")
       try await s.ok("verify")
       try await s.ok("rebuild")
     }
