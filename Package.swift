@@ -111,7 +111,7 @@ let package = Package(
     .testTarget(
       name: "TallyReconcileTests",
       dependencies: [
-        "TallyReconcile", "TallyCore", "TallyTestSupport",
+        "TallyReconcile", "TallyCore", "TallyStore", "TallyTestSupport",
         .product(name: "PropertyBased", package: "swift-property-based"),
       ],
       // Statement fixtures, read from the source tree by path.

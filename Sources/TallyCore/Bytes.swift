@@ -138,6 +138,17 @@ public struct ByteReader {
     return s
   }
 
+  /// The bytes of a u16-length-prefixed string, unvalidated: for comparing or skipping it
+  /// without making a `String`.
+  public mutating func strBytes(_ what: StaticString = "string") throws(DecodeError)
+    -> UnsafeRawBufferPointer
+  {
+    let n = Int(try u16(what))
+    try need(n, what)
+    defer { offset += n }
+    return UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + n])
+  }
+
   public mutating func optionalStr(_ what: StaticString = "string") throws(DecodeError)
     -> String?
   {

@@ -358,6 +358,41 @@ public enum EventCodec {
       remittance: try r.optionalStr("remittance"))
   }
 
+  /// What reconciliation reads of an `entry_posted` event for one account: its id, ref,
+  /// value date, timestamp and the account's leg, without decoding the other legs, the
+  /// reversal link or the metadata. Nil when no leg is on `account` (UTF-8 bytes of the
+  /// name). Reads exactly what `decode` reads, with the same checks, for those fields.
+  public static func entryPosting(_ buf: UnsafeRawBufferPointer, account: [UInt8])
+    throws(DecodeError) -> EntryPosting?
+  {
+    var r = ByteReader(buf)
+    let v = try r.u8("version")
+    guard v == version else {
+      throw DecodeError(offset: 0, reason: "unknown format version \(v)")
+    }
+    let t = try r.u8("type")
+    guard t == EventType.entryPosted.rawValue else {
+      throw DecodeError(offset: 1, reason: "event type \(t) is not entry_posted")
+    }
+    let seq = try r.u64("seq")
+    let ts = try r.i64("timestamp")
+    let id = try r.str("entry id")
+    let n = Int(try r.u16("leg count"))
+    var leg: (side: Side, amount: Int128)?
+    for _ in 0..<n {
+      let name = try r.strBytes("leg account")
+      let side = try side(&r)
+      let amount = try r.i128("leg amount")
+      if leg == nil && name.elementsEqual(account) { leg = (side, amount) }
+    }
+    guard let leg else { return nil }
+    let ref = try r.optionalStr("ref")
+    let date: Int32? = try presence(&r, "value date") ? try r.i32("value date") : nil
+    return EntryPosting(
+      seq: seq, timestampNanos: ts, id: id, ref: ref, valueDateDays: date, side: leg.side,
+      amountMinor: leg.amount)
+  }
+
   public static func side(_ r: inout ByteReader) throws(DecodeError) -> Side {
     let b = try r.u8("side")
     guard let s = Side(rawValue: b) else {
@@ -393,4 +428,16 @@ public enum EventCodec {
     }
     return Metadata(sortedUnique: pairs)
   }
+}
+
+/// One account's leg of an entry, with the entry fields reconciliation needs
+/// (`EventCodec.entryPosting`).
+public struct EntryPosting: Equatable, Sendable {
+  public var seq: UInt64
+  public var timestampNanos: Int64
+  public var id: String
+  public var ref: String?
+  public var valueDateDays: Int32?
+  public var side: Side
+  public var amountMinor: Int128
 }

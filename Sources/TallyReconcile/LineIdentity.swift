@@ -31,19 +31,41 @@ enum LineIdentity {
     }
   }
 
-  /// Everything but the occurrence.
+  /// Everything but the occurrence: the fields joined by `|`, each escaped. Built as bytes
+  /// (the hot path of an import), equal to joining the escaped texts.
   static func key(account: String, _ line: StatementLine) -> String {
-    var parts = [String]()
-    parts.reserveCapacity(8)
-    parts.append(escaped(account))
-    parts.append(escaped(line.bankReference ?? ""))
-    parts.append(escaped(line.endToEndId ?? ""))
-    parts.append(Dates.format(line.bookingDateDays))
-    parts.append(line.valueDateDays.map(Dates.format) ?? "")
-    parts.append(line.direction.rawValue)
-    parts.append(String(line.amountMinor))
-    parts.append(escaped(line.currency))
-    return parts.joined(separator: "|")
+    var b = [UInt8]()
+    b.reserveCapacity(96)
+    let bar = UInt8(ascii: "|")
+    appendEscaped(&b, account)
+    b.append(bar)
+    appendEscaped(&b, line.bankReference ?? "")
+    b.append(bar)
+    appendEscaped(&b, line.endToEndId ?? "")
+    b.append(bar)
+    appendDate(&b, line.bookingDateDays)
+    b.append(bar)
+    if let v = line.valueDateDays { appendDate(&b, v) }
+    b.append(bar)
+    b.append(contentsOf: line.direction.rawValue.utf8)
+    b.append(bar)
+    b.append(contentsOf: String(line.amountMinor).utf8)
+    b.append(bar)
+    appendEscaped(&b, line.currency)
+    return String(decoding: b, as: UTF8.self)
+  }
+
+  static func appendEscaped(_ b: inout [UInt8], _ s: String) {
+    var plain = true
+    for c in s.utf8 where c == UInt8(ascii: "|") || c == UInt8(ascii: "\\") {
+      plain = false
+      break
+    }
+    if plain { b.append(contentsOf: s.utf8) } else { b.append(contentsOf: escaped(s).utf8) }
+  }
+
+  static func appendDate(_ b: inout [UInt8], _ days: Int32) {
+    b.append(contentsOf: Dates.format(days).utf8)
   }
 
   static func normalisedAccount(_ s: String) -> String {

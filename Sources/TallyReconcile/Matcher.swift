@@ -67,6 +67,44 @@ public enum MatchOutcome: Equatable, Sendable {
     directionDiffers: Bool)
 }
 
+/// The candidates rules 1 and 2 can use for a set of lines: those whose id or ref one of
+/// the lines names, and those of an amount one of the lines has. When rules 1 and 2 match
+/// every line, `Matcher.match` over only these gives exactly what it gives over all
+/// candidates (rule 3 runs on lines left over); otherwise match again over all of them.
+/// This lets a store hold a few candidates per line instead of an account's whole history.
+public struct CandidateFilter: Sendable {
+  let references: Set<String>
+  let amounts: Set<Int128>
+
+  public init(lines: [StatementLine]) {
+    var references = Set<String>(minimumCapacity: lines.count * 2)
+    var amounts = Set<Int128>(minimumCapacity: lines.count)
+    for l in lines {
+      for r in [l.endToEndId, l.reference, l.bankReference] { if let r { references.insert(r) } }
+      amounts.insert(l.amountMinor)
+    }
+    self.references = references
+    self.amounts = amounts
+  }
+
+  public func keeps(entryId: String, ref: String?, amountMinor: Int128) -> Bool {
+    amounts.contains(amountMinor) || references.contains(entryId)
+      || (ref.map { references.contains($0) } ?? false)
+  }
+
+  /// Whether `outcomes` leave a line unmatched, so rule 3 may need other candidates.
+  public static func leavesLines(_ outcomes: [MatchOutcome], of lines: [StatementLine]) -> Bool {
+    var used = 0
+    for o in outcomes {
+      switch o {
+      case .matched(_, let ls, _): used += ls.count
+      case .discrepancy: used += 1
+      }
+    }
+    return used < lines.count
+  }
+}
+
 public enum Matcher {
   /// Matches `lines` against `candidates`; each line and entry is used at most once.
   /// Lines and entries not named in the outcome stay unmatched.
@@ -79,7 +117,7 @@ public enum Matcher {
 
     // Rule 1: exact reference. The lines' references are indexed (the statement is the
     // smaller side); each candidate's id and ref are looked up once.
-    var byReference = [String: [Int]]()
+    var byReference = [String: [Int]](minimumCapacity: lines.count * 2)
     for (j, line) in lines.enumerated() {
       for key in Set([line.endToEndId, line.reference, line.bankReference].compactMap({ $0 })) {
         byReference[key, default: []].append(j)
@@ -118,14 +156,17 @@ public enum Matcher {
     // Rule 2: amount, currency, direction and date, unique on both sides. Both sides are
     // indexed by (amount, currency, direction), so each line looks at its equals only.
     func open(_ c: LedgerCandidate) -> Bool { !entryUsed.contains(c.entryId) }
-    var linesByKey = [Key: [Int]]()
+    var linesByKey = [Key: [Int]](minimumCapacity: lines.count - lineUsed.count)
+    var lineAmounts = Set<Int128>(minimumCapacity: lines.count - lineUsed.count)
     for (i, l) in lines.enumerated() where !lineUsed.contains(l.index) {
       linesByKey[Key(l.amountMinor, l.currency, l.direction), default: []].append(i)
+      lineAmounts.insert(l.amountMinor)
     }
-    var entriesByKey = [Key: [Int]]()
-    for (i, c) in candidates.enumerated() where open(c) {
+    // Cheapest test first: most candidates have no open line of their amount.
+    var entriesByKey = [Key: [Int]](minimumCapacity: linesByKey.count)
+    for (i, c) in candidates.enumerated() where lineAmounts.contains(c.amountMinor) {
       let key = Key(c.amountMinor, c.currency, c.direction)
-      if linesByKey[key] != nil { entriesByKey[key, default: []].append(i) }
+      if linesByKey[key] != nil && open(c) { entriesByKey[key, default: []].append(i) }
     }
     for line in lines where !lineUsed.contains(line.index) {
       let key = Key(line.amountMinor, line.currency, line.direction)
@@ -154,6 +195,7 @@ public enum Matcher {
     // direction closest by date (sorted once; each line looks around its own date).
     // Only candidates that could join a sum: an open line's group, dates and amounts.
     let rest = lines.filter { !lineUsed.contains($0.index) }
+    if rest.isEmpty { return out }
     let groups = Set(rest.map { Group($0.currency, $0.direction) })
     let first = (rest.map(date).min() ?? 0) - options.toleranceDays
     let last = (rest.map(date).max() ?? 0) + options.toleranceDays
@@ -185,7 +227,12 @@ public enum Matcher {
     let lineWindow = Window(
       lines.indices.filter { !lineUsed.contains(lines[$0].index) },
       group: { Group(lines[$0].currency, lines[$0].direction) }, date: { date(lines[$0]) })
-    for c in candidates where c.dateDays >= first && c.dateDays <= last && open(c) {
+    let open3b = lines.filter { !lineUsed.contains($0.index) }
+    guard open3b.count >= 2 else { return out }
+    // An entry that two or more open lines sum to is larger than the smallest of them.
+    let smallest = open3b.map(\.amountMinor).min() ?? 0
+    for c in candidates
+    where c.dateDays >= first && c.dateDays <= last && c.amountMinor > smallest && open(c) {
       let pool = lineWindow.closest(
         Group(c.currency, c.direction), to: c.dateDays, within: options.toleranceDays,
         count: options.candidatesMax, scanMax: options.candidatesMax * 8

@@ -148,10 +148,24 @@ extension Ledger {
       from = min(from, l.valueDateDays ?? l.bookingDateDays)
       to = max(to, l.valueDateDays ?? l.bookingDateDays)
     }
-    let candidates = try Self.candidates(
-      &state, account, fromDays: from - options.toleranceDays, toDays: to + options.toleranceDays)
+    // First only the candidates rules 1 and 2 can use (a few per line); all of them only
+    // when a line is left for rule 3. Either way the outcome is that of all candidates.
+    let (fromDays, toDays) = (from - options.toleranceDays, to + options.toleranceDays)
+    let filter = CandidateFilter(lines: lines)
+    var outcomes = Matcher.match(
+      lines: lines,
+      candidates: try Self.candidates(
+        &state, account, fromDays: fromDays, toDays: toDays, filter: filter),
+      options: options)
+    if CandidateFilter.leavesLines(outcomes, of: lines) {
+      outcomes = Matcher.match(
+        lines: lines,
+        candidates: try Self.candidates(
+          &state, account, fromDays: fromDays, toDays: toDays, filter: nil),
+        options: options)
+    }
     var matches = [ReconMatch]()
-    for outcome in Matcher.match(lines: lines, candidates: candidates, options: options) {
+    for outcome in outcomes {
       switch outcome {
       case .matched(let rule, let ls, let entries):
         let r: ReconRule =
@@ -246,12 +260,19 @@ extension Ledger {
   /// The account's postings not in a standing match, dated (value date, else the day of the
   /// event) within `fromDays…toDays`: entries, and holds captured with an amount on it.
   static func candidates(
-    _ state: inout StoreState, _ a: AccountRecord, fromDays: Int32, toDays: Int32
+    _ state: inout StoreState, _ a: AccountRecord, fromDays: Int32, toDays: Int32,
+    filter: CandidateFilter?
   ) throws -> [LedgerCandidate] {
     var out = [LedgerCandidate]()
     let s = state
+    // All of them: sized once, since growing an array of a million candidates copies it
+    // into fresh pages again and again (a walk of the keys alone is cheap).
+    if filter == nil { out.reserveCapacity(try historyRows(s, a)) }
     try postings(s, a) { p in
       if p.dateDays < fromDays || p.dateDays > toDays { return }
+      if let filter, !filter.keeps(entryId: p.id, ref: p.ref, amountMinor: p.amountMinor) {
+        return
+      }
       if try s.reconEntryMatch(account: a.number, entrySeq: p.idSeq) != nil { return }
       out.append(
         LedgerCandidate(
@@ -260,6 +281,23 @@ extension Ledger {
           dateDays: p.dateDays))
     }
     return out
+  }
+
+  /// How many history rows (events that changed its balances) the account has.
+  static func historyRows(_ state: StoreState, _ a: AccountRecord) throws -> Int {
+    let c = try state.txn.cursor(state.dbs.history)
+    defer { c.close() }
+    var row = try withBytes(of: (a.number.bigEndian, UInt64(1).bigEndian)) {
+      (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k)
+    }
+    var n = 0
+    while let (k, _) = row {
+      guard k.count == 16, UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == a.number
+      else { break }
+      n += 1
+      row = try c.get(MDB_NEXT)
+    }
+    return n
   }
 
   /// A movement of posted money on one account.
@@ -285,6 +323,7 @@ extension Ledger {
   ) throws {
     let c = try state.txn.cursor(state.dbs.history)
     defer { c.close() }
+    let name = Array(a.name.utf8)
     var row = try withBytes(of: (a.number.bigEndian, UInt64(1).bigEndian)) {
       (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k)
     }
@@ -296,17 +335,18 @@ extension Ledger {
         throw StoreError.corrupt("history names seq \(seq), which the log lacks")
       }
       let type = v.count > 1 ? v[1] : 0
-      if type == EventType.entryPosted.rawValue || type == EventType.holdCaptured.rawValue {
+      if type == EventType.entryPosted.rawValue {
+        // The hot path: only the account's leg and the fields matching reads.
+        if let e = try EventCodec.entryPosting(v, account: name) {
+          try body(
+            Posting(
+              seq: seq, idSeq: seq, id: e.id, ref: e.ref, amountMinor: e.amountMinor,
+              direction: .of(leg: e.side, normal: a.normalSide),
+              dateDays: e.valueDateDays ?? dayOf(e.timestampNanos)))
+        }
+      } else if type == EventType.holdCaptured.rawValue {
         let event = try EventCodec.decode(v)
         switch event.body {
-        case .entryPosted(let e):
-          if let l = e.legs.first(where: { $0.account == a.name }) {
-            try body(
-              Posting(
-                seq: seq, idSeq: seq, id: e.id, ref: e.ref, amountMinor: l.amountMinor,
-                direction: .of(leg: l.side, normal: a.normalSide),
-                dateDays: e.valueDateDays ?? dayOf(event.timestampNanos)))
-          }
         case .holdCaptured(let cap):
           guard let hold = try state.hold(cap.holdId),
             case .holdPlaced(let placed) = try state.event(at: hold.placedSeq).body

@@ -242,6 +242,43 @@ struct CodecTests {
     }
   }
 
+  @Test("entryPosting reads of an entry what decode reads: id, ref, value date, the leg")
+  func entryPostingAgreesWithDecode() async {
+    await seededCheck("entry posting", seed: 0xC0DE_C000_0000_0007, count: 3000) { rng in
+      let event = rng.event(.entryPosted)
+      guard case .entryPosted(let e) = event.body else { return }
+      let bytes = EventCodec.encode(event)
+      for leg in e.legs + [Leg(account: "no-such-account", side: .debit, amountMinor: 1)] {
+        let p = try bytes.withUnsafeBytes {
+          try EventCodec.entryPosting($0, account: Array(leg.account.utf8))
+        }
+        guard let first = e.legs.first(where: { $0.account == leg.account }) else {
+          #expect(p == nil)
+          continue
+        }
+        #expect(
+          p
+            == EntryPosting(
+              seq: event.seq, timestampNanos: event.timestampNanos, id: e.id, ref: e.ref,
+              valueDateDays: e.valueDateDays, side: first.side, amountMinor: first.amountMinor))
+      }
+      // Truncated before the fields it reads: refused, never a partial posting.
+      guard let firstLeg = e.legs.first else { return }
+      let account = Array(firstLeg.account.utf8)
+      for n in [0, 1, 9, 17, 19] where n < bytes.count {
+        #expect(
+          (try? Array(bytes[0..<n]).withUnsafeBytes {
+            try EventCodec.entryPosting($0, account: account)
+          }) == nil)
+      }
+      // Another event type is refused.
+      let other = EventCodec.encode(rng.event(.accountClosed))
+      #expect(
+        (try? other.withUnsafeBytes { try EventCodec.entryPosting($0, account: account) })
+          == nil)
+    }
+  }
+
   @Test("Every proper prefix of a valid event is refused as truncated")
   func truncatedIsRefused() {
     for event in samples {
