@@ -171,3 +171,18 @@ public struct MissingPosting: Equatable, Sendable {
     self.dateDays = dateDays
   }
 }
+
+/// Where an import is (`Ledger.importStatement(…, progress:)`), in order; for a terminal's
+/// progress and for timing the phases. Nothing is committed before `committed`.
+public enum ReconImportPhase: Sendable, Equatable {
+  /// The statement parsed: this many lines.
+  case parsed(lines: Int)
+  /// Inside the write transaction: the new lines are items, the others duplicates.
+  case itemsAppended(new: Int, duplicates: Int)
+  /// The account's postings the rules look at were read.
+  case candidatesRead(Int)
+  /// The rules ran: this many matches (discrepancies included), checked next.
+  case matched(Int)
+  /// The transaction committed (one fsync): the import is durable.
+  case committed
+}

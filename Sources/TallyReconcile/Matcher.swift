@@ -112,22 +112,27 @@ public enum Matcher {
     lines: [StatementLine], candidates: [LedgerCandidate], options: MatchOptions = MatchOptions()
   ) -> [MatchOutcome] {
     var out = [MatchOutcome]()
-    var lineUsed = Set<Int>()
-    var entryUsed = Set<String>()
+    var lineUsed = Set<Int>(minimumCapacity: lines.count)
+    var entryUsed = Set<String>(minimumCapacity: min(lines.count, candidates.count))
 
     // Rule 1: exact reference. The lines' references are indexed (the statement is the
     // smaller side); each candidate's id and ref are looked up once.
     var byReference = [String: [Int]](minimumCapacity: lines.count * 2)
     for (j, line) in lines.enumerated() {
-      for key in Set([line.endToEndId, line.reference, line.bankReference].compactMap({ $0 })) {
-        byReference[key, default: []].append(j)
-      }
+      // Each distinct reference of the line once (at most three, no Set needed).
+      let e = line.endToEndId
+      let r = line.reference == e ? nil : line.reference
+      let b = line.bankReference == e || line.bankReference == r ? nil : line.bankReference
+      for key in [e, r, b] { if let key { byReference[key, default: []].append(j) } }
     }
     var namedBy = [[Int]](repeating: [], count: lines.count)
     for (i, c) in candidates.enumerated() {
-      var hit = byReference[c.entryId] ?? []
-      if let r = c.ref, r != c.entryId, let more = byReference[r] { hit += more }
-      for j in hit where namedBy[j].last != i { namedBy[j].append(i) }
+      if let hit = byReference[c.entryId] {
+        for j in hit where namedBy[j].last != i { namedBy[j].append(i) }
+      }
+      if let r = c.ref, r != c.entryId, let hit = byReference[r] {
+        for j in hit where namedBy[j].last != i { namedBy[j].append(i) }
+      }
     }
     for (j, line) in lines.enumerated() {
       var named = namedBy[j]

@@ -10,13 +10,16 @@ extension Ledger {
   /// parse, or an import the rules refuse, changes nothing.
   public func importStatement(
     _ bytes: [UInt8], format: ReconFormat, account: String, now: Int64,
-    toleranceDays: Int32 = Limits.reconToleranceDaysDefault
+    toleranceDays: Int32 = Limits.reconToleranceDaysDefault,
+    progress: ((ReconImportPhase) -> Void)? = nil
   ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
     switch reader.parseStatement(bytes, format: format) {
     case .failure(let r): return .failure(r)
     case .success(let statement):
+      progress?(.parsed(lines: statement.lines.count))
       return try importStatement(
-        statement, format: format, account: account, now: now, toleranceDays: toleranceDays)
+        statement, format: format, account: account, now: now, toleranceDays: toleranceDays,
+        progress: progress)
     }
   }
 
@@ -31,7 +34,8 @@ extension Ledger {
   /// Imports an already parsed statement (see `importStatement(_:format:account:now:)`).
   public func importStatement(
     _ st: Statement, format: ReconFormat, account: String, now: Int64,
-    toleranceDays: Int32 = Limits.reconToleranceDaysDefault
+    toleranceDays: Int32 = Limits.reconToleranceDaysDefault,
+    progress: ((ReconImportPhase) -> Void)? = nil
   ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
     guard toleranceDays >= 0 && toleranceDays <= Limits.reconToleranceDaysMax else {
       return .failure(
@@ -57,7 +61,7 @@ extension Ledger {
       do throws(StoreError) {
         result = try applyOnce([.reconImport(spec)], scopes: nil, now: now) {
           state, _, imported in
-          try self.afterImport(&state, spec, imported, options, &report)
+          try self.afterImport(&state, spec, imported, options, &report, progress)
         }
         break
       } catch .mapFull {
@@ -68,12 +72,15 @@ extension Ledger {
     }
     switch result.outcomes[0] {
     case .rejected(let r): return .failure(r)
-    case .duplicate: return .success(report)
+    case .duplicate:
+      progress?(.committed)
+      return .success(report)
     case .applied(let first, let count):
       if count > 0 {
         report.firstSeq = first
         report.lastSeq = first + UInt64(count) - 1
       }
+      progress?(.committed)
       return .success(report)
     }
   }
@@ -115,7 +122,8 @@ extension Ledger {
   /// `recon_matched` events.
   func afterImport(
     _ state: inout StoreState, _ spec: ReconImportSpec, _ imported: [EventBody],
-    _ options: MatchOptions, _ report: inout ReconImportReport
+    _ options: MatchOptions, _ report: inout ReconImportReport,
+    _ progress: ((ReconImportPhase) -> Void)?
   ) throws -> [EventBody] {
     guard let account = try state.account(spec.account) else { return [] }
     if let o = spec.header.opening {
@@ -141,6 +149,7 @@ extension Ledger {
     report.new = lines.count
     report.firstItem = firstItem
     report.lastItem = lines.isEmpty ? nil : number
+    progress?(.itemsAppended(new: report.new, duplicates: report.duplicates))
     if lines.isEmpty { return [] }
     var from = Int32.max
     var to = Int32.min
@@ -151,19 +160,17 @@ extension Ledger {
     // First only the candidates rules 1 and 2 can use (a few per line); all of them only
     // when a line is left for rule 3. Either way the outcome is that of all candidates.
     let (fromDays, toDays) = (from - options.toleranceDays, to + options.toleranceDays)
-    let filter = CandidateFilter(lines: lines)
-    var outcomes = Matcher.match(
-      lines: lines,
-      candidates: try Self.candidates(
-        &state, account, fromDays: fromDays, toDays: toDays, filter: filter),
-      options: options)
+    var candidates = try Self.candidates(
+      &state, account, fromDays: fromDays, toDays: toDays, filter: CandidateFilter(lines: lines))
+    progress?(.candidatesRead(candidates.count))
+    var outcomes = Matcher.match(lines: lines, candidates: candidates, options: options)
     if CandidateFilter.leavesLines(outcomes, of: lines) {
-      outcomes = Matcher.match(
-        lines: lines,
-        candidates: try Self.candidates(
-          &state, account, fromDays: fromDays, toDays: toDays, filter: nil),
-        options: options)
+      candidates = try Self.candidates(
+        &state, account, fromDays: fromDays, toDays: toDays, filter: nil)
+      progress?(.candidatesRead(candidates.count))
+      outcomes = Matcher.match(lines: lines, candidates: candidates, options: options)
     }
+    progress?(.matched(outcomes.count))
     var matches = [ReconMatch]()
     for outcome in outcomes {
       switch outcome {
@@ -323,6 +330,11 @@ extension Ledger {
   ) throws {
     let c = try state.txn.cursor(state.dbs.history)
     defer { c.close() }
+    // The log through a cursor of its own: consecutive seqs (an account in most events)
+    // step with MDB_NEXT instead of searching the tree again.
+    let logCursor = try state.txn.cursor(state.dbs.log)
+    defer { logCursor.close() }
+    var previous: UInt64 = 0
     let name = Array(a.name.utf8)
     var row = try withBytes(of: (a.number.bigEndian, UInt64(1).bigEndian)) {
       (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k)
@@ -331,9 +343,16 @@ extension Ledger {
       guard k.count == 16, UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == a.number
       else { break }
       let seq = UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-      guard let v = try state.txn.get(state.dbs.log, u64: seq) else {
-        throw StoreError.corrupt("history names seq \(seq), which the log lacks")
-      }
+      let found =
+        previous != 0 && seq == previous + 1
+        ? try logCursor.get(MDB_NEXT)
+        : try withBytes(of: seq.bigEndian) { (key) throws(StoreError) in
+          try logCursor.get(MDB_SET_KEY, key: key)
+        }
+      previous = seq
+      guard let (logKey, v) = found, logKey.count == 8,
+        UInt64(bigEndian: logKey.loadUnaligned(as: UInt64.self)) == seq
+      else { throw StoreError.corrupt("history names seq \(seq), which the log lacks") }
       let type = v.count > 1 ? v[1] : 0
       if type == EventType.entryPosted.rawValue {
         // The hot path: only the account's leg and the fields matching reads.

@@ -50,10 +50,25 @@ func reconBench(dir: String, lines: Int, entries: Int) {
   }
   let bytes = Array(csv.utf8)
   let start = Workload.monotonicNanos()
+  var phases = [(String, Int64)]()
+  var last = start
   let result: Result<ReconImportReport, Rejection>
   do {
     result = try ledger.importStatement(
-      bytes, format: .csv, account: "bank", now: Workload.wallNanos())
+      bytes, format: .csv, account: "bank", now: Workload.wallNanos()
+    ) { phase in
+      let t = Workload.monotonicNanos()
+      let name =
+        switch phase {
+        case .parsed: "parse"
+        case .itemsAppended: "items"
+        case .candidatesRead: "candidates"
+        case .matched: "match"
+        case .committed: "check+apply+commit"
+        }
+      phases.append((name, t - last))
+      last = t
+    }
   } catch { die("\(error)") }
   let ns = Workload.monotonicNanos() - start
   guard case .success(let r) = result else { die("import refused: \(result)") }
@@ -66,4 +81,5 @@ func reconBench(dir: String, lines: Int, entries: Int) {
       + "amount_date \(r.matchedByRule[.amountDate] ?? 0), sum \(r.matchedByRule[.sum] ?? 0), "
       + "unmatched \(r.unmatched); peak RSS \(usage.ru_maxrss / 1024) MiB; "
       + "statement \(bytes.count) bytes")
+  print("phases (ms): " + phases.map { "\($0.0) \($0.1 / 1_000_000)" }.joined(separator: ", "))
 }

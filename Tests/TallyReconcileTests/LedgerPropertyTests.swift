@@ -74,8 +74,23 @@ enum Scenario {
         AccountOpened(
           name: "acme:wallet", partner: "acme", currency: m.currency, normalSide: .credit,
           noOverdraft: false, limitMinor: nil, metadata: .empty)),
+      .openAccount(
+        AccountOpened(
+          name: "acme:fees", partner: "acme", currency: m.currency, normalSide: .debit,
+          noOverdraft: false, limitMinor: nil, metadata: .empty)),
     ]
-    for p in postings {
+    for (n, p) in postings.enumerated() {
+      if n % 3 == 1 {
+        // An entry elsewhere between two of the bank's, so its history is not every seq.
+        out.append(
+          .postEntry(
+            EntrySpec(
+              id: "x\(n)",
+              legs: [
+                LegSpec(account: "acme:fees", side: .debit, amountMinor: 7, currency: nil),
+                LegSpec(account: "acme:wallet", side: .credit, amountMinor: 7, currency: nil),
+              ], currency: nil, ref: nil, valueDateDays: p.valueDays, metadata: .empty)))
+      }
       let bank: Side = p.direction == .credit ? .debit : .credit
       let other: Side = bank == .debit ? .credit : .debit
       out.append(
