@@ -179,8 +179,9 @@ public enum ReconImportPhase: Sendable, Equatable {
   case parsed(lines: Int)
   /// Inside the write transaction: the new lines are items, the others duplicates.
   case itemsAppended(new: Int, duplicates: Int)
-  /// The account's postings the rules look at were read.
-  case candidatesRead(Int)
+  /// The account's postings the rules look at were read: first those rules 1 and 2 can
+  /// use; then, when a line is left for rule 3, every one in the window (`all`).
+  case candidatesRead(Int, all: Bool)
   /// The rules ran: this many matches (discrepancies included), checked next.
   case matched(Int)
   /// The transaction committed (one fsync): the import is durable.

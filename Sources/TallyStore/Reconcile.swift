@@ -162,12 +162,12 @@ extension Ledger {
     let (fromDays, toDays) = (from - options.toleranceDays, to + options.toleranceDays)
     var candidates = try Self.candidates(
       &state, account, fromDays: fromDays, toDays: toDays, filter: CandidateFilter(lines: lines))
-    progress?(.candidatesRead(candidates.count))
+    progress?(.candidatesRead(candidates.count, all: false))
     var outcomes = Matcher.match(lines: lines, candidates: candidates, options: options)
     if CandidateFilter.leavesLines(outcomes, of: lines) {
       candidates = try Self.candidates(
         &state, account, fromDays: fromDays, toDays: toDays, filter: nil)
-      progress?(.candidatesRead(candidates.count))
+      progress?(.candidatesRead(candidates.count, all: true))
       outcomes = Matcher.match(lines: lines, candidates: candidates, options: options)
     }
     progress?(.matched(outcomes.count))

@@ -62,7 +62,7 @@ func reconBench(dir: String, lines: Int, entries: Int) {
         switch phase {
         case .parsed: "parse"
         case .itemsAppended: "items"
-        case .candidatesRead: "candidates"
+        case .candidatesRead(_, let all): all ? "all-candidates" : "candidates"
         case .matched: "match"
         case .committed: "check+apply+commit"
         }

@@ -117,6 +117,13 @@ func decimalFormatter(_ currency: String, _ ledger: Ledger) throws -> (Int128) -
   return { Amount.formatDecimal($0, scale: scale) }
 }
 
+/// Monotonic clock in ns, for durations only.
+func monotonicNanos() -> Int64 {
+  var ts = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &ts)
+  return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}
+
 /// `--limit` of a paginated command: 1…`Limits.pageLimitMax`, as the server's `limit`.
 func checkPageLimit(_ limit: Int) throws {
   if limit < 1 || limit > Limits.pageLimitMax {

@@ -56,12 +56,13 @@ struct ReconCommand: ParsableCommand {
           ]))
       }
       let ledger = try global.open()
-      if isTerminal(2) { FileHandleOut.stderr("importing \(file) (\(bytes.count) bytes)…") }
+      // On a terminal, each phase as it ends, with its time (stderr; stdout stays the result).
+      let progress = isTerminal(2) ? ImportProgress(file: file, bytes: bytes.count) : nil
       let result: Result<ReconImportReport, Rejection>
       do {
         result = try ledger.importStatement(
           bytes, format: ReconFormat(name: format)!, account: account, now: nowNanos(),
-          toleranceDays: toleranceDays)
+          toleranceDays: toleranceDays, progress: progress.map { p in { p.report($0) } })
       } catch { throw fail(error) }
       switch result {
       case .failure(let r): throw report(r, json: global.json)
@@ -97,6 +98,34 @@ struct ReconCommand: ParsableCommand {
             + "\(f(r.continuityPrintedMinor ?? 0)) (lines missing or repeated)")
       }
       return out.joined(separator: "\n")
+    }
+  }
+
+  /// Progress lines of an import on a terminal: what each phase did and how long it took.
+  final class ImportProgress {
+    var last: Int64
+
+    init(file: String, bytes: Int) {
+      last = monotonicNanos()
+      FileHandleOut.stderr("importing \(file) (\(bytes) bytes)…")
+    }
+
+    func report(_ phase: ReconImportPhase) {
+      let now = monotonicNanos()
+      let ms = (now - last) / 1_000_000
+      last = now
+      let what =
+        switch phase {
+        case .parsed(let lines): "parsed \(lines) lines"
+        case .itemsAppended(let new, let duplicates): "\(new) new, \(duplicates) duplicate"
+        case .candidatesRead(let n, let all):
+          all
+            ? "a line is left for rule 3: read all \(n) open postings in the window"
+            : "read \(n) candidate postings (named by a line or of a line's amount)"
+        case .matched(let n): "\(n) matches found; checking and committing…"
+        case .committed: "committed"
+        }
+      FileHandleOut.stderr("  \(what) (\(ms) ms)")
     }
   }
 

@@ -1,5 +1,12 @@
 import Foundation
+import Subprocess
 import Testing
+
+#if canImport(System)
+  import System
+#else
+  import SystemPackage
+#endif
 
 /// `tally recon` through real processes on a real data directory.
 @Suite("recon")
@@ -55,6 +62,36 @@ struct ReconCLITests {
           == "999")
       try await s.ok("verify")
       try await s.ok("rebuild")
+    }
+  }
+
+  @Test("import reports each phase on a terminal (stderr), and nothing extra when piped")
+  func importProgressOnATerminal() async throws {
+    // `script` (util-linux) gives the command a pseudo-terminal; without it there is no
+    // terminal to test on, which is a failure here rather than a silent pass.
+    let script = try #require(
+      ["/usr/bin/script", "/bin/script"].first { FileManager.default.isExecutableFile(atPath: $0) },
+      "util-linux script")
+    try await withFundedLedger { s in
+      let day = String(ISO8601DateFormatter().string(from: Date()).prefix(10))
+      let file = s.file("st.csv")
+      try Self.statement(day).write(toFile: file, atomically: true, encoding: .utf8)
+      let tally = try TallyBinary.path()
+      let command =
+        [tally, "--data", s.data, "recon", "import", "--account", "cash"]
+        + ["--format", "csv", file]
+      let r = try await run(
+        .path(FilePath(script)),
+        arguments: ["-qec", command.map { "'\($0)'" }.joined(separator: " "), "/dev/null"],
+        output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
+      let out = r.standardOutput ?? ""
+      #expect(exitStatus(r.terminationStatus) == 0, "\(out)")
+      for phase in ["parsed 2 lines", "2 new, 0 duplicate", "candidate postings", "committed"] {
+        #expect(out.contains(phase), "\(phase): \(out)")
+      }
+      // Piped (not a terminal): stdout is only the summary, stderr is empty.
+      let again = try await s.tally("recon", "import", "--account", "cash", "--format", "csv", file)
+      #expect(again.status == 0 && again.stderr.isEmpty && !again.stdout.contains("committed"))
     }
   }
 
