@@ -82,7 +82,7 @@ let package = Package(
     .executableTarget(
       name: "tally",
       dependencies: [
-        "TallyCore", "TallyStore", "TallyProtocol", "TallyClient", "TallyAudit",
+        "TallyCore", "TallyStore", "TallyProtocol", "TallyClient", "TallyAudit", "TallyReconcile",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import TallyCore
 import TallyProtocol
+import TallyReconcile
 import TallyStore
 
 /// `tally recon …`: statement import, status, items, resolution and unmatching
@@ -39,10 +40,21 @@ struct ReconCommand: ParsableCommand {
     }
 
     func run() throws {
-      guard let bytes = readFile(file, max: 64 << 20) else {
-        throw usage("cannot read \(file) (missing, unreadable, or over 64 MiB)")
+      // One byte past the limit is enough to refuse it: the parser (offline) or the check
+      // below (online) answers STATEMENT_INVALID with code TOO_LARGE, reading no further.
+      guard let bytes = readFile(file, max: StatementParser.bytesMax + 1) else {
+        throw usage("cannot read \(file)")
       }
       if let online = try global.online() {
+        if bytes.count > StatementParser.bytesMax {
+          online.close()
+          throw report(
+            Rejection(
+              .statementInvalid,
+              "TOO_LARGE at input: the file has more than \(StatementParser.bytesMax) bytes; "
+                + "at most \(StatementParser.bytesMax) are accepted",
+              ["code": StatementError.tooLarge, "location": "input"]), json: global.json)
+        }
         defer { online.close() }
         guard let text = String(validating: bytes, as: UTF8.self) else {
           throw usage("\(file) is not UTF-8 text; RECON.IMPORT carries the statement as a string")
@@ -304,16 +316,17 @@ enum ProcessInfoLite {
 }
 
 /// The whole file, or nil when it cannot be read or is larger than `max` bytes.
+/// The file's first `max` bytes at most (a longer file is cut there, so the caller can
+/// refuse it without reading it all); nil when it cannot be opened or read.
 func readFile(_ path: String, max: Int) -> [UInt8]? {
   guard let f = fopen(path, "rb") else { return nil }
   defer { fclose(f) }
   var out = [UInt8]()
   var buf = [UInt8](repeating: 0, count: 1 << 16)
-  while true {
-    let n = fread(&buf, 1, buf.count, f)
+  while out.count < max {
+    let n = fread(&buf, 1, min(buf.count, max - out.count), f)
     if n == 0 { break }
     out += buf[0..<n]
-    if out.count > max { return nil }
   }
   return ferror(f) == 0 ? out : nil
 }

@@ -84,7 +84,7 @@ struct ReconCLITests {
         .path(FilePath(script)),
         arguments: ["-qec", command.map { "'\($0)'" }.joined(separator: " "), "/dev/null"],
         output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
-      let out = r.standardOutput ?? ""
+      let out = r.standardOutput
       #expect(exitStatus(r.terminationStatus) == 0, "\(out)")
       for phase in ["parsed 2 lines", "2 new, 0 duplicate", "candidate postings", "committed"] {
         #expect(out.contains(phase), "\(phase): \(out)")
@@ -106,6 +106,18 @@ struct ReconCLITests {
         "--json", "recon", "import", "--account", "cash", "--format", "csv", file)
       #expect(r.status == 1, "\(r)")
       #expect(r.stdout.contains("STATEMENT_INVALID") && r.stdout.contains("BAD_DATE"), "\(r)")
+      #expect(try await s.snapshot(["cash"]) == before)
+      // Over 64 MiB: STATEMENT_INVALID, code TOO_LARGE, and nothing changed.
+      let huge = s.file("huge.csv")
+      let line = "2024-03-01,1.00,EUR\n"
+      try
+        ("booking_date,amount,currency\n"
+        + String(repeating: line, count: (64 << 20) / line.utf8.count + 1))
+        .write(toFile: huge, atomically: false, encoding: .utf8)
+      let big = try await s.tally(
+        "--json", "recon", "import", "--account", "cash", "--format", "csv", huge)
+      #expect(big.status == 1, "\(big.stderr)")
+      #expect(big.stdout.contains("STATEMENT_INVALID") && big.stdout.contains("TOO_LARGE"))
       #expect(try await s.snapshot(["cash"]) == before)
       let wrong = try await s.tally("recon", "resolve", "99", "--reason", "x")
       #expect(wrong.status == 1 && wrong.stderr.contains("ITEM_NOT_FOUND"), "\(wrong)")

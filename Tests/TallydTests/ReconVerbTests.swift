@@ -294,6 +294,24 @@ struct ReconVerbTests {
       #expect(res.status == 0, "\(res)")
       let items = try await admin.ok(#"RECON.ITEMS {"account":"cash","state":"resolved"}"#)
       #expect(try items.arr("items").count == 1)
+      // A file over the statement limit (64 MiB) is refused before it is sent.
+      let huge = server.root + "/huge.csv"
+      try writeHugeStatement(huge)
+      let head = try await admin.ok("LOG.HEAD")
+      let big = try await runTally(
+        online + ["--json", "recon", "import", "--account", "cash", "--format", "csv", huge])
+      #expect(big.status == 1, "\(big.stderr)")
+      #expect(big.stdout.contains("STATEMENT_INVALID") && big.stdout.contains("TOO_LARGE"))
+      #expect(try await admin.ok("LOG.HEAD").raw == head.raw, "nothing appended")
     }
   }
+}
+
+/// Just over 64 MiB of a valid-looking CSV statement.
+func writeHugeStatement(_ path: String) throws {
+  let line = "2024-03-01,1.00,EUR\n"
+  let text =
+    "booking_date,amount,currency\n"
+    + String(repeating: line, count: (64 << 20) / line.utf8.count + 1)
+  try text.write(toFile: path, atomically: false, encoding: .utf8)
 }
