@@ -91,7 +91,7 @@ enum CSVStatement {
           message: "\(record.fields.count) fields; the header has \(header.fields.count)")
       }
       func value(_ c: Column) -> String? {
-        index[c].flatMap { Text.value(record.fields[$0][...]) }
+        index[c].flatMap { Text.value(record.fields[$0]) }
       }
       func required(_ c: Column) throws(StatementError) -> String {
         guard let v = value(c) else {
@@ -189,7 +189,9 @@ enum CSVStatement {
   }
 
   static func ascii(uppercased s: String) -> String {
-    String(
+    // Most codes are already upper case: no new string then.
+    if !s.utf8.contains(where: { $0 >= 0x61 && $0 <= 0x7A }) { return s }
+    return String(
       String.UnicodeScalarView(
         s.unicodeScalars.map { u in
           u.value >= 0x61 && u.value <= 0x7A ? Unicode.Scalar(u.value - 0x20)! : u

@@ -28,7 +28,7 @@ final class XMLNode {
     return node
   }
   /// The trimmed text, nil when empty.
-  var value: String? { Text.value(text[...]) }
+  var value: String? { Text.value(text) }
 }
 
 /// Reads a camt.053 document with Foundation's SAX parser (libxml2 on Linux) and feeds the

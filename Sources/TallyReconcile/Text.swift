@@ -6,6 +6,16 @@ enum Text {
     return t.isEmpty ? nil : String(t)
   }
 
+  /// `value(s[...])`, without a copy when there is nothing to trim (neither end is a space,
+  /// tab, CR or LF byte; otherwise the Character-wise trim above decides, as before).
+  static func value(_ s: String) -> String? {
+    let u = s.utf8
+    guard let first = u.first, let last = u.last else { return nil }
+    func space(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+    if !space(first) && !space(last) { return s }
+    return value(s[...])
+  }
+
   static func trimmed(_ s: Substring) -> Substring {
     var t = s
     while let c = t.first, isSpace(c) { t.removeFirst() }

@@ -79,4 +79,14 @@ struct FieldTests {
     #expect(UTF8Check.firstInvalidLine([0xC0, 0x80]) == 1)  // overlong NUL
     #expect(UTF8Check.firstInvalidLine(Array("ok €\n𝄞".utf8)) == nil)
   }
+
+  @Test("Text.value of a String trims exactly as of its Substring (spaces, marks, CRLF)")
+  func valueFastPathAgrees() async {
+    let parts = ["a", "É", " ", "\t", "\r\n", "\n", "\u{301}", "x y", "|", "😀", "\r"]
+    await seededCheck("text value", seed: 0x7E47_0000_0000_0001, count: 5000) { rng in
+      var s = ""
+      for _ in 0..<rng.int(0...6) { s += rng.pick(parts) }
+      #expect(Text.value(s) == Text.value(s[...]), "\(Array(s.unicodeScalars))")
+    }
+  }
 }
