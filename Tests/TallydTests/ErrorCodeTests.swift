@@ -582,9 +582,10 @@ struct ErrorCodeTests {
       let admin = try await server.admin()
       try await buildFixture(admin)
       // Alternate writes and reads: each read waits for the write before it, so most of the
-      // pipeline is still waiting when the signal lands.
+      // pipeline is still waiting when the signal lands. 300 pairs (more than the server
+      // holds in flight per connection) so that a fast machine cannot run them all first.
       var text = ""
-      for i in 0..<60 {
+      for i in 0..<300 {
         text += entryLine("sd\(i)", debit: "cash", credit: "bob", amount: "1") + "\n"
         text += "BALANCE.GET {\"account\":\"bob\"}\n"
       }
