@@ -1,4 +1,3 @@
-import Glibc
 import PropertyBased
 import Synchronization
 import TallyCore
@@ -164,20 +163,12 @@ struct LedgerTestFailure: Error, CustomStringConvertible {
   init(_ d: String) { description = d }
 }
 
-/// A ledger in a new temporary directory, removed afterwards.
+/// A ledger in a new temporary directory, removed afterwards with everything in it.
 func withScratchLedger<R>(_ body: (Ledger) throws -> R) throws -> R {
-  var template = Array("/tmp/tally-recon.XXXXXX".utf8CString)
-  guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-    throw LedgerTestFailure("mkdtemp failed")
+  try withTempDir { dir in
+    let l = try Ledger.create(at: dir.ledgerPath, now: 1_700_000_000_000_000_000)
+    return try withExtendedLifetime(l) { try body(l) }
   }
-  let dir = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-  defer {
-    for f in ["data.mdb", "lock.mdb"] { unlink(dir + "/ledger/" + f) }
-    rmdir(dir + "/ledger")
-    rmdir(dir)
-  }
-  let l = try Ledger.create(at: dir + "/ledger", now: 1_700_000_000_000_000_000)
-  return try withExtendedLifetime(l) { try body(l) }
 }
 
 @Suite("Reconciliation through a ledger, on random statements")

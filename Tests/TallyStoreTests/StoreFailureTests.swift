@@ -1,6 +1,7 @@
 import CLMDB
 import Glibc
 import TallyCore
+import TallyTestSupport
 import Testing
 
 @testable import TallyStore

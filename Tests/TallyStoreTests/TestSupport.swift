@@ -2,6 +2,7 @@ import CLMDB
 import Glibc
 import TallyCore
 import TallyCrypto
+import TallyTestSupport
 import Testing
 
 @testable import TallyStore
@@ -13,55 +14,11 @@ import Testing
 let t0: Int64 = 1_700_000_000_000_000_000
 let oneSecond: Int64 = 1_000_000_000
 
-// MARK: - Temporary directories
-
-/// A fresh directory under /tmp (mkdtemp). `remove()` deletes it and everything in it.
-struct TempDir {
-  let path: String
-
-  init() throws {
-    var template = Array("/tmp/tally-tests.XXXXXX".utf8CString)
-    let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    guard made != nil else { throw TestFailure("mkdtemp failed: errno \(errno)") }
-    path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-  }
-
-  /// The path of a data directory inside this one (created by `Ledger.create`).
-  var ledgerPath: String { path + "/ledger" }
-
-  func remove() { removeTree(path) }
-}
-
-/// Deletes `path` and, for a directory, everything below it (no symlinks are followed).
-func removeTree(_ path: String) {
-  var st = stat()
-  guard lstat(path, &st) == 0 else { return }
-  if st.st_mode & S_IFMT == S_IFDIR, let dir = opendir(path) {
-    var children: [String] = []
-    while let entry = readdir(dir) {
-      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-      }
-      if name != "." && name != ".." { children.append(name) }
-    }
-    closedir(dir)
-    for child in children { removeTree(path + "/" + child) }
-    rmdir(path)
-  } else {
-    unlink(path)
-  }
-}
+// MARK: - Temporary directories (TempDir, removeTree: TallyTestSupport)
 
 struct TestFailure: Error, CustomStringConvertible {
   var description: String
   init(_ description: String) { self.description = description }
-}
-
-/// Runs `body` with a new temporary directory, then removes it.
-func withTempDir<R>(_ body: (TempDir) throws -> R) throws -> R {
-  let dir = try TempDir()
-  defer { dir.remove() }
-  return try body(dir)
 }
 
 /// Runs `body` with a freshly created ledger in a new temporary directory; closes the ledger

@@ -1,6 +1,7 @@
 import CLMDB
 import TallyCore
 import TallyCrypto
+import TallyTestSupport
 import Testing
 
 @testable import TallyStore
