@@ -88,6 +88,17 @@ extension Views {
     return o
   }
 
+  /// A page of `RECON.ITEMS` (items, or postings for `missing_from_statement`):
+  /// `{"account","items":[…],"next"}`.
+  public static func reconItemsPage(account: String, _ rows: [JSONObject], next: UInt64?)
+    -> JSONObject
+  {
+    JSONObject([
+      ("account", s(account)), ("items", .array(rows.map { .object($0) })),
+      ("next", next.map { n($0) } ?? .null),
+    ])
+  }
+
   /// A posting no statement line matches: `{"seq","id","ref","amount","direction","date"}`.
   public static func missingPosting(_ p: MissingPosting) -> JSONObject {
     JSONObject([

@@ -43,9 +43,9 @@ enum LineIdentity {
     b.append(bar)
     appendEscaped(&b, line.endToEndId ?? "")
     b.append(bar)
-    appendDate(&b, line.bookingDateDays)
+    b.append(contentsOf: Dates.format(line.bookingDateDays).utf8)
     b.append(bar)
-    if let v = line.valueDateDays { appendDate(&b, v) }
+    if let v = line.valueDateDays { b.append(contentsOf: Dates.format(v).utf8) }
     b.append(bar)
     b.append(contentsOf: line.direction.rawValue.utf8)
     b.append(bar)
@@ -62,10 +62,6 @@ enum LineIdentity {
       break
     }
     if plain { b.append(contentsOf: s.utf8) } else { b.append(contentsOf: escaped(s).utf8) }
-  }
-
-  static func appendDate(_ b: inout [UInt8], _ days: Int32) {
-    b.append(contentsOf: Dates.format(days).utf8)
   }
 
   static func normalisedAccount(_ s: String) -> String {

@@ -407,7 +407,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     let slotB = NIOLoopBound(p.slot, eventLoop: loop)
     let request = p.request
     let f = server.readPool.runIfActive(eventLoop: loop) {
-      server.reader.parseStatement(bytes, format: format)
+      try server.reader.parseStatement(bytes, format: format)
     }
     f.whenComplete { result in
       let h = bound.value
@@ -448,6 +448,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
   }
 
+  /// Who a resolution or unmatch is recorded as: the key that asked, never a name the
+  /// request gives. Writes run only after AUTH (`Session.admit`), so there is a key.
+  static func actor(_ principal: Principal?) -> String {
+    guard let principal else { preconditionFailure("a write ran before AUTH") }
+    return "key:" + principal.keyId
+  }
+
   func startWrite(_ p: Pending, _ principal: Principal?) -> Bool {
     let scope = principal?.scope
     let work: WriteWork
@@ -481,13 +488,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
       }
       work = .commands([.placeHold(x)], scope)
     case .reconResolve(let item, let reason, let entry):
-      // Who resolved it is the key that asked, never a name the request gives.
-      let by = "key:" + (principal?.keyId ?? "?")
       work = .commands(
-        [.reconResolve(ReconResolved(item: item, reason: reason, by: by, entry: entry))], scope)
+        [
+          .reconResolve(
+            ReconResolved(item: item, reason: reason, by: Self.actor(principal), entry: entry))
+        ], scope)
     case .reconUnmatch(let item, let reason):
-      let by = "key:" + (principal?.keyId ?? "?")
-      work = .commands([.reconUnmatch(ReconUnmatched(item: item, reason: reason, by: by))], scope)
+      work = .commands(
+        [.reconUnmatch(ReconUnmatched(item: item, reason: reason, by: Self.actor(principal)))],
+        scope)
     case .entryBatch(let items):
       batchItems = items
       let cmds = items.compactMap { (try? $0.get()).map { Command.postEntry($0) } }

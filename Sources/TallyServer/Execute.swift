@@ -211,27 +211,22 @@ enum Execute {
       guard let st = try reader.reconStatus(name) else { return accountNotFound(name).line }
       return WireOK.line(Views.reconStatus(st))
     case .reconItems(let name, let filter, let after, let limit):
-      var rows: [JSONValue]
-      var next: UInt64?
       switch filter {
       case .missingFromStatement:
         guard let page = try reader.reconMissing(name, after: after, limit: limit) else {
           return accountNotFound(name).line
         }
-        rows = page.postings.map { .object(Views.missingPosting($0)) }
-        next = page.next
+        return WireOK.line(
+          Views.reconItemsPage(
+            account: name, page.postings.map(Views.missingPosting), next: page.next))
       case .all, .state:
         var state: ReconState?
         if case .state(let st) = filter { state = st }
         guard let page = try reader.reconItems(name, state: state, after: after, limit: limit)
         else { return accountNotFound(name).line }
-        rows = page.items.map { .object(Views.reconItem($0)) }
-        next = page.next
+        return WireOK.line(
+          Views.reconItemsPage(account: name, page.items.map(Views.reconItem), next: page.next))
       }
-      return WireOK.line(
-        JSONObject([
-          ("account", s(name)), ("items", .array(rows)), ("next", next.map { n($0) } ?? .null),
-        ]))
     default:
       preconditionFailure("write request routed to the read path")
     }

@@ -173,6 +173,12 @@ extension LedgerQuerying {
     try reader.readState { s in try s.asset(code) }
   }
 
+  /// Minor-unit scale of a currency: ISO 4217's, else the declared asset's (nil: neither).
+  public func scale(of currency: String) throws(StoreError) -> UInt8? {
+    if let s = ISO4217.minorUnits(of: currency) { return s }
+    return try asset(currency)?.scale
+  }
+
   /// Whether `key` sorts strictly after `cursor` (byte order, as LMDB sorts).
   static func isAfter(_ key: UnsafeRawBufferPointer, _ cursor: String) -> Bool {
     cursor.utf8.lexicographicallyPrecedes(key)

@@ -13,7 +13,7 @@ extension Ledger {
     toleranceDays: Int32 = Limits.reconToleranceDaysDefault,
     progress: ((ReconImportPhase) -> Void)? = nil
   ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
-    switch reader.parseStatement(bytes, format: format) {
+    switch try reader.parseStatement(bytes, format: format) {
     case .failure(let r): return .failure(r)
     case .success(let statement):
       progress?(.parsed(lines: statement.lines.count))
@@ -274,7 +274,11 @@ extension Ledger {
     let s = state
     // All of them: sized once, since growing an array of a million candidates copies it
     // into fresh pages again and again (a walk of the keys alone is cheap).
-    if filter == nil { out.reserveCapacity(try historyRows(s, a)) }
+    if filter == nil {
+      var rows = 0
+      try historySeqs(s, a) { _ in rows += 1 }
+      out.reserveCapacity(rows)
+    }
     try postings(s, a) { p in
       if p.dateDays < fromDays || p.dateDays > toDays { return }
       if let filter, !filter.keeps(entryId: p.id, ref: p.ref, amountMinor: p.amountMinor) {
@@ -290,21 +294,22 @@ extension Ledger {
     return out
   }
 
-  /// How many history rows (events that changed its balances) the account has.
-  static func historyRows(_ state: StoreState, _ a: AccountRecord) throws -> Int {
+  /// The seqs of the account's history rows (events that changed its balances), in order:
+  /// a walk of the keys only.
+  static func historySeqs(
+    _ state: StoreState, _ a: AccountRecord, _ body: (UInt64) throws -> Void
+  ) throws {
     let c = try state.txn.cursor(state.dbs.history)
     defer { c.close() }
     var row = try withBytes(of: (a.number.bigEndian, UInt64(1).bigEndian)) {
       (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k)
     }
-    var n = 0
     while let (k, _) = row {
       guard k.count == 16, UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == a.number
       else { break }
-      n += 1
+      try body(UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
       row = try c.get(MDB_NEXT)
     }
-    return n
   }
 
   /// A movement of posted money on one account.
@@ -328,21 +333,13 @@ extension Ledger {
   static func postings(
     _ state: StoreState, _ a: AccountRecord, _ body: (Posting) throws -> Void
   ) throws {
-    let c = try state.txn.cursor(state.dbs.history)
-    defer { c.close() }
     // The log through a cursor of its own: consecutive seqs (an account in most events)
     // step with MDB_NEXT instead of searching the tree again.
     let logCursor = try state.txn.cursor(state.dbs.log)
     defer { logCursor.close() }
     var previous: UInt64 = 0
     let name = Array(a.name.utf8)
-    var row = try withBytes(of: (a.number.bigEndian, UInt64(1).bigEndian)) {
-      (k) throws(StoreError) in try c.get(MDB_SET_RANGE, key: k)
-    }
-    while let (k, _) = row {
-      guard k.count == 16, UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == a.number
-      else { break }
-      let seq = UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+    try historySeqs(state, a) { seq in
       let found =
         previous != 0 && seq == previous + 1
         ? try logCursor.get(MDB_NEXT)
@@ -356,13 +353,14 @@ extension Ledger {
       let type = v.count > 1 ? v[1] : 0
       if type == EventType.entryPosted.rawValue {
         // The hot path: only the account's leg and the fields matching reads.
-        if let e = try EventCodec.entryPosting(v, account: name) {
-          try body(
-            Posting(
-              seq: seq, idSeq: seq, id: e.id, ref: e.ref, amountMinor: e.amountMinor,
-              direction: .of(leg: e.side, normal: a.normalSide),
-              dateDays: e.valueDateDays ?? dayOf(e.timestampNanos)))
+        guard let e = try EventCodec.entryPosting(v, account: name) else {
+          throw StoreError.corrupt("history names entry seq \(seq), which has no leg on \(a.name)")
         }
+        try body(
+          Posting(
+            seq: seq, idSeq: seq, id: e.id, ref: e.ref, amountMinor: e.amountMinor,
+            direction: .of(leg: e.side, normal: a.normalSide),
+            dateDays: e.valueDateDays ?? dayOf(e.timestampNanos)))
       } else if type == EventType.holdCaptured.rawValue {
         let event = try EventCodec.decode(v)
         switch event.body {
@@ -381,7 +379,6 @@ extension Ledger {
         default: break
         }
       }
-      row = try c.get(MDB_NEXT)
     }
   }
 }
@@ -389,17 +386,33 @@ extension Ledger {
 extension LedgerReader {
   /// Parses a statement without touching the ledger's log (custom assets' scales are read
   /// in a read transaction). Any thread may call it; the server parses on its read threads
-  /// so that the writer only imports.
-  public func parseStatement(_ bytes: [UInt8], format: ReconFormat) -> Result<
-    Statement, Rejection
-  > {
-    do {
-      return .success(
+  /// so that the writer only imports. A store failure while looking a currency up is thrown,
+  /// never read as an unknown currency.
+  public func parseStatement(_ bytes: [UInt8], format: ReconFormat) throws(StoreError)
+    -> Result<Statement, Rejection>
+  {
+    // Each code once: a statement repeats its currency on every line.
+    var known: [String: Int?] = [:]
+    var failure: StoreError?
+    let parsed: Result<Statement, StatementError>
+    do throws(StatementError) {
+      parsed = .success(
         try StatementParser.parse(bytes, format: Ledger.parserFormat(format)) { code in
-          if let s = ISO4217.minorUnits(of: code) { return Int(s) }
-          return (try? self.asset(code)).flatMap { $0 }.map { Int($0.scale) }
+          if let s = known[code] { return s }
+          var s: Int?
+          do throws(StoreError) { s = try self.scale(of: code).map(Int.init) } catch {
+            failure = failure ?? error
+          }
+          known[code] = s
+          return s
         })
     } catch {
+      parsed = .failure(error)
+    }
+    if let failure { throw failure }
+    switch parsed {
+    case .success(let statement): return .success(statement)
+    case .failure(let error):
       return .failure(
         Rejection(
           .statementInvalid, "\(error.code) at \(error.location): \(error.message)",

@@ -109,10 +109,8 @@ func usage(_ message: String) -> CLIExit {
 /// Formats minor units of `currency` as a decimal for human tables (JSON keeps minor units):
 /// ISO 4217's scale, else the declared asset's.
 func decimalFormatter(_ currency: String, _ ledger: Ledger) throws -> (Int128) -> String {
-  var scale = ISO4217.minorUnits(of: currency)
-  if scale == nil {
-    do { scale = try ledger.reader.asset(currency)?.scale } catch { throw fail(error) }
-  }
+  let scale: UInt8?
+  do { scale = try ledger.reader.scale(of: currency) } catch { throw fail(error) }
   guard let scale else { throw fail(.corrupt("currency \(currency) is neither ISO nor declared")) }
   return { Amount.formatDecimal($0, scale: scale) }
 }

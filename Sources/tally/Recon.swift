@@ -40,21 +40,20 @@ struct ReconCommand: ParsableCommand {
     }
 
     func run() throws {
-      // One byte past the limit is enough to refuse it: the parser (offline) or the check
-      // below (online) answers STATEMENT_INVALID with code TOO_LARGE, reading no further.
+      // One byte past the limit is enough to refuse it (STATEMENT_INVALID, code TOO_LARGE,
+      // as the parser would), before a server is even contacted.
       guard let bytes = readFile(file, max: StatementParser.bytesMax + 1) else {
         throw usage("cannot read \(file)")
       }
+      if bytes.count > StatementParser.bytesMax {
+        throw report(
+          Rejection(
+            .statementInvalid,
+            "TOO_LARGE at input: the file has more than \(StatementParser.bytesMax) bytes; "
+              + "at most \(StatementParser.bytesMax) are accepted",
+            ["code": StatementError.tooLarge, "location": "input"]), json: global.json)
+      }
       if let online = try global.online() {
-        if bytes.count > StatementParser.bytesMax {
-          online.close()
-          throw report(
-            Rejection(
-              .statementInvalid,
-              "TOO_LARGE at input: the file has more than \(StatementParser.bytesMax) bytes; "
-                + "at most \(StatementParser.bytesMax) are accepted",
-              ["code": StatementError.tooLarge, "location": "input"]), json: global.json)
-        }
         defer { online.close() }
         guard let text = String(validating: bytes, as: UTF8.self) else {
           throw usage("\(file) is not UTF-8 text; RECON.IMPORT carries the statement as a string")
@@ -236,12 +235,7 @@ struct ReconCommand: ParsableCommand {
     func emit(_ rows: [JSONObject], next: UInt64?, scale: UInt8, header: [String]) {
       if global.json {
         print(
-          JSONWriter.serialize(
-            .object(
-              JSONObject([
-                ("account", .string(account)), ("items", .array(rows.map { .object($0) })),
-                ("next", next.map { .number(String($0)) } ?? .null),
-              ]))))
+          JSONWriter.serialize(.object(Views.reconItemsPage(account: account, rows, next: next))))
         return
       }
       func cell(_ o: JSONObject, _ k: String) -> String {
