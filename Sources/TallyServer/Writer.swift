@@ -157,17 +157,74 @@ final class WriterStats: Sendable {
   let commands = Atomic<Int>(0)
   let largestGroup = Atomic<Int>(0)
   let failures = Atomic<Int>(0)
+  let syncs = Atomic<Int>(0)
 }
 
-/// The single writer: drains the queue, applies each group in one LMDB transaction (one
-/// fsync), then completes every job of the group. `OK` is sent only after the commit.
+/// Groups applied to LMDB whose journal records wait for their sync: the writer hands each
+/// group's completions here and goes on with the next group while the syncer thread runs
+/// one `fdatasync` for everything handed so far, then completes those requests. At most
+/// `groupsMax` groups wait; the writer blocks beyond that (bounded, never dropped).
+final class SyncQueue: @unchecked Sendable {
+  /// Two groups in flight overlap one group's sync with the next one's apply; more only
+  /// grow latency on a disk that syncs one file at a time.
+  static let groupsMax = 4
+  private var waiting: [() -> Void] = []
+  private var closed = false
+  private var mutex = pthread_mutex_t()
+  private var changed = pthread_cond_t()
+
+  init() {
+    pthread_mutex_init(&mutex, nil)
+    pthread_cond_init(&changed, nil)
+  }
+
+  deinit {
+    pthread_mutex_destroy(&mutex)
+    pthread_cond_destroy(&changed)
+  }
+
+  /// Called by the writer after a group's LMDB commit: `complete` runs after the next sync.
+  func push(_ complete: @escaping () -> Void) {
+    pthread_mutex_lock(&mutex)
+    while waiting.count >= Self.groupsMax && !closed { pthread_cond_wait(&changed, &mutex) }
+    waiting.append(complete)
+    pthread_cond_broadcast(&changed)
+    pthread_mutex_unlock(&mutex)
+  }
+
+  /// Blocks for at least one group; nil once closed and empty.
+  func take() -> [() -> Void]? {
+    pthread_mutex_lock(&mutex)
+    defer { pthread_mutex_unlock(&mutex) }
+    while waiting.isEmpty && !closed { pthread_cond_wait(&changed, &mutex) }
+    if waiting.isEmpty { return nil }
+    let out = waiting
+    waiting.removeAll(keepingCapacity: true)
+    pthread_cond_broadcast(&changed)
+    return out
+  }
+
+  func close() {
+    pthread_mutex_lock(&mutex)
+    closed = true
+    pthread_cond_broadcast(&changed)
+    pthread_mutex_unlock(&mutex)
+  }
+}
+
+/// The single writer: drains the queue, applies each group in one LMDB transaction, appends
+/// its events to the journal, and hands it to the syncer thread, which makes the journal
+/// durable (one `fdatasync` for every group handed so far) and then completes the group's
+/// jobs. `OK` is sent only after that sync; reads wait for it too (`LedgerReader`).
 final class Writer: Sendable {
   let queue: WriteQueue
   let stats = WriterStats()
   let handoff: LedgerHandoff
   let groupCommandsMax: Int
   let logger: Logger
+  let syncs = SyncQueue()
   private let thread = Mutex<WorkerThread?>(nil)
+  private let syncThread = Mutex<WorkerThread?>(nil)
 
   init(ledger: Ledger, config: ServerConfig, logger: Logger) {
     handoff = LedgerHandoff(ledger)
@@ -177,18 +234,48 @@ final class Writer: Sendable {
   }
 
   func start() {
+    handoff.ledger.syncEachGroup = false
     thread.withLock { t in
       precondition(t == nil, "writer started twice")
       t = WorkerThread { [self] in run() }
     }
+    syncThread.withLock { t in
+      t = WorkerThread { [self] in runSyncs() }
+    }
   }
 
-  /// Stops taking jobs once the queue is empty, and waits for the thread.
+  /// Stops taking jobs once the queue is empty, waits for the thread and the last syncs, and
+  /// closes the ledger (journal and LMDB synced; the next open trusts the projections).
   func stop() {
     queue.close()
-    let t = thread.withLock { $0 }
-    t?.join()
+    thread.withLock { $0 }?.join()
+    syncs.close()
+    syncThread.withLock { $0 }?.join()
+    do { try handoff.ledger.close() } catch {
+      logger.error("closing the ledger failed", metadata: ["error": "\(error)"])
+    }
   }
+
+  /// The syncer: one `fdatasync` covers every group handed since the last one.
+  private func runSyncs() {
+    let ledger = handoff.ledger
+    while let groups = syncs.take() {
+      do {
+        try ledger.journal?.sync()
+        stats.syncs.add(1, ordering: .relaxed)
+      } catch {
+        // A failed sync is never retried: the groups were not acknowledged, the journal is
+        // poisoned, and every later write fails until the server restarts and recovers.
+        stats.failures.add(1, ordering: .relaxed)
+        logger.critical("journal sync failed", metadata: ["error": "\(error)"])
+      }
+      for complete in groups { complete() }
+    }
+  }
+
+  /// Makes everything appended so far durable, on the writer thread (before a job that must
+  /// not run ahead of the log: a checkpoint signs the head).
+  private func syncNow(_ ledger: Ledger) throws(StoreError) { try ledger.journal?.sync() }
 
   static func now() -> Int64 {
     var ts = timespec()
@@ -212,6 +299,12 @@ final class Writer: Sendable {
         applyGroup(ledger, jobs, commands, anyScope ? scopes : nil)
       }
       for job in jobs {
+        if case .commands = job.work { continue }
+        // What a job outside the group answers must not run ahead of the durable log.
+        do { try syncNow(ledger) } catch {
+          job.complete(.failed(error))
+          continue
+        }
         switch job.work {
         case .commands: continue
         case .keyCreate(let role, let partner, let grants):
@@ -233,11 +326,11 @@ final class Writer: Sendable {
           }
         case .reconImport(let statement, let format, let account, let tolerance):
           do {
-            job.complete(
-              .imported(
-                try ledger.importStatement(
-                  statement, format: format, account: account, now: Self.now(),
-                  toleranceDays: tolerance)))
+            let report = try ledger.importStatement(
+              statement, format: format, account: account, now: Self.now(),
+              toleranceDays: tolerance)
+            try syncNow(ledger)
+            job.complete(.imported(report))
           } catch {
             stats.failures.add(1, ordering: .relaxed)
             logger.error("statement import failed", metadata: ["error": "\(error)"])
@@ -261,20 +354,36 @@ final class Writer: Sendable {
     do {
       var (outcomes, receipts) = try ledger.applyWithReceipts(
         commands, scopes: scopes, now: Self.now())
-      // A retried write answers its original result: look up where it landed.
-      for (i, o) in outcomes.enumerated() {
-        if case .duplicate(let seq) = o { receipts[i] = try ledger.reader.receipt(seq) }
+      // A retried write answers its original result: look up where it landed (after a sync:
+      // reads on this thread wait for durability like any other).
+      if outcomes.contains(where: { if case .duplicate = $0 { true } else { false } }) {
+        try syncNow(ledger)
+        for (i, o) in outcomes.enumerated() {
+          if case .duplicate(let seq) = o { receipts[i] = try ledger.reader.receipt(seq) }
+        }
       }
       stats.groups.add(1, ordering: .relaxed)
       stats.commands.add(commands.count, ordering: .relaxed)
       stats.largestGroup.max(commands.count, ordering: .relaxed)
-      var at = 0
-      for job in jobs {
-        guard case .commands(let cs, _) = job.work else { continue }
-        let range = at..<(at + cs.count)
-        at += cs.count
-        job.complete(.outcomes(Array(outcomes[range]), Array(receipts[range])))
+      let last = ledger.head.seq
+      let journal = ledger.journal
+      let answers = { [outcomes, receipts] in
+        // After the sync: a group whose records did not become durable is answered failed.
+        if let journal, journal.durableSeq < last {
+          for job in jobs {
+            if case .commands = job.work { job.complete(.failed(Journal.poisonError)) }
+          }
+          return
+        }
+        var at = 0
+        for job in jobs {
+          guard case .commands(let cs, _) = job.work else { continue }
+          let range = at..<(at + cs.count)
+          at += cs.count
+          job.complete(.outcomes(Array(outcomes[range]), Array(receipts[range])))
+        }
       }
+      syncs.push(answers)
     } catch {
       stats.failures.add(1, ordering: .relaxed)
       logger.error(

@@ -172,14 +172,22 @@ extension Ledger {
     }
   }
 
-  /// One write transaction outside the log (keys, kept checkpoints), committed and so
-  /// fsynced before returning.
-  func writeAux<R>(_ body: (Txn) throws(StoreError) -> R) throws(StoreError) -> R {
+  /// One write transaction outside the log (keys, kept checkpoints). What it puts is
+  /// appended to the aux journal and synced before LMDB commits: durable when this returns.
+  func writeAux<R>(_ body: (AuxTxn) throws(StoreError) -> R) throws(StoreError) -> R {
+    guard let aux else { throw .corrupt("write outside the log without the aux journal") }
     try growIfNeeded()
     let raw = try env.begin(readOnly: false)
     let r: R
+    let t = AuxTxn(txn: Txn(txn: raw), dbs: dbs)
     do {
-      r = try body(Txn(txn: raw))
+      r = try body(t)
+      if !t.records.isEmpty {
+        let end = try aux.append(t.records)
+        try withBytes(of: UInt64(end).bigEndian) { (v) throws(StoreError) in
+          try t.txn.put(dbs.meta, Self.metaKey("aux"), v)
+        }
+      }
     } catch {
       mdb_txn_abort(raw)
       throw error
@@ -208,5 +216,47 @@ extension Ledger {
     }
     try check(mdb_txn_commit(raw), "commit")
     return h
+  }
+}
+
+/// A write transaction on the keys and checkpoints tables that records each put for the aux
+/// journal.
+final class AuxTxn {
+  let txn: Txn
+  let dbs: DBs
+  var records: [AuxJournal.Record] = []
+
+  init(txn: Txn, dbs: DBs) {
+    self.txn = txn
+    self.dbs = dbs
+  }
+
+  private func table(_ dbi: MDB_dbi) -> AuxJournal.Table {
+    if dbi == dbs.keys { return .keys }
+    precondition(dbi == dbs.checkpoints, "aux write to a table outside the aux journal")
+    return .checkpoints
+  }
+
+  func get(_ dbi: MDB_dbi, string key: String) throws(StoreError) -> UnsafeRawBufferPointer? {
+    try txn.get(dbi, string: key)
+  }
+
+  func get(_ dbi: MDB_dbi, u64 key: UInt64) throws(StoreError) -> UnsafeRawBufferPointer? {
+    try txn.get(dbi, u64: key)
+  }
+
+  func count(_ dbi: MDB_dbi) throws(StoreError) -> Int { try txn.count(dbi) }
+
+  func put(_ dbi: MDB_dbi, string key: String, _ value: [UInt8]) throws(StoreError) {
+    try txn.put(dbi, string: key, value)
+    records.append(.init(table: table(dbi), key: Array(key.utf8), value: value))
+  }
+
+  func put(_ dbi: MDB_dbi, u64 key: UInt64, _ value: UnsafeRawBufferPointer) throws(StoreError) {
+    try txn.put(dbi, u64: key, value)
+    records.append(
+      .init(
+        table: table(dbi), key: withUnsafeBytes(of: key.bigEndian) { Array($0) },
+        value: Array(value)))
   }
 }

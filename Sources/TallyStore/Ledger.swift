@@ -22,10 +22,10 @@ public struct Receipt: Equatable, Sendable {
 /// batches of commands in one LMDB write transaction each.
 public final class Ledger {
   /// Version of the data directory layout (event encoding, projections, meta).
-  /// 2 added the Merkle tree (`tree`), 3 the reconciliation and partner-view projections;
-  /// an older directory is migrated on its first read-write open (docs/FORMAT.md,
-  /// "Compatibility").
-  public static let formatVersion: UInt32 = 3
+  /// 2 added the Merkle tree (`tree`), 3 the reconciliation and partner-view projections,
+  /// 4 the journal (the log's durable copy; LMDB written behind it). An older directory is
+  /// migrated on its first read-write open (docs/FORMAT.md, "Compatibility").
+  public static let formatVersion: UInt32 = 4
   /// First map size; the map grows by doubling (up to +4 GiB a step) when 80 % full.
   static let initialMapBytes = 64 << 20
   static let mapGrowthStepMaxBytes = 4 << 30
@@ -39,7 +39,7 @@ public final class Ledger {
   let hasher = SHA256Hasher()
   public let path: String
   public let readOnly: Bool
-  public private(set) var head: LogHead
+  public internal(set) var head: LogHead
   var accountCount: UInt64
   /// Reconciliation items and matches recorded (meta `recon`).
   var reconCounts: (items: UInt64, matches: UInt64) = (0, 0)
@@ -47,40 +47,52 @@ public final class Ledger {
   var treeFrontier = [Hash32](repeating: .zero, count: Tree.levelsMax)
   /// The writer's account and balance cache (see `BatchCache`).
   lazy var writerCache = BatchCache(accountCount: accountCount, recon: reconCounts)
+  /// The journal (read-write opens only): acknowledged events live here first.
+  public internal(set) var journal: Journal?
+  /// Keys and kept checkpoints, durable outside LMDB (read-write opens only).
+  var aux: AuxJournal?
+  let options: LedgerOptions
+  /// True (the default): `apply` returns once its group is durable (one `fdatasync`).
+  /// A server that syncs on its own thread sets it false, calls `journal.sync()` itself and
+  /// answers after it; reads then wait for durability (`LedgerReader.read`).
+  public var syncEachGroup = true {
+    didSet { reader.durability = syncEachGroup ? nil : journal }
+  }
+  /// The framed records of the group being applied.
+  var groupBuffer = ByteWriter(capacity: 1 << 16)
+  var closed = false
 
   public enum Mode: Sendable { case readWrite, readOnly }
+
+  deinit {
+    // A ledger released without `close` still leaves its directory clean when it can; if
+    // this fails, the marker stays and the next open on another boot rebuilds.
+    try? close()
+  }
 
   /// Creates and initialises a data directory: format version, and the platform partner
   /// as the first event.
   /// `origin` names the ledger in its signed checkpoints (default: `tally.ledger/<random>`).
-  public static func create(at path: String, now: Int64, origin: String? = nil)
-    throws(StoreError) -> Ledger
-  {
+  public static func create(
+    at path: String, now: Int64, origin: String? = nil, options: LedgerOptions = .init()
+  ) throws(StoreError) -> Ledger {
     var st = stat()
     if stat(path, &st) != 0 {
       if mkdir(path, 0o750) != 0 {
         throw .io("cannot create \(path): \(String(cString: strerror(errno)))")
       }
-    } else if stat(path + "/data.mdb", &st) == 0 {
+    } else if stat(path + "/data.mdb", &st) == 0 || stat(path + "/journal", &st) == 0 {
       throw .alreadyInitialized(path)
     }
     let lock = try WriterLock(directory: path)
+    let journal = try Journal.create(
+      directory: path + "/journal", files: options.files, segmentBytes: options.segmentBytes)
     let env = try Environment(path: path, readOnly: false)
     try env.setMapSize(initialMapBytes)
-    let txn = try env.begin(readOnly: false)
-    do throws(StoreError) {
-      var dbs = try DBs.open(txn, create: true)
-      try dbs.openFormat3(txn, create: true)
-      try withBytes(of: formatVersion.bigEndian) { (vb) throws(StoreError) in
-        try Txn(txn: txn).put(dbs.meta, metaKey("format"), vb)
-      }
-    } catch {
-      mdb_txn_abort(txn)
-      throw error
-    }
-    // mdb_txn_commit frees the transaction whether or not it succeeds.
-    try check(mdb_txn_commit(txn), "commit")
-    let ledger = try Ledger(env: env, lock: lock, path: path, readOnly: false, origin: origin)
+    try Self.initializeEnvironment(env, ledgerID: journal.ledgerID, aux: [])
+    let ledger = try Ledger(
+      env: env, lock: lock, path: path, readOnly: false, origin: origin, journal: journal,
+      options: options)
     let out = try ledger.apply(
       [.createPartner(PartnerCreated(id: Machine.platformPartner, name: "Platform"))], now: now)
     guard case .applied = out[0] else {
@@ -89,22 +101,97 @@ public final class Ledger {
     return ledger
   }
 
-  /// Opens an initialised data directory. `.readWrite` takes the writer lock.
-  public convenience init(path: String, mode: Mode = .readWrite) throws(StoreError) {
-    var st = stat()
-    guard stat(path + "/data.mdb", &st) == 0 else { throw .missing(path) }
-    let lock = mode == .readWrite ? try WriterLock(directory: path) : nil
-    let env = try Environment(path: path, readOnly: mode == .readOnly)
-    try self.init(env: env, lock: lock, path: path, readOnly: mode == .readOnly)
+  /// Creates the named databases of an empty environment and records the format, the
+  /// journal's ledger id and the state kept outside the log, in one synced transaction.
+  static func initializeEnvironment(
+    _ env: Environment, ledgerID: [UInt8], aux: [AuxJournal.Record]
+  ) throws(StoreError) {
+    let txn = try env.begin(readOnly: false)
+    do throws(StoreError) {
+      var dbs = try DBs.open(txn, create: true)
+      try dbs.openFormat3(txn, create: true)
+      let t = Txn(txn: txn)
+      try withBytes(of: formatVersion.bigEndian) { (vb) throws(StoreError) in
+        try t.put(dbs.meta, metaKey("format"), vb)
+      }
+      try withBytes(ledgerID) { (v) throws(StoreError) in
+        try t.put(dbs.meta, metaKey("journal"), v)
+      }
+      try applyAux(t, txn, aux)
+    } catch {
+      mdb_txn_abort(txn)
+      throw error
+    }
+    // mdb_txn_commit frees the transaction whether or not it succeeds.
+    try check(mdb_txn_commit(txn), "commit")
+    try env.sync()
+  }
+
+  /// Opens an initialised data directory. `.readWrite` takes the writer lock, replays the
+  /// journal's tail into the projections (or rebuilds them when they cannot be trusted:
+  /// docs/FORMAT.md, "Crashes and recovery") and cuts a torn tail; `.readOnly` reads the
+  /// projections as they are.
+  public convenience init(
+    path: String, mode: Mode = .readWrite, options: LedgerOptions = .init()
+  ) throws(StoreError) {
+    let hasData = fileExists(path + "/data.mdb")
+    let journalDir = path + "/journal"
+    if mode == .readOnly {
+      guard hasData else {
+        if fileExists(journalDir) {
+          throw .corrupt(
+            "\(path) has a journal but no projections: open it read-write (tallyd, or any "
+              + "writing tally command) to rebuild them")
+        }
+        throw .missing(path)
+      }
+      if let marker = try Self.readMarker(journalDir, options.files),
+        marker != (try options.currentBootID())
+      {
+        throw .corrupt(
+          "the projections in \(path) were being written when the machine stopped (boot "
+            + "\(marker)); open it read-write (tallyd, or any writing tally command) to rebuild "
+            + "them from the journal")
+      }
+      let env = try Environment(path: path, readOnly: true)
+      try self.init(env: env, lock: nil, path: path, readOnly: true, options: options)
+      return
+    }
+    guard hasData || fileExists(journalDir) else { throw .missing(path) }
+    let lock = try WriterLock(directory: path)
+    let journal = try Journal.load(
+      directory: journalDir, files: options.files, segmentBytes: options.segmentBytes)
+    var env: Environment
+    let untrusted = try Self.projectionsUntrusted(journalDir, options)
+    if let journal, !hasData || untrusted {
+      // The projections are not a state of the log: rebuild them from the journals.
+      for name in ["data.mdb", "lock.mdb"] {
+        if unlink(path + "/" + name) != 0 && errno != ENOENT {
+          throw .io("cannot remove \(path)/\(name): \(String(cString: strerror(errno)))")
+        }
+      }
+      env = try Environment(path: path, readOnly: false)
+      try env.setMapSize(Self.initialMapBytes)
+      let (_, records) = try AuxJournal.open(
+        directory: journalDir, files: options.files, repair: true)
+      try Self.initializeEnvironment(env, ledgerID: journal.ledgerID, aux: records)
+    } else {
+      env = try Environment(path: path, readOnly: false)
+    }
+    try self.init(
+      env: env, lock: lock, path: path, readOnly: false, journal: journal, options: options)
   }
 
   init(
-    env: Environment, lock: WriterLock?, path: String, readOnly: Bool, origin: String? = nil
+    env: Environment, lock: WriterLock?, path: String, readOnly: Bool, origin: String? = nil,
+    journal: Journal? = nil, options: LedgerOptions = .init()
   ) throws(StoreError) {
     self.env = env
     self.lock = lock
     self.path = path
     self.readOnly = readOnly
+    self.options = options
+    self.journal = journal
     // Handles opened in a transaction survive only if it commits.
     let opener = try env.begin(readOnly: true)
     var dbs: DBs
@@ -130,62 +217,47 @@ public final class Ledger {
       signer = try SigningKey.create(directory: path, origin: origin ?? SigningKey.defaultOrigin())
     }
     self.reader = LedgerReader(env: env, dbs: dbs, signer: signer)
-    let txn = try env.begin(readOnly: true)
-    defer { mdb_txn_abort(txn) }
-    let t = Txn(txn: txn)
-    guard let fv = try t.get(dbs.meta, Self.metaKey("format")), fv.count == 4 else {
-      throw .corrupt("meta has no format version")
-    }
-    let found = UInt32(bigEndian: fv.loadUnaligned(as: UInt32.self))
-    let migrate = (found == 1 || found == 2) && !readOnly
-    guard (found == Self.formatVersion && dbs.hasFormat3) || migrate else {
-      throw .formatVersion(found: found, expected: Self.formatVersion)
-    }
-    head = try Self.readHead(t, dbs)
-    accountCount = try Self.readAccountCount(t, dbs)
-    reconCounts = try Self.readReconCounts(t, dbs)
-    if migrate {
-      if found == 1 { try migrateFrom1() }
-      try migrateTo3()
-    } else if !readOnly {
-      do { treeFrontier = try Tree.frontier(t, dbs, size: head.seq) } catch {
-        throw Self.storeError(error)
-      }
-    }
-  }
-
-  /// Format 2 → 3: the new projections (reconciliation, partner views) are computed by
-  /// rebuilding every projection from the log, and format 3 recorded, in one write
-  /// transaction (all or nothing; the log is untouched).
-  func migrateTo3() throws(StoreError) {
-    _ = try rebuild(setFormat: true)
+    let found: UInt32
     do {
-      let t = try env.begin(readOnly: true)
-      defer { mdb_txn_abort(t) }
-      treeFrontier = try Tree.frontier(Txn(txn: t), dbs, size: head.seq)
+      let txn = try env.begin(readOnly: true)
+      defer { mdb_txn_abort(txn) }
+      let t = Txn(txn: txn)
+      guard let fv = try t.get(dbs.meta, Self.metaKey("format")), fv.count == 4 else {
+        throw StoreError.corrupt("meta has no format version")
+      }
+      found = UInt32(bigEndian: fv.loadUnaligned(as: UInt32.self))
+      head = try Self.readHead(t, dbs)
+      accountCount = try Self.readAccountCount(t, dbs)
+      reconCounts = try Self.readReconCounts(t, dbs)
+      if found == Self.formatVersion, let journal {
+        guard let id = try t.get(dbs.meta, Self.metaKey("journal")), Array(id) == journal.ledgerID
+        else {
+          throw StoreError.corrupt(
+            "the journal (ledger \(journal.ledgerID.hex)) belongs to another ledger than "
+              + "these projections")
+        }
+      }
     } catch {
       throw Self.storeError(error)
     }
-  }
-
-  /// Format 1 → 2: builds the Merkle tree from the stored leaf hashes and records format 2,
-  /// in one write transaction (all or nothing; the log and projections are untouched).
-  func migrateFrom1() throws(StoreError) {
-    try growIfNeeded()
-    let raw = try env.begin(readOnly: false)
-    var committed = false
-    defer { if !committed { mdb_txn_abort(raw) } }
-    let t = Txn(txn: raw)
-    let frontier: [Hash32]
-    do { frontier = try Tree.build(t, dbs, hasher, size: head.seq) } catch {
-      throw Self.storeError(error)
+    if readOnly {
+      guard found == Self.formatVersion && dbs.hasFormat3 else {
+        throw .formatVersion(found: found, expected: Self.formatVersion)
+      }
+      return
     }
-    try withBytes(of: UInt32(2).bigEndian) { (v) throws(StoreError) in
-      try t.put(dbs.meta, Self.metaKey("format"), v)
+    guard (1...Self.formatVersion).contains(found) else {
+      throw .formatVersion(found: found, expected: Self.formatVersion)
     }
-    committed = true
-    try check(mdb_txn_commit(raw), "commit")
-    treeFrontier = frontier
+    if found < Self.formatVersion {
+      // Formats 1–3 keep the log in LMDB only: write the journal from it, then recompute
+      // every projection from the journal (docs/FORMAT.md, "Compatibility").
+      try migrateToJournal()
+    } else if self.journal == nil {
+      throw .corrupt(
+        "\(path)/journal is missing: the projections of a format-4 directory are not the log")
+    }
+    try recover()
   }
 
   // MARK: meta
@@ -291,9 +363,14 @@ public final class Ledger {
     _ commands: [Command], scopes: [Scope?]?, now: Int64,
     extend: ((inout StoreState, Int, [EventBody]) throws -> [EventBody])? = nil
   ) throws(StoreError) -> (outcomes: [Outcome], receipts: [Receipt?]) {
+    guard let journal else { throw .corrupt("apply on a ledger without its journal") }
+    if closed { throw .io("the ledger is closed") }
     let raw = try env.begin(readOnly: false)
     let cache = writerCache
     cache.beginBatch()
+    groupBuffer.bytes.removeAll(keepingCapacity: true)
+    // Every record of this group was written after this seq was known durable.
+    let syncedThrough = journal.syncedThroughForNextGroup
     var committed = false
     defer {
       if !committed {
@@ -304,14 +381,12 @@ public final class Ledger {
     let txn = Txn(txn: raw)
     var state = StoreState(txn: txn, dbs: dbs, cache: cache)
     var h = head
-    guard let tree = dbs.tree else { throw .corrupt("the tree database is not open") }
     var frontier = treeFrontier
     var outcomes = [Outcome]()
     outcomes.reserveCapacity(commands.count)
     var receipts = [Receipt?]()
     receipts.reserveCapacity(commands.count)
     var eventBytes = ByteWriter(capacity: 256)
-    var hashBytes = [UInt8](repeating: 0, count: 64)
     /// Appends events: log, hashes, tree, projections, head.
     func append(_ bodies: [EventBody]) throws(StoreError) {
       for body in bodies {
@@ -322,27 +397,16 @@ public final class Ledger {
         EventCodec.encode(event, into: &eventBytes)
         let leaf = hasher.leaf(eventBytes.bytes)
         let chain = hasher.chain(h.chain, leaf)
-        try withBytes(eventBytes.bytes) { (v) throws(StoreError) in
-          try txn.put(dbs.log, u64: event.seq, v, flags: UInt32(MDB_APPEND))
-        }
-        hashBytes.withUnsafeMutableBytes { dst in
-          withUnsafeBytes(of: leaf) {
-            dst.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 32)
-          }
-          withUnsafeBytes(of: chain) {
-            (dst.baseAddress! + 32).copyMemory(from: $0.baseAddress!, byteCount: 32)
-          }
-        }
-        try withBytes(hashBytes) { (v) throws(StoreError) in
-          try txn.put(dbs.hashes, u64: event.seq, v, flags: UInt32(MDB_APPEND))
-        }
-        try Tree.append(txn, tree, hasher, &frontier, index: event.seq - 1, leaf: leaf)
+        JournalFormat.frame(
+          &groupBuffer, seq: event.seq, syncedThrough: syncedThrough, leaf: leaf, chain: chain,
+          event: eventBytes.bytes)
+        try putLogRecord(
+          txn, &frontier, seq: event.seq, eventBytes.bytes, leaf: leaf, chain: chain, after: h)
         do {
           try Machine.apply(event, &state)
         } catch {
           throw Self.storeError(error)
         }
-        precondition(event.seq == h.seq + 1, "seq must advance by one")
         h = LogHead(seq: event.seq, timestampNanos: event.timestampNanos, chain: chain)
       }
     }
@@ -382,13 +446,30 @@ public final class Ledger {
     if h.seq != head.seq || cache.accountCountDirty {
       do { try state.flush() } catch { throw Self.storeError(error) }
       try writeHead(txn, h, accounts: cache.accountCountDirty ? cache.accountCount : nil)
+      // Journal first: the group's records are written (not yet synced) before LMDB commits,
+      // so the projections never hold an event the journal lacks, even after SIGKILL.
+      let appended = h.seq != head.seq
+      if appended {
+        try withBytes(groupBuffer.bytes) { (b) throws(StoreError) in
+          try journal.append(
+            b, first: head.seq + 1, last: h.seq, chainBefore: head.chain, chainAfter: h.chain)
+        }
+      }
+      reader.pending.store(h.seq, ordering: .releasing)
       // mdb_txn_commit frees the transaction whether or not it succeeds: never abort it after.
       committed = true
       let rc = mdb_txn_commit(raw)
       if rc != 0 {
         cache.reset(accountCount: accountCount, recon: reconCounts)
+        reader.pending.store(head.seq, ordering: .releasing)
+        // Nothing of the group was applied or acknowledged: take its records back.
+        if appended {
+          try journal.unappend(
+            groupBytes: groupBuffer.bytes.count, toSeq: head.seq, chain: head.chain)
+        }
         try check(rc, "commit")
       }
+      if appended && syncEachGroup { try journal.sync() }
     } else {
       committed = true
       mdb_txn_abort(raw)

@@ -40,6 +40,12 @@ public final class LedgerReader: @unchecked Sendable {
   static let upperCacheMax = 65_536
   static let upperCacheLevel = 8
 
+  /// The seq of the last LMDB commit begun: a snapshot holds at most this.
+  let pending = Atomic<UInt64>(0)
+  /// When set (a server syncing on its own thread), a read waits until its snapshot is
+  /// durable, so nothing that a crash could take back is ever read.
+  nonisolated(unsafe) var durability: Journal?
+
   init(env: Environment, dbs: DBs, signer: NoteSigner?) {
     self.env = env
     self.dbs = dbs
@@ -51,6 +57,9 @@ public final class LedgerReader: @unchecked Sendable {
     try gate.shared { () throws(StoreError) in
       let raw = try env.begin(readOnly: true)
       defer { mdb_txn_abort(raw) }
+      if let durability, !durability.waitDurable(pending.load(ordering: .acquiring)) {
+        throw Journal.poisonError
+      }
       do {
         return try body(Txn(txn: raw))
       } catch {

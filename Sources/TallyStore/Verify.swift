@@ -1,11 +1,12 @@
 import CLMDB
+import Glibc
 import TallyCore
 import TallyCrypto
 
 /// One thing `verify` found wrong.
 public struct VerifyProblem: Equatable, Sendable, CustomStringConvertible {
   public enum Kind: String, Sendable {
-    case log, chain, decode, replay, projection, totals
+    case log, chain, decode, replay, projection, totals, journal
   }
   public var kind: Kind
   /// The first bad seq, when the problem is in the log.
@@ -25,6 +26,11 @@ public struct VerifyProblem: Equatable, Sendable, CustomStringConvertible {
 public struct VerifyReport: Sendable {
   public var events: UInt64
   public var head: LogHead
+  /// The journal's last good record; past `head` while a server is writing, or after a
+  /// crash until the next read-write open replays it.
+  public var journalSeq: UInt64 = 0
+  /// A torn tail after `journalSeq` (never acknowledged; cut at the next read-write open).
+  public var journalTorn: String?
   public var accounts: Int
   public var problems: [VerifyProblem]
   /// Per currency: total posted debits (= credits when ok).
@@ -42,13 +48,24 @@ extension Ledger {
   public func verify(progress: ((UInt64, UInt64) -> Void)? = nil) throws(StoreError)
     -> VerifyReport
   {
-    try reader.read { t in
+    let journal: Journal
+    if let j = self.journal {
+      journal = j
+    } else {
+      guard let j = try Journal.load(directory: path + "/journal", files: options.files) else {
+        throw .corrupt("\(path)/journal is missing: the log cannot be verified")
+      }
+      journal = j
+    }
+    return try reader.read { t in
       var problems = [VerifyProblem]()
       let head = try Self.readHead(t, dbs)
       var mem = MemoryState()
       var stored = StoredDigests()
+      var tail = JournalTail()
       let events = try replayLog(
-        t, head: head, into: &mem, problems: &problems, stored: &stored, progress)
+        t, head: head, journal: journal, tail: &tail, into: &mem, problems: &problems,
+        stored: &stored, progress)
       if problems.isEmpty {
         try compareProjections(t, mem, stored, &problems)
         if let p = try Tree.verify(t, dbs, SHA256Hasher(), size: head.seq) { problems.append(p) }
@@ -74,7 +91,8 @@ extension Ledger {
         }
       }
       return VerifyReport(
-        events: events, head: head, accounts: mem.names.count,
+        events: events, head: head, journalSeq: tail.lastSeq, journalTorn: tail.torn,
+        accounts: mem.names.count,
         problems: Array(problems.prefix(Self.verifyProblemsMax)),
         totals: totals.sorted { $0.key < $1.key }.map { ($0.key, $0.value.0, $0.value.1) })
     }
@@ -90,7 +108,8 @@ extension Ledger {
   /// replays the events: the two halves of the work overlap on two cores. Stops at the first
   /// bad event: nothing after it can be trusted.
   func replayLog(
-    _ t: Txn, head: LogHead, into mem: inout MemoryState, problems: inout [VerifyProblem],
+    _ t: Txn, head: LogHead, journal: Journal, tail: inout JournalTail,
+    into mem: inout MemoryState, problems: inout [VerifyProblem],
     stored: inout StoredDigests, _ progress: ((UInt64, UInt64) -> Void)?
   ) throws -> UInt64 {
     // Replay reads earlier events back (id lookups) in a transaction of this thread's own
@@ -110,10 +129,11 @@ extension Ledger {
     nonisolated(unsafe) let txn = t
     nonisolated(unsafe) var producerError: (any Error)?
     nonisolated(unsafe) var digests = StoredDigests()
+    nonisolated(unsafe) var journalTail = JournalTail()
     let dbs = self.dbs
     let producer = WorkerThread {
       do {
-        try Self.checkLog(txn, dbs, head: head, channel)
+        journalTail = try Self.checkLog(txn, dbs, head: head, journal: journal, channel)
         channel.close()
         // While the replay finishes, fold the stored ids and history for the comparison.
         digests = try Self.storedDigests(txn, dbs)
@@ -147,6 +167,7 @@ extension Ledger {
     producer.join()
     if let producerError { throw producerError }
     stored = digests
+    tail = journalTail
     return seq
   }
 
@@ -197,75 +218,128 @@ extension Ledger {
 
   static let replayChunkEvents = 4096
 
-  /// Producer half of `replayLog`: seq continuity, leaf and chain hashes, decoding,
-  /// timestamps, and the stored head.
-  static func checkLog(_ t: Txn, _ dbs: DBs, head: LogHead, _ out: BoundedChannel<ReplayChunk>)
-    throws
-  {
+  /// Where the journal ended when verify read it.
+  struct JournalTail {
+    var lastSeq: UInt64 = 0
+    var torn: String?
+  }
+
+  private struct Stop: Error {}
+
+  /// Producer half of `replayLog`: reads the journal (every frame, seq, leaf and chain hash),
+  /// checks that the LMDB log and hashes hold exactly its records up to the snapshot's head,
+  /// decodes and checks timestamps, and sends the events up to the head to be replayed.
+  static func checkLog(
+    _ t: Txn, _ dbs: DBs, head: LogHead, journal: Journal,
+    _ out: BoundedChannel<ReplayChunk>
+  ) throws -> JournalTail {
     let logCursor = try t.cursor(dbs.log)
     defer { logCursor.close() }
     let hashCursor = try t.cursor(dbs.hashes)
     defer { hashCursor.close() }
-    let hasher = SHA256Hasher()
-    var chain = Hash32.zero
     var lastTs = Int64.min
-    var seq: UInt64 = 0
     var row = try logCursor.get(MDB_FIRST)
     var hrow = try hashCursor.get(MDB_FIRST)
     var chunk = ReplayChunk()
     chunk.events.reserveCapacity(replayChunkEvents)
+    var tail = JournalTail()
+    var failed = false
+    var chainAtHead = Hash32.zero
     func fail(_ kind: VerifyProblem.Kind, _ s: UInt64, _ m: String) {
       chunk.problem = VerifyProblem(kind: kind, seq: s, message: m)
       out.send(chunk)
+      failed = true
     }
-    while let (k, v) = row {
-      let expected = seq + 1
-      guard k.count == 8 else { return fail(.log, expected, "log key of \(k.count) bytes") }
-      let key = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
-      if key != expected {
-        return fail(.log, expected, "missing from the log (next stored seq is \(key))")
+    let result: Journal.ScanResult
+    do {
+      result = try journal.scan { r in
+        tail.lastSeq = r.seq
+        if r.seq == head.seq { chainAtHead = r.chain }
+        // Past the snapshot: a server is appending, or a crash left records to replay.
+        if r.seq > head.seq { return }
+        guard let (k, v) = row, k.count == 8,
+          UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == r.seq
+        else {
+          fail(.log, r.seq, "missing from the log table (the journal has it)")
+          throw Stop()
+        }
+        if v.count != r.event.count
+          || (v.count > 0 && memcmp(v.baseAddress!, r.event.baseAddress!, v.count) != 0)
+        {
+          fail(.log, r.seq, "the log table's event differs from the journal's (log altered)")
+          throw Stop()
+        }
+        guard let (hk, hv) = hrow, hk.count == 8,
+          UInt64(bigEndian: hk.loadUnaligned(as: UInt64.self)) == r.seq, hv.count == 64
+        else {
+          fail(.chain, r.seq, "no stored hashes for this seq")
+          throw Stop()
+        }
+        if r.leaf != Hash32(raw: hv)
+          || r.chain != Hash32(raw: UnsafeRawBufferPointer(rebasing: hv[32..<64]))
+        {
+          fail(.chain, r.seq, "stored hashes differ from the journal's (hashes altered)")
+          throw Stop()
+        }
+        let event: Event
+        do {
+          event = try EventCodec.decode(r.event)
+        } catch {
+          fail(.decode, r.seq, "event does not decode: \(error)")
+          throw Stop()
+        }
+        if event.seq != r.seq {
+          fail(.log, r.seq, "event carries seq \(event.seq)")
+          throw Stop()
+        }
+        if event.timestampNanos <= lastTs {
+          fail(.log, r.seq, "timestamp \(event.timestampNanos) not after \(lastTs)")
+          throw Stop()
+        }
+        lastTs = event.timestampNanos
+        chunk.events.append(event)
+        if chunk.events.count == replayChunkEvents {
+          out.send(chunk)
+          chunk = ReplayChunk()
+          chunk.events.reserveCapacity(replayChunkEvents)
+        }
+        row = try logCursor.get(MDB_NEXT)
+        hrow = try hashCursor.get(MDB_NEXT)
       }
-      guard let (hk, hv) = hrow, hk.count == 8,
-        UInt64(bigEndian: hk.loadUnaligned(as: UInt64.self)) == key, hv.count == 64
-      else { return fail(.chain, key, "no stored hashes for this seq") }
-      let leaf = hasher.leaf(v)
-      if leaf != Hash32(raw: hv) {
-        return fail(.chain, key, "leaf hash does not match the stored event bytes (event altered)")
-      }
-      let next = hasher.chain(chain, leaf)
-      if next != Hash32(raw: UnsafeRawBufferPointer(rebasing: hv[32..<64])) {
-        return fail(.chain, key, "chain hash does not match (hashes altered)")
-      }
-      chain = next
-      let event: Event
-      do {
-        event = try EventCodec.decode(v)
-      } catch {
-        return fail(.decode, key, "event does not decode: \(error)")
-      }
-      if event.seq != key { return fail(.log, key, "event carries seq \(event.seq)") }
-      if event.timestampNanos <= lastTs {
-        return fail(.log, key, "timestamp \(event.timestampNanos) not after \(lastTs)")
-      }
-      lastTs = event.timestampNanos
-      seq = key
-      chunk.events.append(event)
-      if chunk.events.count == replayChunkEvents {
-        out.send(chunk)
-        chunk = ReplayChunk()
-        chunk.events.reserveCapacity(replayChunkEvents)
-      }
-      row = try logCursor.get(MDB_NEXT)
-      hrow = try hashCursor.get(MDB_NEXT)
+    } catch is Stop {
+      return tail
+    } catch let e as JournalError {
+      tail.lastSeq = e.seq - 1
+      fail(.journal, e.seq, "\(e.reason) (segment \(e.segment), offset \(e.offset))")
+      return tail
     }
-    if hrow != nil { return fail(.chain, seq + 1, "hashes stored past the end of the log") }
-    if seq != head.seq || chain != head.chain {
-      return fail(
+    if case .torn(let seq, let segment, let offset, let reason) = result.end {
+      tail.torn = "seq \(seq): \(reason) (segment \(segment), offset \(offset))"
+    }
+    if result.lastSeq < head.seq {
+      fail(
+        .journal, result.lastSeq + 1,
+        "the journal ends at seq \(result.lastSeq) but the projections hold seq \(head.seq)")
+      return tail
+    }
+    if let (k, _) = row {
+      let seq = k.count == 8 ? UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) : 0
+      fail(.log, seq, "the log table holds events past its head (seq \(head.seq))")
+      return tail
+    }
+    if hrow != nil {
+      fail(.chain, head.seq + 1, "hashes stored past the end of the log")
+      return tail
+    }
+    if chainAtHead != head.chain {
+      fail(
         .chain, head.seq,
-        "stored head (seq \(head.seq), \(head.chain.hex)) differs from the log (seq \(seq), "
-          + "\(chain.hex))")
+        "stored head (seq \(head.seq), \(head.chain.hex)) differs from the journal's chain "
+          + "there (\(chainAtHead.hex))")
+      return tail
     }
-    out.send(chunk)
+    if !failed { out.send(chunk) }
+    return tail
   }
 
   func compareProjections(
@@ -401,24 +475,17 @@ extension Ledger {
     }
   }
 
-  /// Recomputes every projection from the log in one write transaction (all or nothing):
-  /// empties them, then applies every event through the same code as the live path.
-  /// Returns the number of events replayed.
+  /// Recomputes the log's LMDB rows and every projection from the journal in one write
+  /// transaction (all or nothing): empties them, then applies every event through the same
+  /// code as the live path. Returns the number of events replayed.
   public func rebuild(progress: ((UInt64, UInt64) -> Void)? = nil) throws(StoreError)
     -> UInt64
-  {
-    try rebuild(setFormat: false, progress: progress)
-  }
-
-  /// `setFormat`: also records the current format version (the last step of a migration).
-  func rebuild(setFormat: Bool, progress: ((UInt64, UInt64) -> Void)? = nil)
-    throws(StoreError) -> UInt64
   {
     precondition(!readOnly, "rebuild on a read-only ledger")
     var attempts = 0
     while true {
       do throws(StoreError) {
-        return try rebuildOnce(setFormat, progress)
+        return try rebuildOnce(progress)
       } catch .mapFull {
         attempts += 1
         if attempts > 8 { throw .mapFull }
@@ -427,48 +494,47 @@ extension Ledger {
     }
   }
 
-  func rebuildOnce(_ setFormat: Bool, _ progress: ((UInt64, UInt64) -> Void)?)
-    throws(StoreError) -> UInt64
-  {
+  func rebuildOnce(_ progress: ((UInt64, UInt64) -> Void)?) throws(StoreError) -> UInt64 {
+    guard let journal else { throw .corrupt("rebuild without the journal") }
     let raw = try env.begin(readOnly: false)
     var committed = false
     defer { if !committed { mdb_txn_abort(raw) } }
     let txn = Txn(txn: raw)
-    for dbi in dbs.projections { try check(mdb_drop(raw, dbi, 0), "drop") }
+    guard let tree = dbs.tree else { throw .corrupt("the tree database is not open") }
+    for dbi in [dbs.log, dbs.hashes, tree] + dbs.projections {
+      try check(mdb_drop(raw, dbi, 0), "drop")
+    }
     let cache = BatchCache(accountCount: 0)
     var state = StoreState(txn: txn, dbs: dbs, cache: cache)
-    let head = try Self.readHead(txn, dbs)
-    var seq: UInt64 = 0
+    let target = head
+    var h = LogHead.empty
+    var frontier = [Hash32](repeating: .zero, count: Tree.levelsMax)
     do {
-      try Self.scan(txn, dbs.log) { _, v in
-        let event = try EventCodec.decode(v)
-        guard event.seq == seq + 1 else {
-          throw StoreError.corrupt("log gap before seq \(event.seq); run verify")
+      _ = try journal.scan(from: 1) { r in
+        let event = try EventCodec.decode(r.event)
+        guard event.seq == r.seq else {
+          throw StoreError.corrupt("journal: seq \(r.seq): the event carries seq \(event.seq)")
         }
+        try putLogRecord(
+          txn, &frontier, seq: r.seq, Array(r.event), leaf: r.leaf, chain: r.chain,
+          after: h)
         try Machine.apply(event, &state)
-        seq = event.seq
-        if seq & 0xffff == 0 { progress?(seq, head.seq) }
+        h = LogHead(seq: r.seq, timestampNanos: event.timestampNanos, chain: r.chain)
+        if h.seq & 0xffff == 0 { progress?(h.seq, target.seq) }
       }
       try state.flush()
+    } catch let e as JournalError {
+      throw .corrupt(e.description)
     } catch {
       throw Self.storeError(error)
     }
-    guard seq == head.seq else { throw .corrupt("log ends at \(seq), head says \(head.seq)") }
-    let frontier: [Hash32]
-    do { frontier = try Tree.build(txn, dbs, hasher, size: head.seq) } catch {
-      throw Self.storeError(error)
+    guard h.seq == journal.lastSeq else {
+      throw .corrupt("the journal ends at seq \(journal.lastSeq), its records at \(h.seq)")
     }
-    try withBytes(of: cache.accountCount.bigEndian) { (v) throws(StoreError) in
-      try txn.put(dbs.meta, Self.metaKey("accounts"), v)
-    }
+    try writeHead(txn, h, accounts: cache.accountCount)
     try withBytes(Records.u64Key(cache.recon.items, cache.recon.matches)) {
       (v) throws(StoreError) in
       try txn.put(dbs.meta, Self.metaKey("recon"), v)
-    }
-    if setFormat {
-      try withBytes(of: Self.formatVersion.bigEndian) { (v) throws(StoreError) in
-        try txn.put(dbs.meta, Self.metaKey("format"), v)
-      }
     }
     committed = true  // mdb_txn_commit frees the transaction whether or not it succeeds
     let rc = mdb_txn_commit(raw)
@@ -479,7 +545,8 @@ extension Ledger {
     accountCount = cache.accountCount
     reconCounts = cache.recon
     treeFrontier = frontier
-    progress?(seq, head.seq)
-    return seq
+    head = h
+    progress?(h.seq, target.seq)
+    return h.seq
   }
 }

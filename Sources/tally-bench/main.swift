@@ -2,6 +2,8 @@
 // (mirrored by tools/ceiling/ceiling.c), durable, one write transaction per batch.
 // Usage: tally-bench --dir DIR --accounts N --entries M --batch B [--proofs N [--threads T]]
 //        tally-bench --dir DIR --proofs N [--threads T] [--warmup W]   (an existing ledger)
+//        tally-bench --dir DIR --power-loss-images N [--seed S] [--groups G]
+//        tally-bench --dir DIR --recovery-entries M [--accounts N]   (OS-crash recovery, verify)
 import Dispatch
 import Glibc
 import TallyCore
@@ -23,6 +25,18 @@ if let lines = argument("--recon-lines").flatMap(Int.init),
   let entries = argument("--recon-entries").flatMap(Int.init), let dir = argument("--dir")
 {
   reconBench(dir: dir, lines: lines, entries: entries)
+  exit(0)
+}
+
+if let images = argument("--power-loss-images").flatMap(Int.init), let dir = argument("--dir") {
+  let seed = argument("--seed").flatMap(UInt64.init) ?? UInt64.random(in: 1...UInt64.max)
+  powerLossBench(
+    dir: dir, images: images, seed: seed, groups: argument("--groups").flatMap(Int.init) ?? 300)
+}
+
+if let entries = argument("--recovery-entries").flatMap(Int.init), let dir = argument("--dir") {
+  recoveryBench(
+    dir: dir, entries: entries, accounts: argument("--accounts").flatMap(Int.init) ?? 10_000)
   exit(0)
 }
 

@@ -114,7 +114,9 @@ struct Rebuild: ParsableCommand {
     let ledger = try global.open()
     let before: VerifyReport
     do { before = try ledger.verify() } catch { throw fail(error) }
-    if let p = before.problems.first, p.kind != .projection && p.kind != .totals {
+    // The journal is the log: rebuild recomputes everything else from it (the LMDB copy of
+    // the log and its hashes included), and cannot repair the journal itself.
+    if let p = before.problems.first, p.kind == .journal || p.kind == .decode || p.kind == .replay {
       print("cannot rebuild: the log itself does not verify: \(p)")
       throw CLIExit.rejected
     }

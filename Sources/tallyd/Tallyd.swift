@@ -128,7 +128,7 @@ struct Tallyd: ParsableCommand {
         close(fd)
       }
     }
-    print("tallyd listening on \(c.host):\(bound), data \(dir) (durable: every OK is fsynced)")
+    print("tallyd listening on \(c.host):\(bound), data \(dir) (durable: every OK is in the synced journal)")
     print("connect: nc \(c.host) \(bound)   then AUTH (see docs/PROTOCOL.md)")
     fflush(nil)
     server.runUntilSignalled()

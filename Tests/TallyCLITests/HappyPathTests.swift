@@ -224,7 +224,7 @@ struct HappyPathTests {
 
       // stats --json
       #expect(isHex64(try stats.str("chain")))
-      #expect(try stats.int("format_version") == 3)
+      #expect(try stats.int("format_version") == 4)
       #expect(try stats.int("map_bytes") >= (try stats.int("used_bytes")))
       #expect(epochSeconds(try stats.str("last_timestamp")) != nil)
       let counts = try stats.obj("counts")

@@ -106,6 +106,44 @@ enum Tamper {
     }
   }
 
+  /// The journal's records as (segment path, frame offset, seq, event length), walking the
+  /// documented frames (docs/FORMAT.md, "The journal").
+  static func journalRecords(_ dataDir: String) throws -> [(String, Int, UInt64, Int)] {
+    let dir = dataDir + "/journal"
+    let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+      .filter { $0.hasSuffix(".seg") }.sorted()
+    var out = [(String, Int, UInt64, Int)]()
+    for n in names {
+      let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/" + n)))
+      func u32(_ o: Int) -> Int { bytes[o..<(o + 4)].reduce(0) { $0 << 8 | Int($1) } }
+      func u64(_ o: Int) -> UInt64 { bytes[o..<(o + 8)].reduce(0) { $0 << 8 | UInt64($1) } }
+      var o = 4096
+      while o + 88 <= bytes.count && u32(o) == 0x544A_5231 {
+        let len = u32(o + 4)
+        out.append((dir + "/" + n, o, u64(o + 8), len))
+        o += 88 + (len + 7) & ~7
+      }
+    }
+    return out
+  }
+
+  /// Flips one byte of the event bytes of record `seq` in the journal (the log itself).
+  static func flipJournalByte(_ dataDir: String, seq: UInt64, offset: Int, mask: UInt8 = 0x01)
+    throws
+  {
+    guard let (path, at, _, len) = try journalRecords(dataDir).first(where: { $0.2 == seq }) else {
+      throw Failed(description: "no journal record for seq \(seq)")
+    }
+    let pos = at + 88 + (offset >= 0 ? offset : len + offset)
+    let fd = open(path, O_RDWR)
+    guard fd >= 0 else { throw Failed(description: "cannot open \(path)") }
+    defer { close(fd) }
+    var b: UInt8 = 0
+    guard pread(fd, &b, 1, off_t(pos)) == 1 else { throw Failed(description: "read \(path)") }
+    b ^= mask
+    guard pwrite(fd, &b, 1, off_t(pos)) == 1 else { throw Failed(description: "write \(path)") }
+  }
+
   /// Adds `delta` to the stored posted credits of account `number` (the second i128).
   static func addToPostedCredits(_ dataDir: String, accountNumber number: UInt64, _ delta: Int128)
     throws

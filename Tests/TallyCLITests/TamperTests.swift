@@ -18,17 +18,12 @@ struct TamperTests {
     return try e.int("seq")
   }
 
-  @Test("one flipped byte in a stored event: verify exits 1 naming that seq; rebuild refuses")
+  @Test("one flipped byte in the journal: verify exits 1 naming that seq; nothing opens it")
   func flippedEventByte() async throws {
     try await withFundedLedger { s in
       try await build(s)
       let target = try await seq(of: "p2", s)
-      let original = try Tamper.eventBytes(s.data, seq: UInt64(target))
-      // Flip a byte in the middle of the event (its body), then check it took.
-      try Tamper.flipEventByte(s.data, seq: UInt64(target), offset: original.count / 2)
-      let tampered = try Tamper.eventBytes(s.data, seq: UInt64(target))
-      #expect(tampered != original)
-      #expect(zip(tampered, original).filter { $0 != $1 }.count == 1)
+      try Tamper.flipJournalByte(s.data, seq: UInt64(target), offset: 20)
 
       let v = try await s.tally("verify")
       #expect(v.status == 1, "\(v)")
@@ -40,17 +35,35 @@ struct TamperTests {
       #expect(o["ok"] as? Bool == false)
       let first = try #require(try o.arr("problems").first as? [String: Any])
       #expect(try first.int("seq") == target)
-      #expect(try first.str("kind") == "chain")
+      #expect(try first.str("kind") == "journal")
       #expect(try first.str("message").contains("event altered"))
 
-      // rebuild cannot repair the log itself
+      // rebuild (a read-write open) refuses a journal with a bad record inside it
       let rb = try await s.tally("rebuild")
-      #expect(rb.status == 1, "\(rb)")
-      #expect(rb.stdout.contains("cannot rebuild: the log itself does not verify"), "\(rb)")
+      #expect(rb.status == 2, "\(rb)")
+      #expect(rb.stderr.contains("seq \(target):") || rb.stdout.contains("seq \(target):"), "\(rb)")
       #expect(try await s.tally("verify").status == 1)
 
       // flipping it back restores a verifying ledger: that byte was the only fault
+      try Tamper.flipJournalByte(s.data, seq: UInt64(target), offset: 20)
+      #expect(try await s.tally("verify").status == 0)
+    }
+  }
+
+  @Test("one flipped byte in the LMDB copy of an event: verify names it; rebuild restores it")
+  func flippedLMDBCopy() async throws {
+    try await withFundedLedger { s in
+      try await build(s)
+      let target = try await seq(of: "p2", s)
+      let original = try Tamper.eventBytes(s.data, seq: UInt64(target))
       try Tamper.flipEventByte(s.data, seq: UInt64(target), offset: original.count / 2)
+      let vj = try await s.tally("--json", "verify")
+      #expect(vj.status == 1)
+      let first = try #require(try vj.object().arr("problems").first as? [String: Any])
+      #expect(try first.int("seq") == target)
+      #expect(try first.str("kind") == "log")
+      let rb = try await s.tally("rebuild")
+      #expect(rb.status == 0, "\(rb)")
       #expect(try Tamper.eventBytes(s.data, seq: UInt64(target)) == original)
       #expect(try await s.tally("verify").status == 0)
     }
@@ -62,7 +75,7 @@ struct TamperTests {
       try await build(s)
       let head = try await s.okJSON("stats").int("seq")
       let target = which == "first" ? 1 : head
-      try Tamper.flipEventByte(s.data, seq: UInt64(target), offset: -1, mask: 0x80)
+      try Tamper.flipJournalByte(s.data, seq: UInt64(target), offset: -1, mask: 0x80)
       let vj = try await s.tally("--json", "verify")
       #expect(vj.status == 1, "\(vj)")
       let first = try #require(try vj.object().arr("problems").first as? [String: Any])

@@ -24,6 +24,16 @@ func appendForgedEvent(_ ledger: Ledger, _ body: EventBody) throws -> UInt64 {
       t, LogHead(seq: event.seq, timestampNanos: event.timestampNanos, chain: chain),
       accounts: nil)
   }
+  // The forged event is in the journal too: the log itself holds it.
+  var w = ByteWriter()
+  JournalFormat.frame(
+    &w, seq: event.seq, syncedThrough: head.seq, leaf: leaf, chain: chain, event: bytes)
+  let journal = try #require(ledger.journal)
+  try withBytes(w.bytes) { (b) throws(StoreError) in
+    try journal.append(
+      b, first: event.seq, last: event.seq, chainBefore: head.chain, chainAfter: chain)
+  }
+  try journal.sync()
   return event.seq
 }
 

@@ -66,8 +66,10 @@ struct VerifyTests {
     }
   }
 
+  /// The LMDB log is a copy of the journal's records (the journal is the log): a byte
+  /// changed there is the log table differing from the journal at seq N.
   @Test(
-    "Flipping one byte of the stored event at seq N is a chain problem at seq N",
+    "Flipping one byte of the LMDB copy of the event at seq N is a log problem at seq N",
     arguments: [1, 5, 9, 16] as [UInt64])
   func flippedEventByte(n: UInt64) throws {
     try withLedger { ledger in
@@ -80,8 +82,11 @@ struct VerifyTests {
       }
       let report = try ledger.verify()
       #expect(!report.ok)
-      #expect(report.problems.first?.kind == .chain)
+      #expect(report.problems.first?.kind == .log)
       #expect(report.problems.first?.seq == n)
+      // The journal is untouched: rebuild restores the copy.
+      _ = try ledger.rebuild()
+      #expect(try ledger.verify().ok)
     }
   }
 
@@ -114,7 +119,7 @@ struct VerifyTests {
     }
   }
 
-  @Test("A stored head that differs from the log is a chain problem")
+  @Test("A stored head past the journal's end is a journal problem at the first missing seq")
   func alteredHead() throws {
     try withLedger { ledger in
       try verifyFixture(ledger)
@@ -122,7 +127,7 @@ struct VerifyTests {
       h.seq += 1
       try tamper(ledger) { t, _ in try ledger.writeHead(t, h, accounts: nil) }
       let p = try #require(try ledger.verify().problems.first)
-      #expect(p.kind == .chain)
+      #expect(p.kind == .journal)
       #expect(p.seq == h.seq)
     }
   }
