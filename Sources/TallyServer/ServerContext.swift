@@ -63,6 +63,7 @@ final class ServerInfo: Sendable {
       ("write_commands", n(w.commands.load(ordering: .relaxed))),
       ("largest_group", n(w.largestGroup.load(ordering: .relaxed))),
       ("write_failures", n(w.failures.load(ordering: .relaxed))),
+      ("journal_syncs", n(w.syncs.load(ordering: .relaxed))),
       ("write_queue", n(writer.queue.depth)),
       ("uptime_s", .number(String(up))),
       ("durable", .bool(true)),

@@ -66,8 +66,15 @@ final class Environment {
     do throws(StoreError) {
       try check(mdb_env_set_maxdbs(env, Self.maxDBs), "set_maxdbs")
       // MDB_NOTLS: reader slots belong to transactions, not threads (Swift tasks hop
-      // threads). Default sync flags: a committed transaction survives a crash.
-      let flags = UInt32(MDB_NOTLS) | (readOnly ? UInt32(MDB_RDONLY) : 0)
+      // threads). A read-write ledger then turns syncing off (`setNoSync`): the journal,
+      // not LMDB, makes a write durable.
+      // A writer maps the file writable (MDB_WRITEMAP): a commit changes pages in place
+      // instead of copying each dirty page through pwrite. It is unsafe only across an OS
+      // crash, after which the projections are rebuilt from the journal anyway
+      // (docs/FORMAT.md, "Crashes and recovery"); a process crash leaves the page cache, and
+      // so the last committed state, intact.
+      let flags =
+        UInt32(MDB_NOTLS) | (readOnly ? UInt32(MDB_RDONLY) : UInt32(MDB_WRITEMAP))
       try check(mdb_env_open(env, path, flags, 0o640), "env_open \(path)")
       // Readers left behind by crashed processes pin old pages; clear them.
       var dead: Int32 = 0

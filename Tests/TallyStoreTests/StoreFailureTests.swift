@@ -11,8 +11,9 @@ import Testing
 @Suite("Store failures")
 struct StoreFailureTests {
   /// Regression: `mdb_txn_commit` frees the transaction even when it fails, and the engine
-  /// once aborted it again (a crash). A failing commit is provoked here with RLIMIT_FSIZE
-  /// (EFBIG when LMDB writes the new pages).
+  /// once aborted it again (a crash). A failing write is provoked here with RLIMIT_FSIZE at
+  /// the journal segment's size (EFBIG when the group needs the next segment); the LMDB
+  /// transaction, not yet committed, is aborted.
   @Test(
     "A commit that fails (file size limit) throws a StoreError and the ledger stays usable",
     .bug(id: "commit-failure-double-abort", "aborting a transaction mdb_txn_commit freed"))
@@ -27,7 +28,7 @@ struct StoreFailureTests {
         let ledger = try Ledger.create(at: path, now: t0)
         try applyAll(ledger, [open("a"), open("b", normal: .credit)])
         var st = stat()
-        _ = stat(path + "/data.mdb", &st)
+        _ = stat(path + "/journal/" + JournalFormat.segmentName(1), &st)
         var limit = rlimit(rlim_cur: rlim_t(st.st_size), rlim_max: rlim_t.max)
         setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit)
         let md = meta(("pad", String(repeating: "p", count: 400)))
