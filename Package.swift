@@ -121,7 +121,8 @@ let package = Package(
       dependencies: [
         "TallyCore", "TallyStore", "TallyCrypto", "CLMDB", "TallyTestSupport",
         .product(name: "PropertyBased", package: "swift-property-based"),
-      ]),
+      ],
+      exclude: ["Fixtures"]),
     .testTarget(
       name: "TallyServerTests",
       dependencies: [

@@ -479,7 +479,12 @@ public final class Journal: @unchecked Sendable {
   func unappend(groupBytes: Int, toSeq seq: UInt64, chain: Hash32) throws(StoreError) {
     let from = writeOffset - groupBytes
     precondition(from >= JournalFormat.headerBytes, "unappend across a segment")
-    try zero(from: from, to: writeOffset)
+    do { try zero(from: from, to: writeOffset) } catch {
+      // The journal now holds records LMDB does not: write nothing more (a restart replays
+      // or cuts them).
+      poison()
+      throw error
+    }
     writeOffset = from
     lastSeq = seq
     lastChain = chain

@@ -19,7 +19,10 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case .alreadyInitialized(let d): "data directory \(d) is already initialized"
     case .locked(let m): m
     case .formatVersion(let f, let e):
-      "data directory has format version \(f); this tally reads \(e)"
+      f < e
+        ? "data directory has format version \(f); this tally reads \(e) (its first "
+          + "read-write open, tallyd or any writing tally command, migrates it)"
+        : "data directory has format version \(f); this tally reads \(e)"
     case .lmdb(let code, let op):
       "LMDB \(op) failed: \(String(cString: mdb_strerror(code))) (\(code))"
     case .mapFull: "LMDB map full"

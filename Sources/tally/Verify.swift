@@ -64,6 +64,14 @@ struct Verify: ParsableCommand {
             ]))
         ),
         (
+          "journal",
+          .object(
+            JSONObject([
+              ("seq", .number(String(report.journalSeq))),
+              ("torn", report.journalTorn.map { .string($0) } ?? .null),
+            ]))
+        ),
+        (
           "problems",
           .array(
             report.problems.map { p in
@@ -96,6 +104,14 @@ struct Verify: ParsableCommand {
           + " events/s)")
       for t in report.totals {
         print("  \(t.currency): debits \(t.debits) = credits \(t.credits) (minor units)")
+      }
+      if report.journalSeq > report.head.seq {
+        print(
+          "  journal: \(report.journalSeq - report.head.seq) record(s) past the projections' head "
+            + "(a writer is running, or the next read-write open replays them)")
+      }
+      if let torn = report.journalTorn {
+        print("  journal: torn tail after seq \(report.journalSeq), never acknowledged: \(torn)")
       }
     } else {
       print("FAILED: \(report.problems.count) problem(s)")

@@ -127,6 +127,15 @@ enum Tamper {
     return out
   }
 
+  /// Writes `bytes` at `offset` of `path` (a torn write a crash could leave).
+  static func writeAt(_ path: String, _ offset: Int, _ bytes: [UInt8]) throws {
+    let fd = open(path, O_WRONLY)
+    guard fd >= 0 else { throw Failed(description: "cannot open \(path)") }
+    defer { close(fd) }
+    let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress!, $0.count, off_t(offset)) }
+    guard n == bytes.count else { throw Failed(description: "short write to \(path)") }
+  }
+
   /// Flips one byte of the event bytes of record `seq` in the journal (the log itself).
   static func flipJournalByte(_ dataDir: String, seq: UInt64, offset: Int, mask: UInt8 = 0x01)
     throws

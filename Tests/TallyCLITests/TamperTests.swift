@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @Suite("tamper detection")
@@ -47,6 +48,28 @@ struct TamperTests {
       // flipping it back restores a verifying ledger: that byte was the only fault
       try Tamper.flipJournalByte(s.data, seq: UInt64(target), offset: 20)
       #expect(try await s.tally("verify").status == 0)
+    }
+  }
+
+  @Test("a torn journal tail: verify reports it and passes; the next writing command cuts it")
+  func tornTailIsReportedThenCut() async throws {
+    try await withFundedLedger { s in
+      try await build(s)
+      let last = try #require(try Tamper.journalRecords(s.data).last)
+      let end = last.1 + 88 + (last.3 + 7) & ~7
+      // Half a frame after the last record: what a crash mid-write leaves.
+      try Tamper.writeAt(last.0, end, [0x54, 0x4A, 0x52, 0x31, 0, 0, 0, 40, 1, 2, 3])
+      let vj = try await s.tally("--json", "verify")
+      #expect(vj.status == 0, "\(vj)")
+      let journal = try #require(try vj.object()["journal"] as? [String: Any])
+      #expect(journal["torn"] is String, "\(journal)")
+      #expect(try await s.tally("verify").stdout.contains("torn tail after seq"))
+      try await s.ok("post", "--id", "after-tear", "--debit", "alice=1", "--credit", "bob=1")
+      let after = try await s.tally("--json", "verify")
+      #expect(after.status == 0, "\(after)")
+      let j2 = try #require(try after.object()["journal"] as? [String: Any])
+      #expect(j2["torn"] is NSNull, "\(j2)")
+      #expect(try await seq(of: "after-tear", s) == Int(last.2) + 1)
     }
   }
 

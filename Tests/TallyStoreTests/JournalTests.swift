@@ -1,4 +1,5 @@
 import CLMDB
+import Foundation
 import Glibc
 import TallyCore
 import TallyCrypto
@@ -410,5 +411,49 @@ struct JournalTests {
       #expect(report.withFutureData > 0)
       #expect(report.acknowledgedChecked > 1_000)
     }
+  }
+}
+
+/// A data directory written by the last format-3 build (commit 04c1db0: `tally init`, a
+/// partner, accounts, entries, a hold, a reversal and a key), kept under Fixtures/: the
+/// migration must carry a real one, not only a directory made to look like it.
+@Suite("format 3 fixture")
+struct Format3FixtureTests {
+  static let fixture = (#filePath as NSString).deletingLastPathComponent + "/Fixtures/format3"
+
+  @Test("A real format-3 directory migrates to the journal with its log, balances and keys")
+  func realFormat3Migrates() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      #expect(mkdir(path, 0o750) == 0)
+      for name in ["data.mdb", "signing.key"] {
+        try writeScratchFile(path + "/" + name, try readWholeFile(Self.fixture + "/" + name))
+      }
+      let expected = try Self.expected()
+      #expect(throws: StoreError.formatVersion(found: 3, expected: 4)) {
+        try Ledger(path: path, mode: .readOnly)
+      }
+      do {
+        let ledger = try Ledger(path: path)
+        #expect(ledger.head.seq == expected.seq)
+        #expect(ledger.head.chain.hex == expected.chain)
+        #expect(try ledger.balances("acme:wallet").postedCredits == 25_125)
+        #expect(try ledger.balances("acme:wallet").postedDebits == 3_375)
+        #expect(try ledger.keys().count == 1)
+        #expect(try ledger.verify().ok)
+        try ledger.close()
+      }
+      let journal = try #require(
+        try Journal.load(directory: path + "/journal", files: JournalFiles()))
+      #expect(try journal.scanEnd().lastSeq == expected.seq)
+      #expect(try Ledger(path: path, mode: .readOnly).verify().ok)
+    }
+  }
+
+  /// The head recorded when the fixture was made (`expected.txt`: seq and chain).
+  static func expected() throws -> (seq: UInt64, chain: String) {
+    let text = String(decoding: try readWholeFile(fixture + "/expected.txt"), as: UTF8.self)
+    let parts = text.split(whereSeparator: \.isWhitespace)
+    return (try #require(UInt64(parts[0])), String(parts[1]))
   }
 }
