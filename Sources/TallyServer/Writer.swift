@@ -373,12 +373,11 @@ final class Writer: Sendable {
     do {
       var (outcomes, receipts) = try ledger.applyWithReceipts(
         commands, scopes: scopes, now: Self.now())
-      // A retried write answers its original result: look up where it landed (after a sync:
-      // reads on this thread wait for durability like any other).
-      if outcomes.contains(where: { if case .duplicate = $0 { true } else { false } }) {
-        try syncNow(ledger)
-        for (i, o) in outcomes.enumerated() {
-          if case .duplicate(let seq) = o { receipts[i] = try ledger.reader.receipt(seq) }
+      // A retried write answers its original result: look up where it landed. Its group
+      // may not be durable yet; the answer waits for the next sync like every other.
+      for (i, o) in outcomes.enumerated() {
+        if case .duplicate(let seq) = o {
+          receipts[i] = try ledger.reader.receipt(seq, waitDurable: false)
         }
       }
       stats.groups.add(1, ordering: .relaxed)

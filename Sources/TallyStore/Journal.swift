@@ -220,7 +220,7 @@ public final class Journal: @unchecked Sendable {
   /// follows is a `JournalError` naming its seq; a torn tail ends the scan (`end`).
   /// `expectChainBefore`, when given, is what chain[from - 1] must be.
   public func scan(
-    from: UInt64 = 1, upTo limitSeq: UInt64 = .max,
+    from: UInt64 = 1,
     _ body: (JournalRecord) throws -> Void
   ) throws -> ScanResult {
     precondition(from >= 1)
@@ -250,7 +250,6 @@ public final class Journal: @unchecked Sendable {
       result.segmentIndex = index
       result.offset = offset
       while true {
-        if expected > limitSeq { return result }
         let read =
           offset >= limit
           ? .zero : JournalFormat.readFrame(buf, at: offset, limit: limit, hasher: hasher)
@@ -491,7 +490,7 @@ public final class Journal: @unchecked Sendable {
     written.store(seq, ordering: .releasing)
   }
 
-  /// Where the next record goes: the records appended so far.
+  /// The synced-through seq that the records of the next group carry.
   var syncedThroughForNextGroup: UInt64 { durable.load(ordering: .acquiring) }
 
   /// Starts a new segment for a group beginning at `first`: the current one is synced and
@@ -571,7 +570,6 @@ public final class Journal: @unchecked Sendable {
   }
 
   public var durableSeq: UInt64 { durable.load(ordering: .acquiring) }
-  public var writtenSeq: UInt64 { written.load(ordering: .acquiring) }
 
   private func poison() {
     poisoned.store(true, ordering: .releasing)

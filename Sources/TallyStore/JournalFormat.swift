@@ -47,12 +47,14 @@ public enum JournalFormat {
     _ w: inout ByteWriter, seq: UInt64, syncedThrough: UInt64, leaf: Hash32, chain: Hash32,
     event: [UInt8]
   ) {
+    // The largest legal event is far below this; a reader refuses anything over it.
+    precondition(event.count >= 1 && event.count <= eventBytesMax, "event size out of range")
     w.u32(recordMagic)
     w.u32(UInt32(event.count))
     w.u64(seq)
     w.u64(syncedThrough)
-    w.raw(leaf.bytes)
-    w.raw(chain.bytes)
+    withUnsafeBytes(of: leaf) { w.bytes.append(contentsOf: $0) }
+    withUnsafeBytes(of: chain) { w.bytes.append(contentsOf: $0) }
     w.bytes.append(contentsOf: event)
     let pad = padded(event.count) - event.count
     if pad > 0 { w.bytes.append(contentsOf: repeatElement(0, count: pad)) }

@@ -328,13 +328,20 @@ public final class Ledger {
     precondition(scopes == nil || scopes!.count == commands.count, "one scope per command")
     precondition(!readOnly, "apply on a read-only ledger")
     precondition(commands.count <= Limits.commandsPerBatchMax, "batch over the limit")
+    return try retryingMapFull { () throws(StoreError) in
+      try applyOnce(commands, scopes: scopes, now: now)
+    }
+  }
+
+  /// Runs one write transaction, growing the map and running it again when it hits
+  /// `MDB_MAP_FULL` (nothing of it was committed), at most 8 times.
+  func retryingMapFull<R>(_ body: () throws(StoreError) -> R) throws(StoreError) -> R {
     try growIfNeeded()
     var attempts = 0
     while true {
       do throws(StoreError) {
-        return try applyOnce(commands, scopes: scopes, now: now)
+        return try body()
       } catch .mapFull {
-        // Nothing was committed; grow between transactions and run the batch again.
         attempts += 1
         if attempts > 8 { throw .mapFull }
         try grow()

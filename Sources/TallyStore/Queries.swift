@@ -52,12 +52,15 @@ public final class LedgerReader: @unchecked Sendable {
     self.signer = signer
   }
 
-  /// Runs `body` in a read-only transaction.
-  func read<R>(_ body: (Txn) throws -> R) throws(StoreError) -> R {
+  /// Runs `body` in a read-only transaction. `waitDurable: false` is for the writer thread
+  /// only, which answers nothing before the next sync anyway.
+  func read<R>(waitDurable: Bool = true, _ body: (Txn) throws -> R) throws(StoreError) -> R {
     try gate.shared { () throws(StoreError) in
       let raw = try env.begin(readOnly: true)
       defer { mdb_txn_abort(raw) }
-      if let durability, !durability.waitDurable(pending.load(ordering: .acquiring)) {
+      if waitDurable, let durability,
+        !durability.waitDurable(pending.load(ordering: .acquiring))
+      {
         throw Journal.poisonError
       }
       do {
@@ -254,8 +257,9 @@ extension LedgerQuerying {
 
   /// Where the event at `seq` landed (its timestamp and the chain hash after it); nil past
   /// the head. Answers a retried write with the original result.
-  public func receipt(_ seq: UInt64) throws(StoreError) -> Receipt? {
-    try reader.read { t in
+  /// Where the event at `seq` landed. `waitDurable: false`: see `LedgerReader.read`.
+  public func receipt(_ seq: UInt64, waitDurable: Bool = true) throws(StoreError) -> Receipt? {
+    try reader.read(waitDurable: waitDurable) { t in
       guard let v = try t.get(reader.dbs.log, u64: seq) else { return nil }
       guard let h = try t.get(reader.dbs.hashes, u64: seq), h.count == 64 else {
         throw StoreError.corrupt("no hashes for seq \(seq)")

@@ -54,20 +54,10 @@ extension Ledger {
     }
     var options = MatchOptions()
     options.toleranceDays = toleranceDays
-    try growIfNeeded()
-    var attempts = 0
-    var result: (outcomes: [Outcome], receipts: [Receipt?])
-    while true {
-      do throws(StoreError) {
-        result = try applyOnce([.reconImport(spec)], scopes: nil, now: now) {
-          state, _, imported in
-          try self.afterImport(&state, spec, imported, options, &report, progress)
-        }
-        break
-      } catch .mapFull {
-        attempts += 1
-        if attempts > 8 { throw .mapFull }
-        try grow()
+    let result = try retryingMapFull { () throws(StoreError) in
+      try applyOnce([.reconImport(spec)], scopes: nil, now: now) {
+        state, _, imported in
+        try self.afterImport(&state, spec, imported, options, &report, progress)
       }
     }
     switch result.outcomes[0] {

@@ -201,17 +201,7 @@ extension Ledger {
   }
 
   func applyReplay(_ batch: [ReplayRecord]) throws(StoreError) {
-    try growIfNeeded()
-    var attempts = 0
-    while true {
-      do throws(StoreError) {
-        return try applyReplayOnce(batch)
-      } catch .mapFull {
-        attempts += 1
-        if attempts > 8 { throw .mapFull }
-        try grow()
-      }
-    }
+    try retryingMapFull { () throws(StoreError) in try applyReplayOnce(batch) }
   }
 
   private func applyReplayOnce(_ batch: [ReplayRecord]) throws(StoreError) {
@@ -238,8 +228,14 @@ extension Ledger {
     do { try state.flush() } catch { throw Self.storeError(error) }
     try writeHead(txn, h, accounts: cache.accountCount)
     reader.pending.store(h.seq, ordering: .releasing)
+    // mdb_txn_commit frees the transaction whether or not it succeeds: never abort it after.
     committed = true
-    try check(mdb_txn_commit(raw), "commit")
+    let rc = mdb_txn_commit(raw)
+    if rc != 0 {
+      cache.reset(accountCount: accountCount, recon: reconCounts)
+      reader.pending.store(head.seq, ordering: .releasing)
+      try check(rc, "commit")
+    }
     head = h
     accountCount = cache.accountCount
     reconCounts = cache.recon
@@ -403,8 +399,4 @@ extension Ledger {
     try options.files.unlink(journal.directory + "/" + Self.markerName)
     try options.files.syncDirectory(journal.directory)
   }
-
-  /// Makes LMDB durable up to the last commit (a checkpoint of the projections). The marker
-  /// stays: later commits are unsynced again.
-  public func syncProjections() throws(StoreError) { try env.sync() }
 }

@@ -482,16 +482,7 @@ extension Ledger {
     -> UInt64
   {
     precondition(!readOnly, "rebuild on a read-only ledger")
-    var attempts = 0
-    while true {
-      do throws(StoreError) {
-        return try rebuildOnce(progress)
-      } catch .mapFull {
-        attempts += 1
-        if attempts > 8 { throw .mapFull }
-        try grow()
-      }
-    }
+    return try retryingMapFull { () throws(StoreError) in try rebuildOnce(progress) }
   }
 
   func rebuildOnce(_ progress: ((UInt64, UInt64) -> Void)?) throws(StoreError) -> UInt64 {
