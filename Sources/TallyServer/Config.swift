@@ -1,5 +1,6 @@
 import TallyCore
 import TallyProtocol
+import TallyStore
 
 /// Every server limit, its default and why (docs/PROTOCOL.md, "Limits"; each has a flag).
 public struct ServerConfig: Sendable {
@@ -34,6 +35,9 @@ public struct ServerConfig: Sendable {
   public var holdExpiryIntervalMillis: Int64 = 1000
   /// How often the server signs and keeps a checkpoint of the head (when it moved).
   public var checkpointIntervalSeconds: Int64 = 60
+  /// When to copy the projections into a snapshot (bounds recovery after an OS crash to
+  /// the journal written since; docs/FORMAT.md, "Snapshots").
+  public var snapshots = SnapshotPolicy()
   /// Threads that run read transactions (never the event loops, never the writer).
   public var readThreads = 2
   /// Event loop threads.

@@ -158,6 +158,9 @@ final class WriterStats: Sendable {
   let largestGroup = Atomic<Int>(0)
   let failures = Atomic<Int>(0)
   let syncs = Atomic<Int>(0)
+  let snapshots = Atomic<Int>(0)
+  let snapshotSeq = Atomic<Int>(0)
+  let snapshotFailures = Atomic<Int>(0)
 }
 
 /// Groups applied to LMDB whose journal records wait for their sync: the writer hands each
@@ -241,13 +244,18 @@ final class Writer: Sendable {
   let groupCommandsMax: Int
   let logger: Logger
   let syncs = SyncQueue()
+  let snapshotPolicy: SnapshotPolicy
   private let thread = Mutex<WorkerThread?>(nil)
   private let syncThread = Mutex<WorkerThread?>(nil)
+  /// The thread copying the projections into a snapshot, while one runs (at most one).
+  private let snapshotThread = Mutex<WorkerThread?>(nil)
+  private let snapshotting = Atomic<Bool>(false)
 
   init(ledger: Ledger, config: ServerConfig, logger: Logger) {
     handoff = LedgerHandoff(ledger)
     queue = WriteQueue(capacity: config.writeQueueCommandsMax)
     groupCommandsMax = config.groupCommandsMax
+    snapshotPolicy = config.snapshots
     self.logger = logger
   }
 
@@ -269,6 +277,7 @@ final class Writer: Sendable {
     thread.withLock { $0 }?.join()
     syncs.close()
     syncThread.withLock { $0 }?.join()
+    snapshotThread.withLock { $0 }?.join()
     do { try handoff.ledger.close() } catch {
       logger.error("closing the ledger failed", metadata: ["error": "\(error)"])
     }
@@ -316,6 +325,7 @@ final class Writer: Sendable {
       }
       if !commands.isEmpty {
         applyGroup(ledger, jobs, commands, anyScope ? scopes : nil)
+        startSnapshotIfDue(ledger)
       }
       for job in jobs {
         if case .commands = job.work { continue }
@@ -363,6 +373,38 @@ final class Writer: Sendable {
             job.complete(.failed(error))
           }
         }
+      }
+    }
+  }
+
+  /// Starts copying the projections into a snapshot on a thread of its own when the policy
+  /// calls for one and none is running. The writer goes on meanwhile.
+  private func startSnapshotIfDue(_ ledger: Ledger) {
+    if snapshotting.load(ordering: .acquiring) || !ledger.snapshotDue(snapshotPolicy) { return }
+    snapshotting.store(true, ordering: .releasing)
+    snapshotThread.withLock { $0 }?.join()
+    let handoff = self.handoff
+    snapshotThread.withLock { t in
+      t = WorkerThread { [self] in
+        let started = Self.now()
+        do throws(StoreError) {
+          if let info = try handoff.ledger.writeSnapshot() {
+            stats.snapshots.add(1, ordering: .relaxed)
+            stats.snapshotSeq.store(Int(info.head.seq), ordering: .relaxed)
+            logger.info(
+              "snapshot written",
+              metadata: [
+                "seq": "\(info.head.seq)", "bytes": "\(info.bytes)",
+                "ms": "\((Self.now() - started) / 1_000_000)",
+              ])
+          }
+        } catch {
+          // Nothing acknowledged depends on a snapshot: recovery after an OS crash then
+          // starts from an older one, or from the journal's start.
+          stats.snapshotFailures.add(1, ordering: .relaxed)
+          logger.error("snapshot failed", metadata: ["error": "\(error)", "code": "\(error.code)"])
+        }
+        snapshotting.store(false, ordering: .releasing)
       }
     }
   }

@@ -7,7 +7,8 @@ import Synchronization
 /// and syncs happened in which order (docs/FORMAT.md, "Crashes and recovery").
 ///
 /// LMDB's own writes to `data.mdb` do not pass here: after an OS crash the projections are
-/// rebuilt from the journal, so no byte of `data.mdb` written without a sync is trusted.
+/// restored from a snapshot (whose files do pass here) or rebuilt from the journal, so no
+/// byte of `data.mdb` written without a sync is trusted.
 public class JournalFiles: @unchecked Sendable {
   public init() {}
 
@@ -19,6 +20,10 @@ public class JournalFiles: @unchecked Sendable {
   }
 
   public func close(_ fd: Int32) { _ = Glibc.close(fd) }
+
+  /// Says that the file behind `fd` was written by other means than `write` (LMDB's copy
+  /// into a snapshot): a recorder reads it back. Nothing to do here.
+  public func wroteOutside(_ fd: Int32) {}
 
   /// Writes all of `bytes` at `offset` (retrying short writes).
   public func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int)
@@ -168,6 +173,14 @@ public final class RecordingFiles: JournalFiles, @unchecked Sendable {
   }
 
   private func path(_ fd: Int32) -> String { state.withLock { $0.paths[fd] ?? "?" } }
+
+  public override func wroteOutside(_ fd: Int32) {
+    var st = stat()
+    guard fstat(fd, &st) == 0, let bytes = try? read(fd, count: Int(st.st_size), at: 0) else {
+      preconditionFailure("crash recorder cannot read back \(path(fd))")
+    }
+    record(.write(path: path(fd), offset: 0, bytes: bytes))
+  }
 
   public override func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int)
     throws(StoreError)

@@ -60,7 +60,8 @@ final class Environment {
 
   static let maxDBs: UInt32 = 32
 
-  init(path: String, readOnly: Bool) throws(StoreError) {
+  /// `noSubdirNoLock` opens one file read-only without a lock file (a snapshot's copy).
+  init(path: String, readOnly: Bool, noSubdirNoLock: Bool = false) throws(StoreError) {
     var e: OpaquePointer?
     try check(mdb_env_create(&e), "env_create")
     guard let e else { throw .lmdb(code: -1, op: "env_create") }
@@ -78,10 +79,11 @@ final class Environment {
       // so the last committed state, intact.
       let flags =
         UInt32(MDB_NOTLS) | (readOnly ? UInt32(MDB_RDONLY) : UInt32(MDB_WRITEMAP))
+        | (noSubdirNoLock ? UInt32(MDB_NOSUBDIR) | UInt32(MDB_NOLOCK) : 0)
       try check(mdb_env_open(env, path, flags, 0o640), "env_open \(path)")
       // Readers left behind by crashed processes pin old pages; clear them.
       var dead: Int32 = 0
-      _ = mdb_reader_check(env, &dead)
+      if !noSubdirNoLock { _ = mdb_reader_check(env, &dead) }
       precondition(mdb_env_get_maxkeysize(env) >= 511, "LMDB built with keys under 511 bytes")
     } catch {
       mdb_env_close(env)

@@ -1,5 +1,6 @@
 import CLMDB
 import Glibc
+import Synchronization
 import TallyCore
 import TallyCrypto
 
@@ -58,6 +59,10 @@ public final class Ledger {
   public var syncEachGroup = true {
     didSet { reader.durability = syncEachGroup ? nil : journal }
   }
+  /// Journal bytes appended since the last snapshot, and when it was taken.
+  let snapshotProgress = Mutex(SnapshotProgress(lastNanos: monotonicNanos()))
+  /// How the last read-write open brought the projections up to the journal.
+  public internal(set) var recovery: RecoveryKind = .replayed
   /// The framed records of the group being applied.
   var groupBuffer = ByteWriter(capacity: 1 << 16)
   var closed = false
@@ -162,24 +167,31 @@ public final class Ledger {
     let journal = try Journal.load(
       directory: journalDir, files: options.files, segmentBytes: options.segmentBytes)
     var env: Environment
+    var recovery = RecoveryKind.replayed
     let untrusted = try Self.projectionsUntrusted(journalDir, options)
     if let journal, !hasData || untrusted {
-      // The projections are not a state of the log: rebuild them from the journals.
-      for name in ["data.mdb", "lock.mdb"] {
-        if unlink(path + "/" + name) != 0 && errno != ENOENT {
-          throw .io("cannot remove \(path)/\(name): \(String(cString: strerror(errno)))")
-        }
+      // The projections are not a state of the log: restore the newest intact snapshot, or
+      // rebuild them from the journals (docs/FORMAT.md, "Crashes and recovery").
+      switch try Self.usableSnapshot(path, ledgerID: journal.ledgerID) {
+      case .success(let (dir, info)):
+        try Self.restoreSnapshot(dir, into: path, files: options.files)
+        env = try Environment(path: path, readOnly: false)
+        recovery = .restoredSnapshot(seq: info.head.seq)
+      case .failure(let why):
+        for name in ["data.mdb", "lock.mdb"] { try options.files.unlink(path + "/" + name) }
+        env = try Environment(path: path, readOnly: false)
+        try env.setMapSize(Self.initialMapBytes)
+        let (_, records) = try AuxJournal.open(
+          directory: journalDir, files: options.files, repair: true)
+        try Self.initializeEnvironment(env, ledgerID: journal.ledgerID, aux: records)
+        recovery = .rebuilt(reason: why.description)
       }
-      env = try Environment(path: path, readOnly: false)
-      try env.setMapSize(Self.initialMapBytes)
-      let (_, records) = try AuxJournal.open(
-        directory: journalDir, files: options.files, repair: true)
-      try Self.initializeEnvironment(env, ledgerID: journal.ledgerID, aux: records)
     } else {
       env = try Environment(path: path, readOnly: false)
     }
     try self.init(
       env: env, lock: lock, path: path, readOnly: false, journal: journal, options: options)
+    self.recovery = recovery
   }
 
   init(
@@ -476,7 +488,11 @@ public final class Ledger {
         }
         try check(rc, "commit")
       }
-      if appended && syncEachGroup { try journal.sync() }
+      if appended {
+        let bytes = groupBuffer.bytes.count
+        snapshotProgress.withLock { $0.bytes += bytes }
+        if syncEachGroup { try journal.sync() }
+      }
     } else {
       committed = true
       mdb_txn_abort(raw)

@@ -14,6 +14,9 @@ public enum PowerLossCampaign {
     public var beforeInit = 0
     /// Images given the run's final `data.mdb`, newer than their journal.
     public var withFutureData = 0
+    /// Images whose projections were restored from a snapshot, and rebuilt from the journal.
+    public var restoredSnapshots = 0
+    public var rebuilt = 0
     /// Images whose journal ended in a torn or zeroed record that recovery cut.
     public var tornTails = 0
     public var acknowledgedChecked = 0
@@ -23,7 +26,7 @@ public enum PowerLossCampaign {
     public var description: String {
       "seed \(seed): \(images) images over \(operations) recorded operations; "
         + "\(beforeInit) before init, \(withFutureData) with a newer data.mdb, \(tornTails) "
-        + "torn tails cut; \(acknowledgedChecked) acknowledged entries and keys checked, "
+        + "torn tails cut, \(restoredSnapshots) restored from a snapshot, \(rebuilt) rebuilt; \(acknowledgedChecked) acknowledged entries and keys checked, "
         + "\(eventsRecovered) events recovered; \(failures.count) failures"
     }
   }
@@ -78,6 +81,10 @@ public enum PowerLossCampaign {
           _ = try ledger!.keepCheckpoint()
           continue
         }
+        if g % 19 == 7 {
+          _ = try ledger!.writeSnapshot()
+          continue
+        }
         var commands = [Command]()
         var ids = [String]()
         for _ in 0..<Int.random(in: 1...24, using: &rng) {
@@ -130,6 +137,11 @@ public enum PowerLossCampaign {
         let rel = String(path.dropFirst(live.count + 1))
         if rel == "journal/ledger-id" { hasLedgerID = true }
         if rel == "journal/" + Ledger.markerName { hasMarker = true }
+        var parent = ""
+        for part in rel.split(separator: "/").dropLast() {
+          parent += "/" + part
+          try makeDirectory(imageDir + parent)
+        }
         try writeScratchFile(imageDir + "/" + rel, bytes)
       }
       report.images += 1
@@ -152,6 +164,11 @@ public enum PowerLossCampaign {
           .scanEnd()
         if case .torn? = scan?.end { report.tornTails += 1 }
         let ledger = try Ledger(path: imageDir, options: reopen)
+        switch ledger.recovery {
+        case .restoredSnapshot: report.restoredSnapshots += 1
+        case .rebuilt: report.rebuilt += 1
+        case .replayed: break
+        }
         let v = try ledger.verify()
         if !v.ok { report.failures.append("\(where_): verify: \(v.problems)") }
         report.eventsRecovered += Int(ledger.head.seq)
@@ -211,13 +228,13 @@ func makeDirectory(_ path: String) throws(StoreError) {
 
 /// Removes a directory and the files in it, one level of subdirectories deep (the layout
 /// of a data directory).
-func removeDirectoryTree(_ path: String) {
-  guard let names = try? directoryNames(path) else { return }
+/// Removes a scratch directory and everything under it (at most `depth` levels).
+func removeDirectoryTree(_ path: String, depth: Int = 4) {
+  guard depth > 0, let names = try? directoryNames(path) else { return }
   for n in names {
     let p = path + "/" + n
-    if let sub = try? directoryNames(p) {
-      for s in sub { unlink(p + "/" + s) }
-      rmdir(p)
+    if (try? directoryNames(p)) != nil {
+      removeDirectoryTree(p, depth: depth - 1)
     } else {
       unlink(p)
     }

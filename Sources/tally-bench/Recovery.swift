@@ -31,7 +31,10 @@ func powerLossBench(dir: String, images: Int, seed: UInt64, groups: Int) {
 /// marks the projections as written by another boot and reopens: the time of that open is
 /// the recovery after an OS crash (every event replayed from the journal into new
 /// projections). Then `verify` on the result, timed. Prints both rates.
-func recoveryBench(dir: String, entries: Int, accounts: Int) {
+/// With `snapshotTail` T, a snapshot is written T entries before the end (timed): the
+/// recovery then restores it and replays only those T entries.
+func recoveryBench(dir: String, entries: Int, accounts: Int, snapshotTail: Int? = nil) {
+  var snapshotJSON = ""
   do {
     let ledger = try Ledger.create(at: dir, now: Workload.wallNanos())
     try Workload.openAccounts(ledger, count: accounts)
@@ -43,6 +46,14 @@ func recoveryBench(dir: String, entries: Int, accounts: Int) {
         i += 1
       }
       _ = try ledger.apply(commands, now: Workload.wallNanos())
+      if let tail = snapshotTail, snapshotJSON.isEmpty, i > entries - tail {
+        let s0 = Workload.monotonicNanos()
+        guard let info = try ledger.writeSnapshot() else { die("no snapshot written") }
+        let secs = Double(Workload.monotonicNanos() - s0) / 1e9
+        snapshotJSON =
+          #""snapshot_seq":\#(info.head.seq),"snapshot_bytes":\#(info.bytes),"#
+          + #""snapshot_seconds":\#(secs),"#
+      }
     }
     try ledger.close()
   } catch {
@@ -59,6 +70,7 @@ func recoveryBench(dir: String, entries: Int, accounts: Int) {
   do { ledger = try Ledger(path: dir) } catch { die("\(error)") }
   let t1 = Workload.monotonicNanos()
   let events = ledger.head.seq
+  let how = "\(ledger.recovery)"
   let report: VerifyReport
   do { report = try ledger.verify() } catch { die("\(error)") }
   let t2 = Workload.monotonicNanos()
@@ -67,7 +79,7 @@ func recoveryBench(dir: String, entries: Int, accounts: Int) {
   let rebuild = Double(t1 - t0) / 1e9
   let verify = Double(t2 - t1) / 1e9
   print(
-    #"{"events":\#(events),"rebuild_seconds":\#(rebuild),"#
+    #"{"events":\#(events),"recovery":"\#(how)",\#(snapshotJSON)"rebuild_seconds":\#(rebuild),"#
       + #""rebuild_events_per_sec":\#(Int(Double(events) / rebuild)),"#
       + #""verify_seconds":\#(verify),"verify_events_per_sec":\#(Int(Double(events) / verify)),"#
       + #""peak_rss_kb":\#(usage.ru_maxrss)}"#)

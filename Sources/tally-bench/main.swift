@@ -3,7 +3,8 @@
 // Usage: tally-bench --dir DIR --accounts N --entries M --batch B [--proofs N [--threads T]]
 //        tally-bench --dir DIR --proofs N [--threads T] [--warmup W]   (an existing ledger)
 //        tally-bench --dir DIR --power-loss-images N [--seed S] [--groups G]
-//        tally-bench --dir DIR --recovery-entries M [--accounts N]   (OS-crash recovery, verify)
+//        tally-bench --dir DIR --recovery-entries M [--accounts N] [--snapshot-tail T]
+//          (OS-crash recovery, verify; with a snapshot T entries before the end)
 import Dispatch
 import Glibc
 import TallyCore
@@ -36,7 +37,8 @@ if let images = argument("--power-loss-images").flatMap(Int.init), let dir = arg
 
 if let entries = argument("--recovery-entries").flatMap(Int.init), let dir = argument("--dir") {
   recoveryBench(
-    dir: dir, entries: entries, accounts: argument("--accounts").flatMap(Int.init) ?? 10_000)
+    dir: dir, entries: entries, accounts: argument("--accounts").flatMap(Int.init) ?? 10_000,
+    snapshotTail: argument("--snapshot-tail").flatMap(Int.init))
   exit(0)
 }
 

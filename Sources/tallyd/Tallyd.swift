@@ -42,6 +42,12 @@ struct Tallyd: ParsableCommand {
   var expiryInterval: Int64?
   @Option(help: "Seconds between kept, signed checkpoints of the head (default 60).")
   var checkpointInterval: Int64?
+  @Option(help: "Journal MiB written since the last snapshot that make one due (default 256).")
+  var snapshotMib: Int?
+  @Option(help: "Fewest seconds between two snapshots of the projections (default 60).")
+  var snapshotMinInterval: Int64?
+  @Option(help: "Most seconds a snapshot lags a ledger written to (default 600).")
+  var snapshotMaxInterval: Int64?
   @Option(help: "Threads serving reads (default 2).") var readThreads: Int?
   @Option(help: "Event loop threads (default 1).") var eventLoops: Int?
 
@@ -88,6 +94,12 @@ struct Tallyd: ParsableCommand {
       expiryInterval, "TALLY_EXPIRY_INTERVAL", c.holdExpiryIntervalMillis)
     c.checkpointIntervalSeconds = try value(
       checkpointInterval, "TALLY_CHECKPOINT_INTERVAL", c.checkpointIntervalSeconds)
+    c.snapshots.journalBytes =
+      try value(snapshotMib, "TALLY_SNAPSHOT_MIB", c.snapshots.journalBytes >> 20) << 20
+    c.snapshots.minSeconds = try value(
+      snapshotMinInterval, "TALLY_SNAPSHOT_MIN_INTERVAL", c.snapshots.minSeconds)
+    c.snapshots.maxSeconds = try value(
+      snapshotMaxInterval, "TALLY_SNAPSHOT_MAX_INTERVAL", c.snapshots.maxSeconds)
     c.readThreads = try value(readThreads, "TALLY_READ_THREADS", c.readThreads)
     c.eventLoopThreads = try value(eventLoops, "TALLY_EVENT_LOOPS", c.eventLoopThreads)
     try check(c)
@@ -104,6 +116,7 @@ struct Tallyd: ParsableCommand {
         print("  secret \(k.secret)")
       } else {
         ledger = try Ledger(path: dir, mode: .readWrite)
+        logger.info("opened \(dir): \(ledger.recovery)", metadata: ["head": "\(ledger.head.seq)"])
       }
     } catch let e as StoreError {
       FileHandleErr.write("tallyd: error \(e.code): \(e)")
@@ -128,7 +141,9 @@ struct Tallyd: ParsableCommand {
         close(fd)
       }
     }
-    print("tallyd listening on \(c.host):\(bound), data \(dir) (durable: every OK is in the synced journal)")
+    print(
+      "tallyd listening on \(c.host):\(bound), data \(dir) (durable: every OK is in the synced journal)"
+    )
     print("connect: nc \(c.host) \(bound)   then AUTH (see docs/PROTOCOL.md)")
     fflush(nil)
     server.runUntilSignalled()
@@ -148,6 +163,9 @@ struct Tallyd: ParsableCommand {
     try range(Int(c.authTimeoutSeconds), 1, 3600, "--auth-timeout")
     try range(Int(c.holdExpiryIntervalMillis), 10, 3_600_000, "--expiry-interval")
     try range(Int(c.checkpointIntervalSeconds), 1, 86_400, "--checkpoint-interval")
+    try range(c.snapshots.journalBytes >> 20, 1, 1 << 20, "--snapshot-mib")
+    try range(Int(c.snapshots.minSeconds), 0, 86_400, "--snapshot-min-interval")
+    try range(Int(c.snapshots.maxSeconds), 1, 86_400 * 7, "--snapshot-max-interval")
     try range(c.readThreads, 1, 64, "--read-threads")
     try range(c.eventLoopThreads, 1, 64, "--event-loops")
   }

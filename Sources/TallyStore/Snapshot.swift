@@ -1,0 +1,359 @@
+import CLMDB
+import Glibc
+import Synchronization
+import TallyCore
+import TallyCrypto
+
+/// A durable copy of the projections as of one journal position. After an OS crash the
+/// newest valid snapshot replaces `data.mdb` and only the journal after its head is
+/// replayed, instead of every event from seq 1 (docs/FORMAT.md, "Snapshots").
+///
+/// `DIR/snapshots/<20-digit head seq>/` holds `data.mdb` (a compacted LMDB copy, made with
+/// `mdb_env_copyfd2` while writes go on) and `snapshot` (what the copy covers, and the
+/// SHA-256 of its bytes). The copy is written as `DIR/snapshots/next/data.mdb`, synced, and
+/// renamed into its directory; the description is written last; older snapshots are removed
+/// once the new one is durable. A directory without a valid description is never used.
+public struct SnapshotInfo: Equatable, Sendable {
+  public var head: LogHead
+  /// Size of the copy's `data.mdb`.
+  public var bytes: Int
+  /// SHA-256 of the copy's `data.mdb`.
+  public var digest: Hash32
+  public var ledgerID: [UInt8]
+
+  static let magic = Array("TALLYSNP".utf8)
+  static let version: UInt32 = 1
+  static let encodedBytes = 8 + 4 + 16 + 8 + 8 + 32 + 8 + 32 + 32
+
+  func encode() -> [UInt8] {
+    var w = ByteWriter(capacity: Self.encodedBytes)
+    w.raw(Self.magic)
+    w.u32(Self.version)
+    w.raw(ledgerID)
+    w.u64(head.seq)
+    w.i64(head.timestampNanos)
+    w.raw(head.chain.bytes)
+    w.u64(UInt64(bytes))
+    w.raw(digest.bytes)
+    w.raw(SHA256Hasher().hash(w.bytes).bytes)
+    return w.bytes
+  }
+
+  /// Nil with the reason when `b` is not a whole, intact snapshot description.
+  static func decode(_ b: [UInt8]) -> Result<SnapshotInfo, SnapshotProblem> {
+    guard b.count == encodedBytes else {
+      return .failure(.init("its description has \(b.count) bytes, not \(encodedBytes)"))
+    }
+    let body = b.count - 32
+    let sum = b.withUnsafeBytes {
+      SHA256Hasher().hash(UnsafeRawBufferPointer(rebasing: $0[0..<body]))
+    }
+    guard Array(b[body...]) == sum.bytes else {
+      return .failure(.init("its description fails its checksum"))
+    }
+    guard Array(b[0..<8]) == magic else { return .failure(.init("its description is not one")) }
+    return b.withUnsafeBytes { raw -> Result<SnapshotInfo, SnapshotProblem> in
+      var r = ByteReader(raw)
+      do {
+        _ = try r.raw(8)
+        let v = try r.u32()
+        guard v == version else {
+          return .failure(.init("its description has version \(v); this tally reads \(version)"))
+        }
+        let id = try r.raw(16)
+        let seq = try r.u64()
+        let ts = try r.i64()
+        let chain = try r.raw(32)
+        let bytes = try r.u64()
+        let digest = try r.raw(32)
+        guard bytes <= UInt64(Int.max) else { return .failure(.init("its size is out of range")) }
+        return .success(
+          SnapshotInfo(
+            head: LogHead(seq: seq, timestampNanos: ts, chain: Hash32(bytes: chain)),
+            bytes: Int(bytes), digest: Hash32(bytes: digest), ledgerID: id))
+      } catch {
+        return .failure(.init("its description does not decode: \(error)"))
+      }
+    }
+  }
+}
+
+/// Why a snapshot was not used.
+public struct SnapshotProblem: Error, Equatable, Sendable, CustomStringConvertible {
+  public var description: String
+  init(_ d: String) { description = d }
+}
+
+/// How a read-write open brought the projections to the journal's end.
+public enum RecoveryKind: Equatable, Sendable, CustomStringConvertible {
+  /// The projections were LMDB's own (clean close, or a process crash: the page cache held
+  /// every commit); the journal's tail after their head, if any, was replayed.
+  case replayed
+  /// After an OS crash (or with `data.mdb` missing) the snapshot at `seq` replaced the
+  /// projections and the journal after it was replayed.
+  case restoredSnapshot(seq: UInt64)
+  /// The projections were rebuilt from the whole journal: no snapshot could be used
+  /// (`reason` says why).
+  case rebuilt(reason: String)
+
+  public var description: String {
+    switch self {
+    case .replayed: "replayed the journal's tail"
+    case .restoredSnapshot(let s):
+      "restored the snapshot at seq \(s) and replayed the journal after it"
+    case .rebuilt(let r): "rebuilt the projections from the whole journal (\(r))"
+    }
+  }
+}
+
+extension ByteReader {
+  mutating func raw(_ n: Int) throws(DecodeError) -> [UInt8] {
+    var out = [UInt8]()
+    out.reserveCapacity(n)
+    for _ in 0..<n { out.append(try u8()) }
+    return out
+  }
+}
+
+extension Hash32 {
+  init(bytes: [UInt8]) {
+    self = bytes.withUnsafeBytes { Hash32(raw: $0) }
+  }
+}
+
+/// When to write snapshots (tallyd; a short-lived command never does).
+public struct SnapshotPolicy: Sendable {
+  /// Journal bytes appended since the last snapshot that make one due.
+  public var journalBytes = 256 << 20
+  /// Fewest seconds between two snapshots (a copy costs the projections' size in writes).
+  public var minSeconds: Int64 = 60
+  /// Most seconds a snapshot lags behind a ledger that was written to.
+  public var maxSeconds: Int64 = 600
+  public init() {}
+}
+
+extension Ledger {
+  static let snapshotsDirName = "snapshots"
+  static let snapshotFileName = "snapshot"
+
+  var snapshotsDir: String { path + "/" + Self.snapshotsDirName }
+
+  /// Whether `policy` calls for a snapshot now (writer thread: it reads the counters the
+  /// write path keeps).
+  public func snapshotDue(_ policy: SnapshotPolicy) -> Bool {
+    let (bytes, last) = snapshotProgress.withLock { ($0.bytes, $0.lastNanos) }
+    if bytes == 0 { return false }
+    let age = (monotonicNanos() - last) / 1_000_000_000
+    return (bytes >= policy.journalBytes && age >= policy.minSeconds) || age >= policy.maxSeconds
+  }
+
+  /// Writes a snapshot of the projections as committed now and removes older ones. Safe on
+  /// another thread than the writer's while it writes: LMDB's copy reads a snapshot of its
+  /// own, and the map does not grow meanwhile. Returns nil when no event was appended since
+  /// the newest snapshot.
+  public func writeSnapshot() throws(StoreError) -> SnapshotInfo? {
+    guard let journal, !readOnly else { throw .io("a snapshot needs a read-write ledger") }
+    let files = options.files
+    let dir = snapshotsDir
+    let next = dir + "/next"
+    try files.mkdir(dir)
+    try removeSnapshotDir(next)
+    try files.mkdir(next)
+    let data = next + "/data.mdb"
+    let started = monotonicNanos()
+    let appendedBefore = snapshotProgress.withLock { $0.bytes }
+    // A failed attempt also waits the policy's interval before the next one.
+    defer { snapshotProgress.withLock { $0.lastNanos = started } }
+    let fd = try files.open(data, create: true)
+    do throws(StoreError) {
+      let rc = reader.gate.shared { mdb_env_copyfd2(env.env, fd, UInt32(MDB_CP_COMPACT)) }
+      try check(rc, "env_copy")
+      files.wroteOutside(fd)
+      try files.sync(fd)
+    } catch {
+      files.close(fd)
+      throw error
+    }
+    files.close(fd)
+    let head = try Self.snapshotHead(data)
+    let final = dir + "/" + Self.snapshotName(head.seq)
+    if fileExists(final + "/" + Self.snapshotFileName) {
+      // Nothing was appended since that snapshot.
+      try removeSnapshotDir(next)
+      return nil
+    }
+    try removeSnapshotDir(final)
+    let (size, digest) = try Self.digestFile(data)
+    // What the copy holds must be durable in the journal before the copy may stand for it.
+    if journal.durableSeq < head.seq { try journal.sync() }
+    let info = SnapshotInfo(head: head, bytes: size, digest: digest, ledgerID: journal.ledgerID)
+    try files.mkdir(final)
+    try files.rename(data, final + "/data.mdb")
+    // The description goes last: a directory without a valid one is never used.
+    try writeFileDurably(final + "/" + Self.snapshotFileName, info.encode(), files: files)
+    try files.syncDirectory(final)
+    try files.syncDirectory(next)
+    try files.syncDirectory(dir)
+    try files.syncDirectory(path)
+    for name in try directoryNames(dir) ?? [] where dir + "/" + name != final {
+      try removeSnapshotDir(dir + "/" + name)
+    }
+    try files.syncDirectory(dir)
+    snapshotProgress.withLock {
+      $0.bytes -= min($0.bytes, appendedBefore)
+      $0.count += 1
+      $0.lastSeq = head.seq
+    }
+    return info
+  }
+
+  /// A snapshot directory's name: its head seq in 20 digits.
+  static func snapshotName(_ seq: UInt64) -> String {
+    let digits = String(seq)
+    return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+  }
+
+  static func snapshotSeq(_ name: String) -> UInt64? {
+    guard name.utf8.count == 20, name.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+    return UInt64(name)
+  }
+
+  func removeSnapshotDir(_ d: String) throws(StoreError) {
+    guard let names = try directoryNames(d) else { return }
+    for n in names { try options.files.unlink(d + "/" + n) }
+    if rmdir(d) != 0 && errno != ENOENT {
+      throw .io("cannot remove \(d): \(String(cString: strerror(errno)))")
+    }
+  }
+
+  /// The head recorded in a copied `data.mdb` (opened read-only, without a lock file).
+  static func snapshotHead(_ file: String) throws(StoreError) -> LogHead {
+    let env = try Environment(path: file, readOnly: true, noSubdirNoLock: true)
+    let txn = try env.begin(readOnly: true)
+    defer { mdb_txn_abort(txn) }
+    var meta: MDB_dbi = 0
+    try check(mdb_dbi_open(txn, "meta", 0, &meta), "dbi_open meta")
+    var dbs = DBs()
+    dbs.meta = meta
+    return try readHead(Txn(txn: txn), dbs)
+  }
+
+  /// Size and SHA-256 of a file (mapped read-only).
+  static func digestFile(_ file: String) throws(StoreError) -> (Int, Hash32) {
+    let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { throw .io("cannot open \(file): \(String(cString: strerror(errno)))") }
+    defer { Glibc.close(fd) }
+    var st = stat()
+    if fstat(fd, &st) != 0 { throw .io("cannot stat \(file): \(String(cString: strerror(errno)))") }
+    let size = Int(st.st_size)
+    if size == 0 { return (0, SHA256Hasher().hash()) }
+    guard let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+      throw .io("cannot map \(file): \(String(cString: strerror(errno)))")
+    }
+    defer { munmap(p, size) }
+    return (size, SHA256Hasher().hash(UnsafeRawBufferPointer(start: p, count: size)))
+  }
+
+  /// The newest snapshot of this ledger that is whole and intact, or why none is: each
+  /// directory is checked (its description's checksum, ledger id, the copy's size, SHA-256
+  /// and recorded head), newest first.
+  static func usableSnapshot(_ path: String, ledgerID: [UInt8]) throws(StoreError) -> Result<
+    (dir: String, info: SnapshotInfo), SnapshotProblem
+  > {
+    let dir = path + "/" + snapshotsDirName
+    let seqs = (try directoryNames(dir) ?? []).compactMap { snapshotSeq($0) }.sorted(by: >)
+    if seqs.isEmpty { return .failure(.init("no snapshot")) }
+    var why = [String]()
+    for seq in seqs {
+      let d = dir + "/" + snapshotName(seq)
+      switch try checkSnapshot(d, seq: seq, ledgerID: ledgerID) {
+      case .success(let info): return .success((d, info))
+      case .failure(let p): why.append("snapshot \(seq): \(p)")
+      }
+    }
+    return .failure(.init(why.joined(separator: "; ")))
+  }
+
+  static func checkSnapshot(_ d: String, seq: UInt64, ledgerID: [UInt8]) throws(StoreError)
+    -> Result<SnapshotInfo, SnapshotProblem>
+  {
+    let metaPath = d + "/" + snapshotFileName
+    guard fileExists(metaPath), fileExists(d + "/data.mdb") else {
+      return .failure(.init("it is incomplete"))
+    }
+    let raw: [UInt8]
+    do { raw = try readWholeFile(metaPath) } catch { return .failure(.init("\(error)")) }
+    let info: SnapshotInfo
+    switch SnapshotInfo.decode(raw) {
+    case .failure(let p): return .failure(p)
+    case .success(let i): info = i
+    }
+    guard info.ledgerID == ledgerID else { return .failure(.init("it belongs to another ledger")) }
+    guard info.head.seq == seq else {
+      return .failure(.init("its description says seq \(info.head.seq)"))
+    }
+    let (size, digest) = try digestFile(d + "/data.mdb")
+    guard size == info.bytes, digest == info.digest else {
+      return .failure(.init("its data.mdb is not the copy it describes (size or SHA-256 differs)"))
+    }
+    let head: LogHead
+    do { head = try snapshotHead(d + "/data.mdb") } catch {
+      return .failure(.init("its data.mdb does not open: \(error)"))
+    }
+    guard head == info.head else {
+      return .failure(.init("its data.mdb holds head seq \(head.seq), not the one described"))
+    }
+    return .success(info)
+  }
+
+  /// Replaces `DIR/data.mdb` with the snapshot's copy (written under a temporary name,
+  /// synced, renamed).
+  static func restoreSnapshot(_ snapDir: String, into path: String, files: JournalFiles)
+    throws(StoreError)
+  {
+    let src = Glibc.open(snapDir + "/data.mdb", O_RDONLY | O_CLOEXEC)
+    if src < 0 { throw .io("cannot open \(snapDir)/data.mdb: \(String(cString: strerror(errno)))") }
+    defer { Glibc.close(src) }
+    let tmp = path + "/data.mdb.restore"
+    try files.unlink(tmp)
+    let dst = try files.open(tmp, create: true)
+    do throws(StoreError) {
+      var buf = [UInt8](repeating: 0, count: 1 << 20)
+      var offset = 0
+      while true {
+        let n = buf.withUnsafeMutableBytes { Glibc.read(src, $0.baseAddress!, $0.count) }
+        if n < 0 {
+          if errno == EINTR { continue }
+          throw .io("cannot read \(snapDir)/data.mdb: \(String(cString: strerror(errno)))")
+        }
+        if n == 0 { break }
+        try withBytes(Array(buf[0..<n])) { (b) throws(StoreError) in
+          try files.write(dst, b, at: offset)
+        }
+        offset += n
+      }
+      try files.sync(dst)
+    } catch {
+      files.close(dst)
+      throw error
+    }
+    files.close(dst)
+    try files.unlink(path + "/lock.mdb")
+    try files.rename(tmp, path + "/data.mdb")
+    try files.syncDirectory(path)
+  }
+}
+
+/// What the write path counts for the snapshot policy (shared with the snapshot thread).
+struct SnapshotProgress {
+  var bytes = 0
+  var lastNanos: Int64
+  var count = 0
+  var lastSeq: UInt64 = 0
+}
+
+func monotonicNanos() -> Int64 {
+  var ts = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &ts)
+  return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}

@@ -1,0 +1,213 @@
+import Foundation
+import Glibc
+import TallyCore
+import TallyCrypto
+import TallyTestSupport
+import Testing
+
+@testable import TallyStore
+
+/// Posts `count` two-leg entries x → y, one per group, ids `prefix0`….
+private func postEntries(_ ledger: Ledger, _ prefix: String, _ count: Int) throws {
+  for i in 0..<count {
+    try applyAll(ledger, [post("\(prefix)\(i)", [debit("x", 3), credit("y", 3)])])
+  }
+}
+
+/// A new ledger with accounts x and y and `entries` entries `a0`….
+private func newLedger(_ path: String, entries: Int = 0) throws -> Ledger {
+  let l = try Ledger.create(at: path, now: t0)
+  try applyAll(l, [open("x"), open("y", normal: .credit)])
+  try postEntries(l, "a", entries)
+  return l
+}
+
+/// What an OS crash leaves: the marker names another boot and data.mdb holds garbage.
+private func simulateOSCrash(_ path: String) throws {
+  try writeScratchFile(path + "/journal/" + Ledger.markerName, Array("old-boot\n".utf8))
+  var junk = try readWholeFile(path + "/data.mdb")
+  for i in stride(from: 0, to: junk.count, by: 61) { junk[i] ^= 0xa5 }
+  try writeScratchFile(path + "/data.mdb", junk)
+}
+
+private func newBoot() -> LedgerOptions {
+  var o = LedgerOptions()
+  o.bootID = "new-boot"
+  return o
+}
+
+private func snapshotDirs(_ path: String) throws -> [String] {
+  try (directoryNames(path + "/snapshots") ?? []).filter { Ledger.snapshotSeq($0) != nil }
+}
+
+@Suite("Snapshots of the projections")
+struct SnapshotTests {
+  @Test("After an OS crash the newest snapshot is restored and only the journal after it replayed")
+  func osCrashRestoresSnapshot() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let snapSeq: UInt64
+      let head: LogHead
+      let balance: Balances
+      let key: KeyRecord
+      do {
+        let l = try newLedger(path, entries: 20)
+        let info = try #require(try l.writeSnapshot())
+        snapSeq = info.head.seq
+        #expect(info.head == l.head)
+        #expect(try l.writeSnapshot() == nil, "nothing appended since: no new snapshot")
+        try postEntries(l, "b", 15)
+        key = try l.createKey(role: .ops, partner: nil, now: t0).get()
+        head = l.head
+        balance = try l.balances("y")
+        // No close: the process and then the machine stop.
+        try l.journal?.sync()
+      }
+      try simulateOSCrash(path)
+      let ledger = try Ledger(path: path, options: newBoot())
+      #expect(ledger.recovery == .restoredSnapshot(seq: snapSeq))
+      #expect(ledger.head == head)
+      #expect(try ledger.balances("y") == balance)
+      #expect(try ledger.idRecord("b14") != nil)
+      #expect(try ledger.idRecord("a0") != nil)
+      #expect(try ledger.key(key.id) == key, "keys created after the snapshot come from aux.log")
+      #expect(try ledger.verify().ok)
+      #expect(try snapshotDirs(path).count == 1)
+    }
+  }
+
+  @Test("A newer snapshot replaces the older one; data.mdb missing is restored from it")
+  func newerSnapshotReplacesOlder() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let head: LogHead
+      do {
+        let l = try newLedger(path, entries: 5)
+        let first = try #require(try l.writeSnapshot())
+        try postEntries(l, "b", 5)
+        let second = try #require(try l.writeSnapshot())
+        #expect(second.head.seq == first.head.seq + 5)
+        #expect(try snapshotDirs(path) == [Ledger.snapshotName(second.head.seq)])
+        head = l.head
+        try l.close()
+      }
+      #expect(Glibc.unlink(path + "/data.mdb") == 0)
+      let ledger = try Ledger(path: path)
+      #expect(ledger.recovery == .restoredSnapshot(seq: head.seq))
+      #expect(ledger.head == head)
+      #expect(try ledger.verify().ok)
+    }
+  }
+
+  @Test("A damaged, torn or foreign snapshot is not used: the journal rebuilds, and says why")
+  func badSnapshotsAreRefused() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let other = dir.path + "/other"
+      let head: LogHead
+      let seq: UInt64
+      do {
+        let l = try newLedger(path, entries: 8)
+        seq = try #require(try l.writeSnapshot()).head.seq
+        try postEntries(l, "b", 3)
+        head = l.head
+        try l.close()
+      }
+      let snap = path + "/snapshots/" + Ledger.snapshotName(seq)
+      let pristine = (
+        data: try readWholeFile(snap + "/data.mdb"), meta: try readWholeFile(snap + "/snapshot")
+      )
+      /// Crashes, opens as the next boot, checks the result, and returns how it recovered.
+      func crashAndOpen() throws -> RecoveryKind {
+        try simulateOSCrash(path)
+        let l = try Ledger(path: path, options: newBoot())
+        #expect(l.head == head)
+        #expect(try l.verify().ok)
+        try l.close()
+        return l.recovery
+      }
+      // One byte of the copy flipped.
+      var data = pristine.data
+      data[data.count / 2] ^= 1
+      try writeScratchFile(snap + "/data.mdb", data)
+      var r = try crashAndOpen()
+      guard case .rebuilt(let why) = r else {
+        Issue.record("expected a rebuild, got \(r)")
+        return
+      }
+      #expect(why.contains("SHA-256"), "\(why)")
+      // The description torn (half of it).
+      try writeScratchFile(snap + "/data.mdb", pristine.data)
+      try writeScratchFile(snap + "/snapshot", Array(pristine.meta.prefix(40)))
+      r = try crashAndOpen()
+      #expect("\(r)".contains("bytes, not"), "\(r)")
+      // Another ledger's snapshot, under this ledger's seq.
+      do {
+        let o = try newLedger(other, entries: 8)
+        let s = try #require(try o.writeSnapshot())
+        #expect(s.head.seq == seq)
+        try o.close()
+      }
+      let foreign = other + "/snapshots/" + Ledger.snapshotName(seq)
+      try writeScratchFile(snap + "/data.mdb", try readWholeFile(foreign + "/data.mdb"))
+      try writeScratchFile(snap + "/snapshot", try readWholeFile(foreign + "/snapshot"))
+      r = try crashAndOpen()
+      #expect("\(r)".contains("another ledger"), "\(r)")
+      // Put back intact, it is used again.
+      try writeScratchFile(snap + "/data.mdb", pristine.data)
+      try writeScratchFile(snap + "/snapshot", pristine.meta)
+      #expect(try crashAndOpen() == .restoredSnapshot(seq: seq))
+    }
+  }
+
+  @Test("A clean open replays nothing and keeps LMDB's own projections")
+  func cleanOpenIsReplayed() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      do {
+        let l = try newLedger(path)
+        _ = try l.writeSnapshot()
+        try l.close()
+      }
+      let l = try Ledger(path: path)
+      #expect(l.recovery == .replayed)
+    }
+  }
+
+  @Test("The policy: due by journal bytes after the shortest interval, or by age alone")
+  func policy() throws {
+    try withTempDir { dir in
+      let l = try Ledger.create(at: dir.ledgerPath, now: t0)
+      var p = SnapshotPolicy()
+      p.journalBytes = 1
+      p.minSeconds = 0
+      #expect(l.snapshotDue(p), "creating the ledger appended its first event")
+      _ = try l.writeSnapshot()
+      #expect(!l.snapshotDue(p), "nothing appended since")
+      try applyAll(l, [open("x")])
+      #expect(l.snapshotDue(p))
+      p.minSeconds = 3600
+      #expect(!l.snapshotDue(p), "too soon after the last one")
+      p.maxSeconds = 0
+      #expect(l.snapshotDue(p), "old enough whatever the bytes")
+    }
+  }
+
+  @Test("The description round-trips and refuses every change")
+  func descriptionEncoding() throws {
+    let info = SnapshotInfo(
+      head: LogHead(seq: 42, timestampNanos: t0, chain: SHA256Sample.hash),
+      bytes: 123_456, digest: SHA256Sample.hash, ledgerID: Array(repeating: 7, count: 16))
+    let bytes = info.encode()
+    #expect(try SnapshotInfo.decode(bytes).get() == info)
+    for i in stride(from: 0, to: bytes.count, by: 7) {
+      var b = bytes
+      b[i] ^= 0x10
+      #expect(throws: SnapshotProblem.self) { try SnapshotInfo.decode(b).get() }
+    }
+  }
+}
+
+private enum SHA256Sample {
+  static let hash = SHA256Hasher().hash(Array("snapshot".utf8))
+}
