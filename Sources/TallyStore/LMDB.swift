@@ -242,6 +242,14 @@ struct Cursor {
     try check(rc, "cursor_get")
     return (k.buffer, v.buffer)
   }
+
+  /// Writes `value` under `key` (`mdb_cursor_put`), replacing any value there.
+  func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws(StoreError) {
+    var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+    var v = MDB_val(
+      mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+    try check(mdb_cursor_put(cursor, &k, &v, 0), "cursor_put")
+  }
 }
 
 /// The exclusive writer lock (`DIR/tally.lock`, flock): one writing process per directory.

@@ -246,6 +246,7 @@ extension Ledger {
     let (endNanos, o) = (Int64(day) + 1).multipliedReportingOverflow(by: Self.nanosPerDay)
     let seq =
       o ? head.seq : try Self.lastSeq(before: endNanos, state.txn, dbs, head: head.seq)
+    try state.flushHistory()
     let (bal, _) = try Ledger.historyAt(state.txn, dbs, number: a.number, seq: seq)
     let ledger = bal.balance(normal: a.normalSide)
     let (diff, over) = b.amountMinor.subtractingReportingOverflow(ledger)
@@ -289,6 +290,7 @@ extension Ledger {
   static func historySeqs(
     _ state: StoreState, _ a: AccountRecord, _ body: (UInt64) throws -> Void
   ) throws {
+    try state.flushHistory()
     let c = try state.txn.cursor(state.dbs.history)
     defer { c.close() }
     var row = try withBytes(of: (a.number.bigEndian, UInt64(1).bigEndian)) {

@@ -114,6 +114,10 @@ final class BatchCache {
   /// Reconciliation items and matches recorded so far (meta `recon`).
   var recon: (items: UInt64, matches: UInt64) = (0, 0)
   var reconDirty = false
+  /// History rows of this batch not yet written: they go in key order at the end of the
+  /// batch (or before anything in the batch reads `history`), so that one batch walks the
+  /// table once instead of descending to a random page for every row.
+  var history: [HistoryRow] = []
 
   init(accountCount: UInt64, recon: (items: UInt64, matches: UInt64) = (0, 0)) {
     self.accountCount = accountCount
@@ -130,6 +134,7 @@ final class BatchCache {
     }
     dirty.removeAll(keepingCapacity: true)
     partnerDirty.removeAll(keepingCapacity: true)
+    history.removeAll(keepingCapacity: true)
     accountCountDirty = false
     reconDirty = false
   }
@@ -140,11 +145,19 @@ final class BatchCache {
     dirty.removeAll()
     partnerStats.removeAll()
     partnerDirty.removeAll()
+    history.removeAll()
     self.accountCount = accountCount
     self.recon = recon
     accountCountDirty = false
     reconDirty = false
   }
+}
+
+/// One `history` row: an account's balances after the event at `seq`.
+struct HistoryRow {
+  var number: UInt64
+  var seq: UInt64
+  var balances: Balances
 }
 
 /// `LedgerState` over one LMDB write (or read) transaction.
@@ -240,15 +253,35 @@ struct StoreState: LedgerState {
   }
 
   mutating func putHistory(_ number: UInt64, seq: UInt64, _ b: Balances) throws {
-    var key = (number.bigEndian, seq.bigEndian)
-    var value = (
-      UInt128(bitPattern: b.postedDebits).bigEndian, UInt128(bitPattern: b.postedCredits).bigEndian,
-      UInt128(bitPattern: b.pendingDebits).bigEndian,
-      UInt128(bitPattern: b.pendingCredits).bigEndian
-    )
-    try withUnsafeBytes(of: &key) { (kb) in
-      try withUnsafeBytes(of: &value) { (vb) in
-        try txn.put(dbs.history, kb, vb)
+    cache.history.append(HistoryRow(number: number, seq: seq, balances: b))
+  }
+
+  /// Writes the batch's pending history rows, sorted by key (account, then seq).
+  func flushHistory() throws(StoreError) {
+    if cache.history.isEmpty { return }
+    // Rows of one account arrive in seq order: a stable sort by account keeps it.
+    var rows = cache.history
+    cache.history.removeAll(keepingCapacity: true)
+    if rows.count > 1 {
+      rows = rows.enumerated().sorted {
+        ($0.element.number, $0.offset) < ($1.element.number, $1.offset)
+      }.map(\.element)
+    }
+    let c = try txn.cursor(dbs.history)
+    defer { c.close() }
+    for r in rows {
+      var key = (r.number.bigEndian, r.seq.bigEndian)
+      let b = r.balances
+      var value = (
+        UInt128(bitPattern: b.postedDebits).bigEndian,
+        UInt128(bitPattern: b.postedCredits).bigEndian,
+        UInt128(bitPattern: b.pendingDebits).bigEndian,
+        UInt128(bitPattern: b.pendingCredits).bigEndian
+      )
+      try withUnsafeBytes(of: &key) { (kb) throws(StoreError) in
+        try withUnsafeBytes(of: &value) { (vb) throws(StoreError) in
+          try c.put(kb, vb)
+        }
       }
     }
   }
@@ -296,10 +329,11 @@ struct StoreState: LedgerState {
 
   /// Writes balances and partner counters changed in this batch, once each.
   func flush() throws {
+    try flushHistory()
     try flushViews()
     var w = ByteWriter(capacity: 72)
-    var flushed = Set<UInt64>(minimumCapacity: cache.dirty.count)
-    for number in cache.dirty where flushed.insert(number).inserted {
+    // In key order, each account once: one walk of the table.
+    for number in Set(cache.dirty).sorted() {
       guard let entry = cache.balances[number] else {
         throw StoreError.corrupt("balances of account \(number) changed but not cached")
       }
