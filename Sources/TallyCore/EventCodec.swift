@@ -4,6 +4,17 @@
 public enum EventCodec {
   /// Format version, the first byte of every event.
   public static let version: UInt8 = 1
+  /// The version of a `recon_imported` event that records its text encoding, lines in
+  /// another currency and camt.054 (docs/FORMAT.md); every other type is version 1 only.
+  public static let reconImportedVersion: UInt8 = 2
+
+  /// The version byte `body` is written with.
+  static func version(of body: EventBody) -> UInt8 {
+    if case .reconImported(let r) = body, r.header.textEncoding != nil {
+      return reconImportedVersion
+    }
+    return version
+  }
   /// version(1) + type(1) + seq(8) + timestamp(8).
   public static let headerBytes = 18
 
@@ -14,7 +25,8 @@ public enum EventCodec {
   }
 
   public static func encode(_ event: Event, into w: inout ByteWriter) {
-    w.u8(version)
+    let v = version(of: event.body)
+    w.u8(v)
     w.u8(event.body.type.rawValue)
     w.u64(event.seq)
     w.i64(event.timestampNanos)
@@ -72,7 +84,14 @@ public enum EventCodec {
       w.u32(r.part)
       w.u32(r.parts)
       w.u16(UInt16(r.lines.count))
-      for l in r.lines { line(l, &w) }
+      for l in r.lines {
+        line(l, &w)
+        if v == reconImportedVersion {
+          w.optionalStr(l.currency)
+        } else {
+          precondition(l.currency == nil, "a version-1 recon_imported has no line currency")
+        }
+      }
     case .reconMatched(let m):
       w.str(m.account)
       w.u16(UInt16(m.matches.count))
@@ -118,6 +137,11 @@ public enum EventCodec {
     w.i32(h.periodToDays)
     w.u32(h.linesRead)
     w.u32(h.duplicates)
+    if let e = h.textEncoding {
+      w.u8(e.rawValue)
+    } else {
+      precondition(h.format != .camt054, "camt054 is recorded in version-2 events only")
+    }
   }
 
   public static func line(_ l: ReconLine, _ w: inout ByteWriter) {
@@ -165,12 +189,15 @@ public enum EventCodec {
   public static func decode(_ buf: UnsafeRawBufferPointer) throws(DecodeError) -> Event {
     var r = ByteReader(buf)
     let v = try r.u8("version")
-    guard v == version else {
+    guard v == version || v == reconImportedVersion else {
       throw DecodeError(offset: 0, reason: "unknown format version \(v)")
     }
     let t = try r.u8("type")
     guard let type = EventType(rawValue: t) else {
       throw DecodeError(offset: 1, reason: "unknown event type \(t)")
+    }
+    guard v == version || type == .reconImported else {
+      throw DecodeError(offset: 0, reason: "format version \(v) for event type \(t)")
     }
     let seq = try r.u64("seq")
     let ts = try r.i64("timestamp")
@@ -231,7 +258,7 @@ public enum EventCodec {
       body = .holdExpired(holdId: try r.str("hold id"))
     case .reconImported:
       let account = try r.str("account")
-      let h = try header(&r)
+      let h = try header(&r, version: v)
       let part = try r.u32("part")
       let partsAt = r.offset
       let parts = try r.u32("parts")
@@ -241,7 +268,18 @@ public enum EventCodec {
       let n = Int(try r.u16("line count"))
       var lines = [ReconLine]()
       lines.reserveCapacity(n)
-      for _ in 0..<n { lines.append(try line(&r)) }
+      for _ in 0..<n {
+        var l = try line(&r)
+        if v == reconImportedVersion {
+          let at = r.offset
+          l.currency = try r.optionalStr("line currency")
+          // Canonical: the statement's own currency is written as absent.
+          if let c = l.currency, c == h.currency || c.isEmpty {
+            throw DecodeError(offset: at, reason: "line currency \(c) is the statement's")
+          }
+        }
+        lines.append(l)
+      }
       body = .reconImported(
         ReconImported(account: account, header: h, part: part, parts: parts, lines: lines))
     case .reconMatched:
@@ -321,9 +359,12 @@ public enum EventCodec {
     return ReconBalance(amountMinor: amount, dateDays: try r.i32(what))
   }
 
-  public static func header(_ r: inout ByteReader) throws(DecodeError) -> ReconStatementHeader {
+  public static func header(_ r: inout ByteReader, version v: UInt8 = version)
+    throws(DecodeError) -> ReconStatementHeader
+  {
     let f = try r.u8("format")
-    guard let format = ReconFormat(rawValue: f) else {
+    guard let format = ReconFormat(rawValue: f), v == reconImportedVersion || format != .camt054
+    else {
       throw DecodeError(offset: r.offset - 1, reason: "statement format byte \(f)")
     }
     let id = try r.optionalStr("statement id")
@@ -334,10 +375,19 @@ public enum EventCodec {
     let from = try r.i32("period from")
     let to = try r.i32("period to")
     let read = try r.u32("lines read")
+    let duplicates = try r.u32("duplicates")
+    var encoding: ReconTextEncoding?
+    if v == reconImportedVersion {
+      let e = try r.u8("text encoding")
+      guard let known = ReconTextEncoding(rawValue: e) else {
+        throw DecodeError(offset: r.offset - 1, reason: "text encoding byte \(e)")
+      }
+      encoding = known
+    }
     return ReconStatementHeader(
       format: format, statementId: id, statementAccount: account, currency: currency,
       opening: opening, closing: closing, periodFromDays: from, periodToDays: to,
-      linesRead: read, duplicates: try r.u32("duplicates"))
+      linesRead: read, duplicates: duplicates, textEncoding: encoding)
   }
 
   public static func line(_ r: inout ByteReader) throws(DecodeError) -> ReconLine {

@@ -43,6 +43,9 @@ public enum Limits {
   public static let reconLinesPerEventMax = 1000
   /// Lines in one import (the statement parser's own limit).
   public static let reconLinesPerImportMax = 1_000_000
+  /// Statements in one import (a file of several days, accounts or currencies): a year of
+  /// daily statements for a dozen accounts (4,380) fits; the parser's `statementsMax`.
+  public static let reconStatementsPerImportMax = 5_000
   /// Matches in one `recon_matched` event (the same bound as its lines).
   public static let reconMatchesPerEventMax = 1000
   /// Text fields of a statement line: references (ISO 20022 allows 35 characters; 256

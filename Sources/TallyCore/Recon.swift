@@ -7,18 +7,42 @@ public enum ReconFormat: UInt8, Sendable, CaseIterable, CustomStringConvertible 
   case csv = 0
   case camt053 = 1
   case mt940 = 2
+  /// camt.054 debit/credit notifications (only in version-2 `recon_imported` events).
+  case camt054 = 3
 
   public var description: String {
     switch self {
     case .csv: "csv"
     case .camt053: "camt053"
     case .mt940: "mt940"
+    case .camt054: "camt054"
     }
   }
 
   public init?(name: String) {
     guard let f = Self.allCases.first(where: { $0.description == name }) else { return nil }
     self = f
+  }
+}
+
+/// How a statement's bytes were read as text (the `u8` in a version-2 `recon_imported`
+/// header).
+public enum ReconTextEncoding: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+  case utf8 = 0
+  case iso88591 = 1
+  case windows1252 = 2
+
+  public var description: String {
+    switch self {
+    case .utf8: "utf-8"
+    case .iso88591: "iso-8859-1"
+    case .windows1252: "windows-1252"
+    }
+  }
+
+  public init?(name: String) {
+    guard let e = Self.allCases.first(where: { $0.description == name }) else { return nil }
+    self = e
   }
 }
 
@@ -95,6 +119,10 @@ public struct ReconLine: Equatable, Sendable {
   /// Where the line was in its statement (`line 7`, `Stmt/Ntry[3]`).
   public var source: String
   public var amountMinor: Int128
+  /// The line's currency when it differs from the statement's (a foreign payment, a fee):
+  /// such an item is never matched and starts in `discrepancy` (reason `CURRENCY`). Nil: the
+  /// statement's currency, which is the account's.
+  public var currency: String?
   public var direction: ReconDirection
   public var bookingDateDays: Int32
   public var valueDateDays: Int32?
@@ -104,13 +132,15 @@ public struct ReconLine: Equatable, Sendable {
   public var remittance: String?
 
   public init(
-    identity: String, source: String, amountMinor: Int128, direction: ReconDirection,
-    bookingDateDays: Int32, valueDateDays: Int32? = nil, bankReference: String? = nil,
-    endToEndId: String? = nil, reference: String? = nil, remittance: String? = nil
+    identity: String, source: String, amountMinor: Int128, currency: String? = nil,
+    direction: ReconDirection, bookingDateDays: Int32, valueDateDays: Int32? = nil,
+    bankReference: String? = nil, endToEndId: String? = nil, reference: String? = nil,
+    remittance: String? = nil
   ) {
     self.identity = identity
     self.source = source
     self.amountMinor = amountMinor
+    self.currency = currency
     self.direction = direction
     self.bookingDateDays = bookingDateDays
     self.valueDateDays = valueDateDays
@@ -122,6 +152,14 @@ public struct ReconLine: Equatable, Sendable {
 
   /// The date matching compares: the value date, else the booking date.
   public var dateDays: Int32 { valueDateDays ?? bookingDateDays }
+
+  /// Whether the line is booked in another currency than its statement's.
+  public var isForeignCurrency: Bool { currency != nil }
+
+  /// What the line adds to its account's per-state amounts: its amount in the account's
+  /// currency, and 0 for a line in another currency (amounts of two currencies are never
+  /// summed; such items are counted, and listed with their own currency).
+  public var accountAmountMinor: Int128 { currency == nil ? amountMinor : 0 }
 }
 
 /// The statement an import came from (the same in every part of one import).
@@ -140,12 +178,16 @@ public struct ReconStatementHeader: Equatable, Sendable {
   /// Lines in the statement, and how many of them the account already had.
   public var linesRead: UInt32
   public var duplicates: UInt32
+  /// How the statement's bytes were read as text. Nil only in version-1 events (written
+  /// before it was recorded: those were UTF-8); every import records it.
+  public var textEncoding: ReconTextEncoding?
 
   public init(
     format: ReconFormat, statementId: String?, statementAccount: String?, currency: String,
     opening: ReconBalance?, closing: ReconBalance?, periodFromDays: Int32, periodToDays: Int32,
-    linesRead: UInt32, duplicates: UInt32
+    linesRead: UInt32, duplicates: UInt32, textEncoding: ReconTextEncoding? = nil
   ) {
+    self.textEncoding = textEncoding
     self.format = format
     self.statementId = statementId
     self.statementAccount = statementAccount
@@ -251,8 +293,8 @@ public struct ReconUnmatched: Equatable, Sendable {
   }
 }
 
-/// What the import command carries: the parsed statement for one account.
-public struct ReconImportSpec: Equatable, Sendable {
+/// One parsed statement and the ledger account it is imported for.
+public struct ReconStatementSpec: Equatable, Sendable {
   public var account: String
   public var header: ReconStatementHeader
   public var lines: [ReconLine]
@@ -260,6 +302,21 @@ public struct ReconImportSpec: Equatable, Sendable {
     self.account = account
     self.header = header
     self.lines = lines
+  }
+}
+
+/// What the import command carries: the statements of one input, in input order, each for
+/// its ledger account. They are checked together and imported together, or not at all.
+public struct ReconImportSpec: Equatable, Sendable {
+  public var statements: [ReconStatementSpec]
+
+  public init(statements: [ReconStatementSpec]) {
+    self.statements = statements
+  }
+
+  /// One statement.
+  public init(account: String, header: ReconStatementHeader, lines: [ReconLine]) {
+    self.statements = [ReconStatementSpec(account: account, header: header, lines: lines)]
   }
 }
 

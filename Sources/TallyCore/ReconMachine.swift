@@ -57,17 +57,26 @@ extension Machine {
     return nil
   }
 
-  static func decideReconImport<S: LedgerState>(_ spec: ReconImportSpec, _ state: inout S)
-    throws -> Decision
+  /// A currency code as statements carry it: 1–16 bytes of `A–Z`, `0–9`, `_`.
+  static func currencyCode(_ s: String) -> Bool {
+    let u = s.utf8
+    return !u.isEmpty && u.count <= 16
+      && u.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
+  }
+
+  /// The checks of one statement of an import, in the documented order: its account, its
+  /// currency, its printed account, its fields, each line.
+  static func checkStatement<S: LedgerState>(_ st: ReconStatementSpec, _ state: inout S) throws
+    -> Result<AccountRecord, Rejection>
   {
     let account: AccountRecord
-    switch try reconAccount(spec.account, &state) {
-    case .failure(let r): return .reject(r)
+    switch try reconAccount(st.account, &state) {
+    case .failure(let r): return .failure(r)
     case .success(let a): account = a
     }
-    let h = spec.header
+    let h = st.header
     if h.currency != account.currency {
-      return .reject(
+      return .failure(
         Rejection(
           .currencyMismatch,
           "the statement is in \(h.currency.prefix(24)); account \(account.name) is in "
@@ -77,52 +86,87 @@ extension Machine {
     if let iban = account.metadata["iban"], let printed = h.statementAccount,
       normalisedIBAN(iban) != normalisedIBAN(printed)
     {
-      return .reject(
+      return .failure(
         Rejection(
           .statementAccountMismatch,
           "the statement is for \(printed.prefix(64)); account \(account.name) is \(iban)",
           ["account": account.name, "statement_account": String(printed.prefix(64))]))
     }
-    if spec.lines.count > Limits.reconLinesPerImportMax {
-      return .reject(
-        Rejection(
-          .statementInvalid,
-          "\(spec.lines.count) lines; at most \(Limits.reconLinesPerImportMax) per import",
-          ["code": "TOO_LARGE", "location": "input"]))
-    }
     if !optionalText(h.statementId, max: Limits.reconReferenceBytesMax)
       || !optionalText(h.statementAccount, max: Limits.reconReferenceBytesMax)
       || h.periodFromDays > h.periodToDays
+      || (h.textEncoding == nil && h.format == .camt054)
     {
-      return .reject(
+      return .failure(
         Rejection(.invalidField, "statement id, account or period out of range"))
     }
-    for l in spec.lines {
-      if let r = checkLine(l) { return .reject(r) }
+    for l in st.lines {
+      if let r = checkLine(l) { return .failure(r) }
+      if let c = l.currency, c == h.currency || !currencyCode(c) || h.textEncoding == nil {
+        return .failure(
+          Rejection(
+            .invalidField, "\(l.source.prefix(64)): line currency \(c.prefix(24)) is invalid",
+            ["line": String(l.source.prefix(64)), "field": "currency"]))
+      }
     }
-    // Every check passed: from here on only duplicates are left out.
-    var seen = Set<String>(minimumCapacity: spec.lines.count)
-    var fresh = [ReconLine]()
-    fresh.reserveCapacity(spec.lines.count)
-    for l in spec.lines {
-      guard seen.insert(l.identity).inserted,
-        try state.reconLineItem(account: account.number, identity: l.identity) == nil
-      else { continue }
-      fresh.append(l)
+    return .success(account)
+  }
+
+  static func decideReconImport<S: LedgerState>(_ spec: ReconImportSpec, _ state: inout S)
+    throws -> Decision
+  {
+    let total = spec.statements.reduce(0) { $0 + $1.lines.count }
+    if total > Limits.reconLinesPerImportMax {
+      return .reject(
+        Rejection(
+          .statementInvalid,
+          "\(total) lines; at most \(Limits.reconLinesPerImportMax) per import",
+          ["code": "TOO_LARGE", "location": "input"]))
     }
-    if fresh.isEmpty { return .accept([]) }
-    var header = h
-    header.linesRead = UInt32(spec.lines.count)
-    header.duplicates = UInt32(spec.lines.count - fresh.count)
-    let per = Limits.reconLinesPerEventMax
-    let parts = (fresh.count + per - 1) / per
-    return .accept(
-      (0..<parts).map { p in
+    if spec.statements.isEmpty || spec.statements.count > Limits.reconStatementsPerImportMax {
+      return .reject(
+        Rejection(
+          .statementInvalid,
+          "\(spec.statements.count) statements; 1…\(Limits.reconStatementsPerImportMax) per "
+            + "import", ["code": "TOO_LARGE", "location": "input"]))
+    }
+    var accounts = [AccountRecord]()
+    for (k, st) in spec.statements.enumerated() {
+      switch try checkStatement(st, &state) {
+      case .success(let a): accounts.append(a)
+      case .failure(var r):
+        // Which statement, when the import has several (1-based, in input order).
+        if spec.statements.count > 1 { r.details["statement"] = String(k + 1) }
+        return .reject(r)
+      }
+    }
+    // Every check passed: from here on only duplicates are left out, within the import (per
+    // account, across its statements) and against what the account already has.
+    var seen = [UInt64: Set<String>]()
+    var out = [EventBody]()
+    for (st, account) in zip(spec.statements, accounts) {
+      var fresh = [ReconLine]()
+      fresh.reserveCapacity(st.lines.count)
+      for l in st.lines {
+        guard seen[account.number, default: []].insert(l.identity).inserted,
+          try state.reconLineItem(account: account.number, identity: l.identity) == nil
+        else { continue }
+        fresh.append(l)
+      }
+      if fresh.isEmpty { continue }
+      var header = st.header
+      header.linesRead = UInt32(st.lines.count)
+      header.duplicates = UInt32(st.lines.count - fresh.count)
+      let per = Limits.reconLinesPerEventMax
+      let parts = (fresh.count + per - 1) / per
+      out += (0..<parts).map { p in
         .reconImported(
           ReconImported(
             account: account.name, header: header, part: UInt32(p), parts: UInt32(parts),
             lines: Array(fresh[(p * per)..<min(fresh.count, (p + 1) * per)])))
-      })
+      }
+    }
+    return .accept(out)
   }
 
   static func decideReconMatch<S: LedgerState>(_ m: ReconMatched, _ state: inout S) throws
@@ -249,6 +293,13 @@ extension Machine {
         Rejection(.invalidField, "by or reason is empty or too long", ["field": "reason"]))
     }
     switch item.state {
+    // A line in another currency starts in discrepancy without a match: there is nothing
+    // to undo (it is resolved instead).
+    case .discrepancy where item.match == 0:
+      return .reject(
+        Rejection(
+          .itemState, "item \(u.item) is in discrepancy without a match (reason CURRENCY)",
+          ["item": String(u.item), "state": item.state.description]))
     case .matched, .discrepancy: return .accept([.reconUnmatched(u)])
     // Unmatched by an earlier unmatch (a retry): the original seq.
     case .unmatched where item.stateSeq != item.importedSeq:
@@ -318,11 +369,16 @@ extension Machine {
         throw ApplyError(seq: seq, reason: "line \(l.source) imported twice")
       }
       let number = state.reconItemCount + 1
+      // A line in another currency is never matched: it waits in discrepancy (reason
+      // CURRENCY) for a person to resolve.
+      let initial: ReconState = l.isForeignCurrency ? .discrepancy : .unmatched
       try state.putReconLine(account: a.number, identity: l.identity, item: number)
       try state.putReconItem(
-        ReconItemRecord(number: number, account: a.name, line: l, importedSeq: seq, stateSeq: seq),
+        ReconItemRecord(
+          number: number, account: a.name, line: l, importedSeq: seq, state: initial,
+          stateSeq: seq),
         accountNumber: a.number, previous: nil)
-      try count(&acct, from: nil, to: .unmatched, l.amountMinor, seq)
+      try count(&acct, from: nil, to: initial, l.accountAmountMinor, seq)
     }
     try state.putReconAccount(a.number, acct)
     try changeUnreconciled(a.partner, by: r.lines.count, seq, &state)
@@ -341,7 +397,7 @@ extension Machine {
           rec.apply(.match(number, x.state), seq: seq)
         else { throw ApplyError(seq: seq, reason: "item \(i) cannot be matched") }
         try state.putReconItem(rec, accountNumber: a.number, previous: .unmatched)
-        try count(&acct, from: .unmatched, to: x.state, rec.line.amountMinor, seq)
+        try count(&acct, from: .unmatched, to: x.state, rec.line.accountAmountMinor, seq)
         if !x.state.isOpen { closed += 1 }
       }
       for e in x.entries {
@@ -370,7 +426,7 @@ extension Machine {
     }
     try state.putReconItem(rec, accountNumber: a.number, previous: previous)
     var acct = try state.reconAccount(a.number) ?? ReconAccountRecord()
-    try count(&acct, from: previous, to: .resolved, rec.line.amountMinor, seq)
+    try count(&acct, from: previous, to: .resolved, rec.line.accountAmountMinor, seq)
     try state.putReconAccount(a.number, acct)
     try changeUnreconciled(a.partner, by: -1, seq, &state)
   }
@@ -393,7 +449,7 @@ extension Machine {
         throw ApplyError(seq: seq, reason: "item \(i) cannot be unmatched")
       }
       try state.putReconItem(rec, accountNumber: a.number, previous: previous)
-      try count(&acct, from: previous, to: .unmatched, rec.line.amountMinor, seq)
+      try count(&acct, from: previous, to: .unmatched, rec.line.accountAmountMinor, seq)
       if !previous.isOpen { reopened += 1 }
     }
     for e in match.match.entries {

@@ -25,6 +25,99 @@ public struct ReconBalanceCheck: Equatable, Sendable {
   }
 }
 
+/// One statement of an import: where it went and what it did.
+public struct ReconStatementReport: Equatable, Sendable {
+  /// 1-based position in the input, and where it starts (`line 1`, `Stmt[2]`).
+  public var index: Int
+  public var source: String
+  public var statementId: String?
+  /// The statement's account as printed (IBAN or id), if it names one.
+  public var statementAccount: String?
+  /// The ledger account it was imported for.
+  public var account: String
+  public var currency: String
+  public var linesRead: Int
+  public var new: Int = 0
+  public var duplicates: Int = 0
+  /// New lines in another currency than the statement's (imported in `discrepancy`).
+  public var foreignCurrency: Int = 0
+  public var matchedByRule: [ReconRule: Int] = [.reference: 0, .amountDate: 0, .sum: 0]
+  /// New items left in discrepancy: reference discrepancies and lines in another currency.
+  public var discrepancies: Int = 0
+  public var unmatched: Int = 0
+  public var firstItem: UInt64?
+  public var lastItem: UInt64?
+  public var opening: ReconBalanceCheck?
+  public var closing: ReconBalanceCheck?
+  /// When its lines do not lead from its opening to its closing balance (lines in another
+  /// currency left out of the sum): the closing balance they imply, and the printed one.
+  public var continuityImpliedMinor: Int128?
+  public var continuityPrintedMinor: Int128?
+
+  public init(
+    index: Int, source: String, statementId: String?, statementAccount: String?,
+    account: String, currency: String, linesRead: Int
+  ) {
+    self.index = index
+    self.source = source
+    self.statementId = statementId
+    self.statementAccount = statementAccount
+    self.account = account
+    self.currency = currency
+    self.linesRead = linesRead
+  }
+}
+
+/// A statement of the input that was not imported: its account identifier is not the
+/// account's and no `--map` names it.
+public struct ReconSkippedStatement: Equatable, Sendable {
+  public var index: Int
+  public var source: String
+  public var statementId: String?
+  /// The identifier as printed (nil: the statement names none).
+  public var statementAccount: String?
+  public var currency: String
+  public var lines: Int
+
+  public init(
+    index: Int, source: String, statementId: String?, statementAccount: String?,
+    currency: String, lines: Int
+  ) {
+    self.index = index
+    self.source = source
+    self.statementId = statementId
+    self.statementAccount = statementAccount
+    self.currency = currency
+    self.lines = lines
+  }
+}
+
+/// Two consecutive statements of one account in the input whose balances do not join: the
+/// closing balance of the first is not the opening balance of the next (a statement is
+/// missing between them, or one was altered).
+public struct ReconStatementGap: Equatable, Sendable {
+  public var account: String
+  /// Indexes (1-based, in the input) of the two statements.
+  public var fromStatement: Int
+  public var toStatement: Int
+  public var closing: ReconBalance
+  public var opening: ReconBalance
+  /// Opening of the next minus closing of the first.
+  public var differenceMinor: Int128
+
+  public init(
+    account: String, fromStatement: Int, toStatement: Int, closing: ReconBalance,
+    opening: ReconBalance, differenceMinor: Int128
+  ) {
+    self.account = account
+    self.fromStatement = fromStatement
+    self.toStatement = toStatement
+    self.closing = closing
+    self.opening = opening
+    self.differenceMinor = differenceMinor
+  }
+}
+
 /// What one import did.
 public struct ReconImportReport: Equatable, Sendable {
   public var account: String
@@ -50,6 +143,17 @@ public struct ReconImportReport: Equatable, Sendable {
   /// the closing balance they imply, and the printed one.
   public var continuityImpliedMinor: Int128?
   public var continuityPrintedMinor: Int128?
+  /// How the input's bytes were read as text.
+  public var textEncoding: ReconTextEncoding = .utf8
+  /// New lines in another currency than their statement's (in `discrepancies` too).
+  public var foreignCurrency = 0
+  /// The statements imported, in input order (the fields above are their totals; balances
+  /// and continuity above are set when there is exactly one).
+  public var statements: [ReconStatementReport] = []
+  /// Statements of the input for another account, not imported.
+  public var skipped: [ReconSkippedStatement] = []
+  /// Consecutive statements of one account whose balances do not join.
+  public var gaps: [ReconStatementGap] = []
 
   public init(
     account: String, format: ReconFormat, statementId: String? = nil, linesRead: Int, new: Int,

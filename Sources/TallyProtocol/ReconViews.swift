@@ -18,33 +18,82 @@ extension Views {
       ]))
   }
 
-  /// `{"account","format","statement_id","lines_read","new","duplicate","matched":{rule:n},
-  /// "discrepancies","unmatched","first_item","last_item","first_seq","last_seq","opening",
-  /// "closing","continuity"}`.
+  static func continuity(_ implied: Int128?, _ printed: Int128?) -> JSONValue {
+    guard let implied else { return .null }
+    return .object(
+      JSONObject([
+        ("implied_closing", amount(implied)), ("printed_closing", amount(printed ?? 0)),
+      ]))
+  }
+
+  static func matched(_ byRule: [ReconRule: Int]) -> JSONValue {
+    .object(JSONObject(ReconRule.allCases.map { ($0.description, n(byRule[$0] ?? 0)) }))
+  }
+
+  /// `{"account","format","text_encoding","statement_id","lines_read","new","duplicate",
+  /// "matched":{rule:n},"discrepancies","foreign_currency","unmatched","first_item",
+  /// "last_item","first_seq","last_seq","opening","closing","continuity","statements":[…],
+  /// "skipped":[…],"gaps":[…]}`: totals over the statements imported, each of them, those
+  /// skipped, and the gaps between consecutive statements of one account.
   public static func reconImport(_ r: ReconImportReport) -> JSONObject {
-    let rules = ReconRule.allCases.map { ($0.description, n(r.matchedByRule[$0] ?? 0)) }
-    return JSONObject([
+    JSONObject([
       ("account", s(r.account)), ("format", s(r.format.description)),
+      ("text_encoding", s(r.textEncoding.description)),
       ("statement_id", r.statementId.map(s) ?? .null),
       ("lines_read", n(r.linesRead)), ("new", n(r.new)), ("duplicate", n(r.duplicates)),
-      ("matched", .object(JSONObject(rules))), ("discrepancies", n(r.discrepancies)),
-      ("unmatched", n(r.unmatched)),
+      ("matched", matched(r.matchedByRule)), ("discrepancies", n(r.discrepancies)),
+      ("foreign_currency", n(r.foreignCurrency)), ("unmatched", n(r.unmatched)),
       ("first_item", r.firstItem.map { n($0) } ?? .null),
       ("last_item", r.lastItem.map { n($0) } ?? .null),
       ("first_seq", r.firstSeq.map { n($0) } ?? .null),
       ("last_seq", r.lastSeq.map { n($0) } ?? .null),
       ("opening", balanceCheck(r.opening)), ("closing", balanceCheck(r.closing)),
-      (
-        "continuity",
-        r.continuityImpliedMinor.map { implied in
-          .object(
-            JSONObject([
-              ("implied_closing", amount(implied)),
-              ("printed_closing", amount(r.continuityPrintedMinor ?? 0)),
-            ]))
-        } ?? .null
-      ),
+      ("continuity", continuity(r.continuityImpliedMinor, r.continuityPrintedMinor)),
+      ("statements", .array(r.statements.map { .object(reconStatementReport($0)) })),
+      ("skipped", .array(r.skipped.map { .object(reconSkipped($0)) })),
+      ("gaps", .array(r.gaps.map { .object(reconGap($0)) })),
     ])
+  }
+
+  /// One imported statement of a `RECON.IMPORT` answer.
+  static func reconStatementReport(_ r: ReconStatementReport) -> JSONObject {
+    JSONObject([
+      ("index", n(r.index)), ("source", s(r.source)),
+      ("statement_id", r.statementId.map(s) ?? .null),
+      ("statement_account", r.statementAccount.map(s) ?? .null), ("account", s(r.account)),
+      ("currency", s(r.currency)), ("lines_read", n(r.linesRead)), ("new", n(r.new)),
+      ("duplicate", n(r.duplicates)), ("matched", matched(r.matchedByRule)),
+      ("discrepancies", n(r.discrepancies)), ("foreign_currency", n(r.foreignCurrency)),
+      ("unmatched", n(r.unmatched)), ("first_item", r.firstItem.map { n($0) } ?? .null),
+      ("last_item", r.lastItem.map { n($0) } ?? .null),
+      ("opening", balanceCheck(r.opening)), ("closing", balanceCheck(r.closing)),
+      ("continuity", continuity(r.continuityImpliedMinor, r.continuityPrintedMinor)),
+    ])
+  }
+
+  static func reconSkipped(_ r: ReconSkippedStatement) -> JSONObject {
+    JSONObject([
+      ("index", n(r.index)), ("source", s(r.source)),
+      ("statement_id", r.statementId.map(s) ?? .null),
+      ("statement_account", r.statementAccount.map(s) ?? .null), ("currency", s(r.currency)),
+      ("lines", n(r.lines)),
+    ])
+  }
+
+  static func reconGap(_ g: ReconStatementGap) -> JSONObject {
+    JSONObject([
+      ("account", s(g.account)), ("from_statement", n(g.fromStatement)),
+      ("to_statement", n(g.toStatement)), ("closing", reconBalance(g.closing)),
+      ("opening", reconBalance(g.opening)), ("difference", amount(g.differenceMinor)),
+    ])
+  }
+
+  /// Why an item is in discrepancy: `CURRENCY` (its line is in another currency than the
+  /// account's: never matched), `REFERENCE` (its reference names an entry whose amount,
+  /// currency or direction differ: see its match); nil for other items.
+  public static func discrepancyReason(_ i: ReconItemRecord) -> String? {
+    if i.line.isForeignCurrency { return "CURRENCY" }
+    return i.state == .discrepancy ? "REFERENCE" : nil
   }
 
   /// The rows of a status, in state order, then `missing_from_statement`.
@@ -80,6 +129,7 @@ extension Views {
       ("item", n(i.number)), ("account", s(i.account)), ("state", s(i.state.description)),
       ("match", i.match == 0 ? .null : n(i.match)), ("imported_seq", n(i.importedSeq)),
       ("state_seq", n(i.stateSeq)),
+      ("discrepancy_reason", discrepancyReason(i).map(s) ?? .null),
     ])
     o.members += reconLine(i.line).members
     if let r = i.resolution {

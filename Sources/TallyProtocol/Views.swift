@@ -170,12 +170,15 @@ public enum Views {
       ("opening", reconBalance(h.opening)), ("closing", reconBalance(h.closing)),
       ("from", date(h.periodFromDays)), ("to", date(h.periodToDays)),
       ("lines_read", n(h.linesRead)), ("duplicates", n(h.duplicates)),
+      ("text_encoding", h.textEncoding.map { s($0.description) } ?? .null),
     ])
   }
 
   public static func reconLine(_ l: ReconLine) -> JSONObject {
     JSONObject([
       ("source", s(l.source)), ("amount", amount(l.amountMinor)),
+      // Null: the statement's (and account's) currency; else the line's own.
+      ("currency", l.currency.map(s) ?? .null),
       ("direction", s(l.direction.description)), ("booking_date", date(l.bookingDateDays)),
       ("value_date", date(l.valueDateDays)), ("bank_ref", l.bankReference.map(s) ?? .null),
       ("end_to_end_id", l.endToEndId.map(s) ?? .null),

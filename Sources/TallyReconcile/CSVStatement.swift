@@ -55,6 +55,7 @@ enum CSVStatement {
   static func parse(
     _ bytes: ArraySlice<UInt8>, currencies: Currencies, sink: inout LineSink
   ) throws(StatementError) -> Statement {
+    try sink.startStatement(at: "line 1")
     var reader = CSVReader(bytes)
     guard let header = try reader.next() else {
       throw StatementError(
@@ -117,11 +118,9 @@ enum CSVStatement {
       // Partner exports often write currency codes in lower case (`eur`).
       let code = ascii(uppercased: try required(.currency))
       let scale = try currencies.scaleOf(code, location: location)
-      if let c = currency {
-        try Currencies.require(code, is: c, location: location)
-      } else {
-        currency = code
-      }
+      // The first record's currency is the statement's; a record in another is a line in
+      // its own currency (a foreign payment, a fee), which the import does not match.
+      if currency == nil { currency = code }
 
       var amountText = Substring(try required(.amount))
       var direction = StatementDirection.credit

@@ -1,21 +1,36 @@
 import TallyCore
 
-/// camt.053 (ISO 20022 BankToCustomerStatement, versions 02 to 13): the elements read and how
-/// they map are listed in docs/RECONCILIATION.md.
+/// camt.053 (ISO 20022 BankToCustomerStatement) and camt.054 (BankToCustomerDebitCredit-
+/// Notification), versions 02 to 13: the elements read and how they map are listed in
+/// docs/RECONCILIATION.md. Each `Stmt` (camt.053) or `Ntfctn` (camt.054) is a statement.
 enum CamtStatement {
   static func parse(
-    _ bytes: ArraySlice<UInt8>, currencies: Currencies, sink: inout LineSink
-  ) throws(StatementError) -> Statement {
-    let builder = CamtBuilder(currencies: currencies, sink: sink)
-    let statement = try CamtReader.read(bytes, builder: builder)
-    sink.lines = statement.lines
-    return statement
+    _ bytes: ArraySlice<UInt8>, message: CamtMessage, currencies: Currencies,
+    sink: inout LineSink
+  ) throws(StatementError) -> [Statement] {
+    try CamtReader.read(bytes, message: message, currencies: currencies, sink: &sink)
   }
 }
 
-/// Builds the statement from the children of `Stmt`, in document order.
+/// The two camt messages read, and the names that differ between them.
+enum CamtMessage {
+  case statement, notification
+
+  var format: StatementFormat { self == .statement ? .camt053 : .camt054 }
+  /// `camt.053` or `camt.054`.
+  var name: String { self == .statement ? "camt.053" : "camt.054" }
+  /// The document's child: `BkToCstmrStmt`, `BkToCstmrDbtCdtNtfctn`.
+  var body: String { self == .statement ? "BkToCstmrStmt" : "BkToCstmrDbtCdtNtfctn" }
+  /// The repeated element that is one statement: `Stmt`, `Ntfctn`.
+  var item: String { self == .statement ? "Stmt" : "Ntfctn" }
+}
+
+/// Builds one statement from the children of its `Stmt` (or `Ntfctn`), in document order.
 struct CamtBuilder {
   let currencies: Currencies
+  let message: CamtMessage
+  /// The statement's path in messages: `Stmt` for the first, `Stmt[2]` for the second, …
+  let root: String
   var sink: LineSink
   var statementId: String?
   var account: String?
@@ -25,8 +40,10 @@ struct CamtBuilder {
   var openingIsPRCD = false
   var closing: StatementBalance?
 
-  init(currencies: Currencies, sink: LineSink) {
+  init(currencies: Currencies, message: CamtMessage, root: String, sink: LineSink) {
     self.currencies = currencies
+    self.message = message
+    self.root = root
     self.sink = sink
   }
 
@@ -34,8 +51,8 @@ struct CamtBuilder {
     switch node.name {
     case "Id": statementId = node.value
     case "Acct": try readAccount(node)
-    case "Bal": try readBalance(node, path: "Stmt/Bal[\(index)]")
-    case "Ntry": try readEntry(node, path: "Stmt/Ntry[\(index)]")
+    case "Bal": try readBalance(node, path: "\(root)/Bal[\(index)]")
+    case "Ntry": try readEntry(node, path: "\(root)/Ntry[\(index)]")
     default: break
     }
   }
@@ -43,12 +60,12 @@ struct CamtBuilder {
   func finish() throws(StatementError) -> Statement {
     guard let currency else {
       throw StatementError(
-        code: StatementError.missingField, location: "Stmt/Acct/Ccy",
+        code: StatementError.missingField, location: "\(root)/Acct/Ccy",
         message: "the statement names no currency (no Acct/Ccy, balance or entry)")
     }
     return Statement(
-      format: .camt053, account: account, statementId: statementId, currency: currency,
-      opening: opening, closing: closing, lines: sink.lines)
+      format: message.format, source: root, account: account, statementId: statementId,
+      currency: currency, opening: opening, closing: closing, lines: sink.lines)
   }
 
   // MARK: - Account and balances
@@ -56,7 +73,7 @@ struct CamtBuilder {
   private mutating func readAccount(_ node: XMLNode) throws(StatementError) {
     account = node.at("Id", "IBAN")?.value ?? node.at("Id", "Othr", "Id")?.value
     if let ccy = node.child("Ccy")?.value {
-      let location = "Stmt/Acct/Ccy"
+      let location = "\(root)/Acct/Ccy"
       _ = try currencies.scaleOf(ccy, location: location)
       try useCurrency(ccy, location: location)
     }
@@ -100,7 +117,9 @@ struct CamtBuilder {
   // MARK: - Entries
 
   private mutating func readEntry(_ node: XMLNode, path: String) throws(StatementError) {
-    let (ccy, scale, amountText) = try amount(node, path: path)
+    // An entry may be booked in another currency than the statement's: it is a line in its
+    // own currency (the import does not match it; see docs/RECONCILIATION.md).
+    let (ccy, scale, amountText) = try amount(node, path: path, foreignAllowed: true)
     let amount = try Amounts.minor(
       amountText[...], currency: ccy, scale: scale, separator: UInt8(ascii: "."),
       location: "\(path)/Amt")
@@ -207,9 +226,10 @@ struct CamtBuilder {
 
   // MARK: - Fields
 
-  /// `Amt` with its `Ccy`: the currency (known and the statement's), its scale, the text.
-  private mutating func amount(_ node: XMLNode, path: String) throws(StatementError)
-    -> (String, Int, String)
+  /// `Amt` with its `Ccy`: the currency (known, and the statement's unless
+  /// `foreignAllowed`), its scale, the text.
+  private mutating func amount(_ node: XMLNode, path: String, foreignAllowed: Bool = false)
+    throws(StatementError) -> (String, Int, String)
   {
     let location = "\(path)/Amt"
     guard let amt = try only(node, "Amt", path) else {
@@ -219,7 +239,7 @@ struct CamtBuilder {
       throw missing(location, "the amount has no Ccy attribute")
     }
     let scale = try currencies.scaleOf(ccy, location: location)
-    try useCurrency(ccy, location: location)
+    if !foreignAllowed || currency == nil { try useCurrency(ccy, location: location) }
     return (ccy, scale, amt.value ?? "")
   }
 

@@ -31,24 +31,28 @@ final class XMLNode {
   var value: String? { Text.value(text) }
 }
 
-/// Reads a camt.053 document with Foundation's SAX parser (libxml2 on Linux) and feeds the
-/// children of its one `Stmt` to `CamtBuilder`. Only elements in the document's camt.053
-/// namespace are kept; elements of other namespaces (inside `SplmtryData`, say) are skipped
-/// with their content.
+/// Reads a camt.053 or camt.054 document with Foundation's SAX parser (libxml2 on Linux) and
+/// feeds the children of each `Stmt` (or `Ntfctn`) to a `CamtBuilder` of its own. Only
+/// elements in the document's namespace are kept; elements of other namespaces (inside
+/// `SplmtryData`, say) are skipped with their content.
 final class CamtReader: NSObject, XMLParserDelegate {
-  /// `urn:iso:std:iso:20022:tech:xsd:camt.053.001.NN`, NN from 02 to 13.
-  static let namespacePrefix = "urn:iso:std:iso:20022:tech:xsd:camt.053.001."
+  /// `urn:iso:std:iso:20022:tech:xsd:camt.05N.001.NN`, NN from 02 to 13.
+  static let namespaceStem = "urn:iso:std:iso:20022:tech:xsd:"
   static let versions = 2...13
 
   private enum Frame {
     case document
-    case bkToCstmrStmt
+    case body
     case stmt(counts: [String: Int])
     case captured(XMLNode)
     case ignored
   }
 
-  private var builder: CamtBuilder
+  private let message: CamtMessage
+  private let currencies: Currencies
+  private var sink: LineSink
+  private var builder: CamtBuilder?
+  private var statements: [Statement] = []
   private var namespace: String?
   private var stack: [Frame] = []
   private var stmtCount = 0
@@ -59,17 +63,28 @@ final class CamtReader: NSObject, XMLParserDelegate {
   /// (line, column) just past the last byte, where libxml2 reports a truncated input.
   private let endPosition: (Int, Int)
 
-  init(builder: CamtBuilder, endPosition: (Int, Int)) {
-    self.builder = builder
+  init(
+    message: CamtMessage, currencies: Currencies, sink: LineSink, endPosition: (Int, Int)
+  ) {
+    self.message = message
+    self.currencies = currencies
+    self.sink = sink
     self.endPosition = endPosition
   }
 
-  /// Parses `bytes` (valid UTF-8, without BOM) into a statement.
-  static func read(_ bytes: ArraySlice<UInt8>, builder: CamtBuilder) throws(StatementError)
-    -> Statement
-  {
+  /// The namespace prefix of `message` (without the version).
+  static func namespacePrefix(_ message: CamtMessage) -> String {
+    namespaceStem + (message == .statement ? "camt.053.001." : "camt.054.001.")
+  }
+
+  /// Parses `bytes` (valid UTF-8, without BOM) into its statements, in document order.
+  static func read(
+    _ bytes: ArraySlice<UInt8>, message: CamtMessage, currencies: Currencies,
+    sink: inout LineSink
+  ) throws(StatementError) -> [Statement] {
     try checkProlog(bytes)
-    let reader = CamtReader(builder: builder, endPosition: endPosition(bytes))
+    let reader = CamtReader(
+      message: message, currencies: currencies, sink: sink, endPosition: endPosition(bytes))
     // A stream, not `XMLParser(data:)`: given data, swift-corelibs-foundation hands libxml2
     // the whole input as one chunk, and libxml2 refuses chunks over 10 MB ("huge input
     // lookup", error 1) without its XML_PARSE_HUGE option, which XMLParser does not expose.
@@ -92,12 +107,13 @@ final class CamtReader: NSObject, XMLParserDelegate {
         code: StatementError.truncated, location: "line \(parser.lineNumber)",
         message: "the document has no root element or ends inside it")
     }
-    guard reader.stmtCount == 1 else {
+    guard !reader.statements.isEmpty else {
       throw StatementError(
-        code: StatementError.missingField, location: "BkToCstmrStmt",
-        message: "the document has no Stmt")
+        code: StatementError.missingField, location: message.body,
+        message: "the document has no \(message.item)")
     }
-    return try reader.builder.finish()
+    sink = reader.sink
+    return reader.statements
   }
 
   private func fail(_ e: StatementError) {
@@ -111,13 +127,14 @@ final class CamtReader: NSObject, XMLParserDelegate {
   ) {
     guard error == nil else { return }
     guard let top = stack.last else {
-      guard elementName == "Document", let ns = namespaceURI, CamtReader.isCamt053(ns) else {
+      guard elementName == "Document", let ns = namespaceURI, CamtReader.isCamt(ns, message)
+      else {
         let ns = namespaceURI.map { " in namespace \($0)" } ?? " without a namespace"
         return fail(
           StatementError(
             code: StatementError.unsupported, location: elementName,
             message: "the root element is \(elementName)\(ns); expected Document in "
-              + "\(CamtReader.namespacePrefix)02 … 13 (camt.053)"))
+              + "\(CamtReader.namespacePrefix(message))02 … 13 (\(message.name))"))
       }
       namespace = ns
       stack.append(.document)
@@ -126,25 +143,26 @@ final class CamtReader: NSObject, XMLParserDelegate {
     let ours = namespaceURI == namespace
     switch top {
     case .document:
-      guard ours && elementName == "BkToCstmrStmt" else {
+      guard ours && elementName == message.body else {
         return fail(
           StatementError(
             code: StatementError.unsupported, location: "Document/\(elementName)",
-            message: "expected BkToCstmrStmt (a bank-to-customer statement)"))
+            message: "expected \(message.body) (a bank-to-customer \(message.name) message)"))
       }
-      stack.append(.bkToCstmrStmt)
-    case .bkToCstmrStmt:
-      guard ours && elementName == "Stmt" else {
+      stack.append(.body)
+    case .body:
+      guard ours && elementName == message.item else {
         stack.append(.ignored)
         return
       }
       stmtCount += 1
-      if stmtCount > 1 {
-        return fail(
-          StatementError(
-            code: StatementError.unsupported, location: "Stmt[\(stmtCount)]",
-            message: "only one Stmt per document is accepted; split the file"))
+      let root = stmtCount == 1 ? message.item : "\(message.item)[\(stmtCount)]"
+      do {
+        try sink.startStatement(at: root)
+      } catch {
+        return fail(error)
       }
+      builder = CamtBuilder(currencies: currencies, message: message, root: root, sink: sink)
       stack.append(.stmt(counts: [:]))
     case .stmt(var counts):
       guard ours else {
@@ -173,9 +191,20 @@ final class CamtReader: NSObject, XMLParserDelegate {
   ) {
     guard error == nil, let top = stack.popLast() else { return }
     if stack.isEmpty { rootClosed = true }
+    if case .stmt = top, let b = builder {
+      // The statement is whole.
+      do {
+        statements.append(try b.finish())
+        sink = b.sink
+        builder = nil
+      } catch {
+        fail(error)
+      }
+      return
+    }
     guard case .captured(let node) = top, case .stmt(let counts) = stack.last else { return }
     do {
-      try builder.stmtChild(node, index: counts[node.name] ?? 1)
+      try builder!.stmtChild(node, index: counts[node.name] ?? 1)
     } catch {
       fail(error)
     }
@@ -209,9 +238,10 @@ final class CamtReader: NSObject, XMLParserDelegate {
         : "the XML is not well-formed (parser error \(code) at column \(column))")
   }
 
-  static func isCamt053(_ ns: String) -> Bool {
-    guard ns.hasPrefix(namespacePrefix) else { return false }
-    let version = ns.dropFirst(namespacePrefix.count)
+  static func isCamt(_ ns: String, _ message: CamtMessage) -> Bool {
+    let prefix = namespacePrefix(message)
+    guard ns.hasPrefix(prefix) else { return false }
+    let version = ns.dropFirst(prefix.count)
     guard version.count == 2, let v = Int(version) else { return false }
     return versions.contains(v)
   }

@@ -19,9 +19,19 @@ struct MT940Builder {
   /// The last `:61:`, kept until we know whether an `:86:` follows.
   var pending: StatementLine?
 
+  /// Where the current message starts.
+  var start = 1
+
   init(currencies: Currencies, sink: LineSink) {
     self.currencies = currencies
     self.sink = sink
+  }
+
+  /// A message starts at `line`: everything of the previous one is forgotten.
+  mutating func startMessage(line: Int) throws(StatementError) {
+    try sink.startStatement(at: "line \(line)")
+    (phase, reference, number, account, currency, scale) = (.start, nil, nil, nil, nil, 0)
+    (opening, closing, pending, start) = (nil, nil, nil, line)
   }
 
   mutating func field(_ f: MT940Field) throws(StatementError) {
@@ -105,8 +115,8 @@ struct MT940Builder {
   func statement() -> Statement {
     let id = reference.map { r in number.map { r + "/" + $0 } ?? r }
     return Statement(
-      format: .mt940, account: account, statementId: id, currency: currency!,
-      opening: opening, closing: closing, lines: sink.lines)
+      format: .mt940, source: "line \(start)", account: account, statementId: id,
+      currency: currency!, opening: opening, closing: closing, lines: sink.lines)
   }
 
   private mutating func flushPending() throws(StatementError) {

@@ -1,11 +1,13 @@
-/// Splits an MT940 input into tag fields (`:20:` … `:62F:`), with the SWIFT block wrapper
-/// (`{1:…}{2:…}{3:…}{4:` … `-}` with an optional `{5:…}` trailer) or without it (plain tag
-/// lines, optionally ended by a line `-`). Each field is handed to `MT940Builder` as soon as
-/// the next one starts, so the first problem in input order is the one reported.
+/// Splits an MT940 input into messages and tag fields (`:20:` … `:62F:`), with the SWIFT
+/// block wrapper (`{1:…}{2:…}{3:…}{4:` … `-}` with an optional `{5:…}` trailer) or without it
+/// (plain tag lines, optionally ended by a line `-`). Each field is handed to `MT940Builder`
+/// as soon as the next one starts, so the first problem in input order is the one reported.
+/// A file may hold several messages (one per day, account or currency): each is a
+/// statement, in input order.
 enum MT940Statement {
   static func parse(
     _ bytes: ArraySlice<UInt8>, currencies: Currencies, sink: inout LineSink
-  ) throws(StatementError) -> Statement {
+  ) throws(StatementError) -> [Statement] {
     var builder = MT940Builder(currencies: currencies, sink: sink)
     var reader = MT940Reader()
     var line = 1
@@ -19,9 +21,9 @@ enum MT940Statement {
       line += 1
       from = to + 1
     }
-    let statement = try reader.finish(lastLine: max(1, line - 1), builder: &builder)
-    sink.lines = statement.lines
-    return statement
+    try reader.finish(lastLine: max(1, line - 1), builder: &builder)
+    sink = builder.sink
+    return reader.statements
   }
 }
 
@@ -43,6 +45,8 @@ struct MT940Reader {
 
   var state = State.start
   var field: MT940Field?
+  /// The messages read so far, in input order.
+  var statements: [Statement] = []
 
   /// How many lines the header blocks `{1:}{2:}{3:}` may take before `{4:`.
   static let headerLinesMax = 4
@@ -55,9 +59,11 @@ struct MT940Reader {
     case .start:
       if Text.trimmed(text[...]).isEmpty { return }
       if text.hasPrefix("{") {
+        try builder.startMessage(line: number)
         state = .header(text: "", line: number, lines: 0)
         try line(text, number: number, builder: &builder)
       } else if let (tag, rest) = MT940Reader.tag(text) {
+        try builder.startMessage(line: number)
         state = .body(wrapped: false)
         begin(tag, rest, number)
       } else {
@@ -81,13 +87,30 @@ struct MT940Reader {
       let trimmed = Text.trimmed(text[...])
       // Blank lines carry nothing (SWIFT has none); files often end with some.
       if trimmed.isEmpty { return }
-      if wrapped ? trimmed.hasPrefix("-}") : trimmed == "-" {
+      if !wrapped && trimmed.hasPrefix("{1:") {
+        // A wrapped message follows a plain one that ended without a `-` line (the field
+        // before it, the plain message's last, is complete: text never starts with `{1:`).
         try flush(builder: &builder)
-        try builder.finishMessage(line: number)
+        guard builder.phase == .closed else {
+          throw StatementError(
+            code: StatementError.malformed, location: location,
+            message: "a header block inside a message (before its closing balance)")
+        }
+        try endMessage(line: number, builder: &builder)
+        state = .start
+        try line(text, number: number, builder: &builder)
+      } else if wrapped ? trimmed.hasPrefix("-}") : trimmed == "-" {
+        try flush(builder: &builder)
+        try endMessage(line: number, builder: &builder)
         state = .after
         try trailer(trimmed.dropFirst(wrapped ? 2 : 1), number)
       } else if let (tag, rest) = MT940Reader.tag(text) {
         try flush(builder: &builder)
+        if tag == "20" && builder.phase == .closed {
+          // The next message follows without a `-` line between them.
+          try endMessage(line: number, builder: &builder)
+          try builder.startMessage(line: number)
+        }
         begin(tag, rest, number)
       } else if let f = field, f.tag == "86" || (f.tag == "61" && f.lines.count < 2) {
         // Only :86: (information) and :61: (one line of supplementary details) continue on
@@ -103,18 +126,25 @@ struct MT940Reader {
           message: "text that belongs to no field (only :86: and :61: continue on more lines)")
       }
     case .after:
-      try trailer(Text.trimmed(text[...]), number)
+      let rest = Text.trimmed(text[...])
+      if rest.hasPrefix("{1:") || rest.hasPrefix("{2:") || MT940Reader.tag(text) != nil {
+        // The next message of the file.
+        state = .start
+        try line(text, number: number, builder: &builder)
+      } else {
+        try trailer(rest, number)
+      }
     }
   }
 
-  /// Nothing may follow a message but `{5:…}`-style trailer blocks and blank lines; another
-  /// message is refused.
+  /// Nothing may follow a message but `{5:…}`-style trailer blocks, blank lines and the
+  /// next message.
   private func trailer(_ rest: Substring, _ number: Int) throws(StatementError) {
     if rest.isEmpty { return }
     if rest.hasPrefix("{1:") || MT940Reader.tag(String(rest)) != nil {
       throw StatementError(
-        code: StatementError.unsupported, location: "line \(number)",
-        message: "a second statement message; only one statement per input is accepted")
+        code: StatementError.malformed, location: "line \(number)",
+        message: "the next message must start on a line of its own")
     }
     if !rest.hasPrefix("{") {
       throw StatementError(
@@ -134,9 +164,13 @@ struct MT940Reader {
     }
   }
 
-  mutating func finish(lastLine: Int, builder: inout MT940Builder) throws(StatementError)
-    -> Statement
-  {
+  /// Ends the current message: it must be complete.
+  private mutating func endMessage(line: Int, builder: inout MT940Builder) throws(StatementError) {
+    try builder.finishMessage(line: line)
+    statements.append(builder.statement())
+  }
+
+  mutating func finish(lastLine: Int, builder: inout MT940Builder) throws(StatementError) {
     switch state {
     case .start:
       throw StatementError(
@@ -153,10 +187,10 @@ struct MT940Reader {
           code: StatementError.truncated, location: "line \(lastLine)",
           message: "block 4 is not ended by -}")
       }
+      statements.append(builder.statement())
     case .after:
       break
     }
-    return builder.statement()
   }
 
   /// `:TAG:rest` where TAG is two digits or letters and an optional letter (`20`, `28C`,

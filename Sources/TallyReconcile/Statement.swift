@@ -1,10 +1,21 @@
-// The normalised statement model. Every input format (CSV, camt.053, MT940) parses into these
-// values; matching and import work on them only. docs/RECONCILIATION.md describes how each
-// format's fields map here.
+// The normalised statement model. Every input format (CSV, camt.053, camt.054, MT940) parses
+// into these values; matching and import work on them only. docs/RECONCILIATION.md describes
+// how each format's fields map here.
 
 /// The input formats `StatementParser` reads.
 public enum StatementFormat: String, Sendable, CaseIterable {
   case csv, camt053, mt940
+  /// ISO 20022 bank-to-customer debit/credit notification: each `Ntfctn` is a statement
+  /// without balances.
+  case camt054
+}
+
+/// How the input's bytes were read as text. MT940 is read as UTF-8 when it is valid UTF-8,
+/// else as Windows-1252; CSV and camt are UTF-8 unless the caller names another.
+public enum StatementTextEncoding: String, Sendable, CaseIterable {
+  case utf8 = "utf-8"
+  case iso88591 = "iso-8859-1"
+  case windows1252 = "windows-1252"
 }
 
 /// Money moved on the statement's account, from the account holder's view at the bank:
@@ -37,6 +48,8 @@ public struct StatementLine: Equatable, Sendable {
   public var source: String
   /// Minor units of `currency`, always > 0; `direction` says which way the money went.
   public var amountMinor: Int128
+  /// The line's own currency: the statement's, or another for a line booked in a foreign
+  /// currency (a camt entry's `Amt/@Ccy`, a CSV record's `currency`).
   public var currency: String
   public var direction: StatementDirection
   /// Days since 1970-01-01.
@@ -79,9 +92,15 @@ public struct StatementLine: Equatable, Sendable {
   }
 }
 
-/// A whole statement of one account in one currency.
+/// A whole statement of one account in one currency (a line may be in another: see
+/// `StatementLine.currency`).
 public struct Statement: Equatable, Sendable {
   public var format: StatementFormat
+  /// Where the statement starts in its input, for messages: `line 1` (CSV, MT940: the line
+  /// of its `{1:` block or `:20:`), `Stmt`, `Stmt[2]`, `Ntfctn[3]` (camt).
+  public var source: String
+  /// How the input's bytes were read as text.
+  public var textEncoding: StatementTextEncoding
   /// IBAN or account id as printed (camt `Acct/Id/IBAN` or `Othr/Id`, MT940 `:25:`, CSV
   /// `account`).
   public var account: String?
@@ -95,10 +114,14 @@ public struct Statement: Equatable, Sendable {
   public var lines: [StatementLine]
 
   public init(
-    format: StatementFormat, account: String?, statementId: String?, currency: String,
-    opening: StatementBalance?, closing: StatementBalance?, lines: [StatementLine]
+    format: StatementFormat, source: String = "line 1",
+    textEncoding: StatementTextEncoding = .utf8, account: String?, statementId: String?,
+    currency: String, opening: StatementBalance?, closing: StatementBalance?,
+    lines: [StatementLine]
   ) {
     self.format = format
+    self.source = source
+    self.textEncoding = textEncoding
     self.account = account
     self.statementId = statementId
     self.currency = currency
@@ -145,7 +168,8 @@ public struct StatementError: Error, Equatable, Sendable, CustomStringConvertibl
   /// The input ends too early: empty, a quote or element never closed, no closing balance.
   public static let truncated = "TRUNCATED"
   /// Well-formed, but outside what this parser accepts (another message type or version,
-  /// several statements in one input, a DTD, a non-UTF-8 encoding, a non-booked entry).
+  /// several statements where one is asked for, a DTD, an encoding other than UTF-8 for
+  /// camt, a non-booked entry).
   public static let unsupported = "UNSUPPORTED"
 
   /// Every code, stable forever; new codes are appended.
@@ -156,16 +180,22 @@ public struct StatementError: Error, Equatable, Sendable, CustomStringConvertibl
 }
 
 extension Statement {
+  /// Lines booked in another currency than the statement's.
+  public var foreignCurrencyLines: Int { lines.count(where: { $0.currency != currency }) }
+
   /// When the statement carries both balances: the closing balance its opening balance and
   /// lines imply (opening + credits − debits), if that differs from the printed closing
   /// balance, or nil when they agree or a balance is absent. A difference means lines are
   /// missing, repeated or altered; the import reports it (it is not a parse error: the
-  /// lines themselves are well-formed). Nil also when the running sum overflows Int128,
-  /// which no real statement reaches; `overflowed` says so.
+  /// lines themselves are well-formed). Lines in another currency are left out of the sum
+  /// (their amount in the statement's currency is not printed); a statement with such lines
+  /// usually shows a difference for that reason (`foreignCurrencyLines` says how many). Nil
+  /// also when the running sum overflows Int128, which no real statement reaches;
+  /// `overflowed` says so.
   public func continuityDifference() -> (implied: Int128, printed: Int128, overflowed: Bool)? {
     guard let opening, let closing else { return nil }
     var sum = opening.amountMinor
-    for l in lines {
+    for l in lines where l.currency == currency {
       let (v, o) =
         l.direction == .credit
         ? sum.addingReportingOverflow(l.amountMinor)

@@ -20,6 +20,9 @@ extension Records {
       w.u8(0)
     }
     EventCodec.line(r.line, &w)
+    // A line in another currency than its statement's: its currency after the line (records
+    // of lines in the account's currency end with the line, as they always have).
+    if let c = r.line.currency { w.str(c) }
     return w.bytes
   }
 
@@ -42,7 +45,8 @@ extension Records {
       resolution = ReconResolved(
         item: number, reason: reason, by: by, entry: try r.optionalStr("entry"))
     }
-    let line = try EventCodec.line(&r)
+    var line = try EventCodec.line(&r)
+    if !r.isAtEnd { line.currency = try r.str("line currency") }
     try r.expectEnd("recon item")
     return ReconItemRecord(
       number: number, account: account, line: line, importedSeq: imported, state: state,

@@ -4,215 +4,6 @@ import TallyReconcile
 
 extension Ledger {
 
-  /// Parses `bytes` as a statement of `format` and imports it for `account` in one write
-  /// transaction: new lines become items, the matching rules run over them against the
-  /// account's unmatched entries, and every match is an event. A statement that does not
-  /// parse, or an import the rules refuse, changes nothing.
-  public func importStatement(
-    _ bytes: [UInt8], format: ReconFormat, account: String, now: Int64,
-    toleranceDays: Int32 = Limits.reconToleranceDaysDefault,
-    progress: ((ReconImportPhase) -> Void)? = nil
-  ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
-    switch try reader.parseStatement(bytes, format: format) {
-    case .failure(let r): return .failure(r)
-    case .success(let statement):
-      progress?(.parsed(lines: statement.lines.count))
-      return try importStatement(
-        statement, format: format, account: account, now: now, toleranceDays: toleranceDays,
-        progress: progress)
-    }
-  }
-
-  static func parserFormat(_ f: ReconFormat) -> StatementFormat {
-    switch f {
-    case .csv: .csv
-    case .camt053: .camt053
-    case .mt940: .mt940
-    }
-  }
-
-  /// Imports an already parsed statement (see `importStatement(_:format:account:now:)`).
-  public func importStatement(
-    _ st: Statement, format: ReconFormat, account: String, now: Int64,
-    toleranceDays: Int32 = Limits.reconToleranceDaysDefault,
-    progress: ((ReconImportPhase) -> Void)? = nil
-  ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
-    guard toleranceDays >= 0 && toleranceDays <= Limits.reconToleranceDaysMax else {
-      return .failure(
-        Rejection(
-          .invalidField, "tolerance_days must be 0…\(Limits.reconToleranceDaysMax)",
-          ["field": "tolerance_days"]))
-    }
-    let spec = Self.importSpec(st, format: format, account: account)
-    var report = ReconImportReport(
-      account: account, format: format, statementId: st.statementId, linesRead: st.lines.count,
-      new: 0, duplicates: 0, matchedByRule: [.reference: 0, .amountDate: 0, .sum: 0],
-      discrepancies: 0, unmatched: 0)
-    if let c = st.continuityDifference(), !c.overflowed {
-      report.continuityImpliedMinor = c.implied
-      report.continuityPrintedMinor = c.printed
-    }
-    var options = MatchOptions()
-    options.toleranceDays = toleranceDays
-    let result = try retryingMapFull { () throws(StoreError) in
-      try applyOnce([.reconImport(spec)], scopes: nil, now: now) {
-        state, _, imported in
-        try self.afterImport(&state, spec, imported, options, &report, progress)
-      }
-    }
-    switch result.outcomes[0] {
-    case .rejected(let r): return .failure(r)
-    case .duplicate:
-      progress?(.committed)
-      return .success(report)
-    case .applied(let first, let count):
-      if count > 0 {
-        report.firstSeq = first
-        report.lastSeq = first + UInt64(count) - 1
-      }
-      progress?(.committed)
-      return .success(report)
-    }
-  }
-
-  static func importSpec(_ st: Statement, format: ReconFormat, account: String)
-    -> ReconImportSpec
-  {
-    var from = Int32.max
-    var to = Int32.min
-    for d in [st.opening?.dateDays, st.closing?.dateDays].compactMap({ $0 }) {
-      from = min(from, d)
-      to = max(to, d)
-    }
-    let lines = st.lines.map { l in
-      from = min(from, l.bookingDateDays)
-      to = max(to, l.bookingDateDays)
-      return ReconLine(
-        identity: l.identity, source: l.source, amountMinor: l.amountMinor,
-        direction: l.direction == .credit ? .credit : .debit, bookingDateDays: l.bookingDateDays,
-        valueDateDays: l.valueDateDays, bankReference: l.bankReference, endToEndId: l.endToEndId,
-        reference: l.reference, remittance: l.remittance)
-    }
-    if from > to { (from, to) = (0, 0) }  // no dates at all: an empty CSV statement
-    func balance(_ b: StatementBalance?) -> ReconBalance? {
-      b.map { ReconBalance(amountMinor: $0.amountMinor, dateDays: $0.dateDays) }
-    }
-    return ReconImportSpec(
-      account: account,
-      header: ReconStatementHeader(
-        format: format, statementId: st.statementId, statementAccount: st.account,
-        currency: st.currency, opening: balance(st.opening), closing: balance(st.closing),
-        periodFromDays: from, periodToDays: to, linesRead: UInt32(clamping: st.lines.count),
-        duplicates: 0),
-      lines: lines)
-  }
-
-  /// Runs inside the import's write transaction once its lines are items: checks the
-  /// statement's balances against the ledger, matches the new items, and returns the
-  /// `recon_matched` events.
-  func afterImport(
-    _ state: inout StoreState, _ spec: ReconImportSpec, _ imported: [EventBody],
-    _ options: MatchOptions, _ report: inout ReconImportReport,
-    _ progress: ((ReconImportPhase) -> Void)?
-  ) throws -> [EventBody] {
-    guard let account = try state.account(spec.account) else { return [] }
-    if let o = spec.header.opening {
-      report.opening = try balanceCheck(&state, account, o, endOfDay: o.dateDays - 1)
-    }
-    if let c = spec.header.closing {
-      report.closing = try balanceCheck(&state, account, c, endOfDay: c.dateDays)
-    }
-    var lines = [TallyReconcile.StatementLine]()
-    var firstItem: UInt64?
-    var number = state.reconItemCount
-    for case .reconImported(let part) in imported {
-      number -= UInt64(part.lines.count)
-    }
-    for case .reconImported(let part) in imported {
-      for l in part.lines {
-        number += 1
-        if firstItem == nil { firstItem = number }
-        lines.append(Self.matcherLine(l, item: number, currency: spec.header.currency))
-      }
-    }
-    report.duplicates = spec.lines.count - lines.count
-    report.new = lines.count
-    report.firstItem = firstItem
-    report.lastItem = lines.isEmpty ? nil : number
-    progress?(.itemsAppended(new: report.new, duplicates: report.duplicates))
-    if lines.isEmpty { return [] }
-    var from = Int32.max
-    var to = Int32.min
-    for l in lines {
-      from = min(from, l.valueDateDays ?? l.bookingDateDays)
-      to = max(to, l.valueDateDays ?? l.bookingDateDays)
-    }
-    // First only the candidates rules 1 and 2 can use (a few per line); all of them only
-    // when a line is left for rule 3. Either way the outcome is that of all candidates.
-    let (fromDays, toDays) = (from - options.toleranceDays, to + options.toleranceDays)
-    var candidates = try Self.candidates(
-      &state, account, fromDays: fromDays, toDays: toDays, filter: CandidateFilter(lines: lines))
-    progress?(.candidatesRead(candidates.count, all: false))
-    var outcomes = Matcher.match(lines: lines, candidates: candidates, options: options)
-    if CandidateFilter.leavesLines(outcomes, of: lines) {
-      candidates = try Self.candidates(
-        &state, account, fromDays: fromDays, toDays: toDays, filter: nil)
-      progress?(.candidatesRead(candidates.count, all: true))
-      outcomes = Matcher.match(lines: lines, candidates: candidates, options: options)
-    }
-    progress?(.matched(outcomes.count))
-    var matches = [ReconMatch]()
-    for outcome in outcomes {
-      switch outcome {
-      case .matched(let rule, let ls, let entries):
-        let r: ReconRule =
-          switch rule {
-          case .reference: .reference
-          case .amountDate: .amountDate
-          case .sum: .sum
-          }
-        matches.append(
-          ReconMatch(rule: r, items: ls.map { UInt64($0) }.sorted(), entries: entries))
-        report.matchedByRule[r, default: 0] += ls.count
-      case .discrepancy(let l, let e, let diff, let currencyDiffers, let directionDiffers):
-        matches.append(
-          ReconMatch(
-            rule: .reference, state: .discrepancy, items: [UInt64(l)], entries: [e],
-            amountDifferenceMinor: diff, currencyDiffers: currencyDiffers,
-            directionDiffers: directionDiffers))
-        report.discrepancies += 1
-      }
-    }
-    report.unmatched =
-      lines.count - report.discrepancies - report.matchedByRule.values.reduce(0, +)
-    // Every match goes through the engine's own checks before it is an event. The chunks
-    // are checked against the state before any of them, so no item or entry may appear in
-    // two of them (the matcher uses each once; this makes sure).
-    var usedItems = Set<UInt64>()
-    var usedEntries = Set<String>()
-    for m in matches {
-      for i in m.items where !usedItems.insert(i).inserted {
-        throw StoreError.corrupt("the matcher used item \(i) twice")
-      }
-      for e in m.entries where !usedEntries.insert(e).inserted {
-        throw StoreError.corrupt("the matcher used entry \(e) twice")
-      }
-    }
-    var out = [EventBody]()
-    var i = 0
-    while i < matches.count {
-      let chunk = Array(matches[i..<min(matches.count, i + Limits.reconMatchesPerEventMax)])
-      i += chunk.count
-      let command = Command.reconMatch(ReconMatched(account: account.name, matches: chunk))
-      switch try Machine.decide(command, &state, now: 0) {
-      case .accept(let bodies): out += bodies
-      case .reject(let r): throw StoreError.corrupt("the matcher produced an invalid match: \(r)")
-      case .duplicate: throw StoreError.corrupt("the matcher produced a duplicate match")
-      }
-    }
-    return out
-  }
-
   /// A ledger item line in the matcher's terms; the item number stands for the line index.
   static func matcherLine(_ l: ReconLine, item: UInt64, currency: String)
     -> TallyReconcile.StatementLine
@@ -383,13 +174,34 @@ extension LedgerReader {
   public func parseStatement(_ bytes: [UInt8], format: ReconFormat) throws(StoreError)
     -> Result<Statement, Rejection>
   {
-    // Each code once: a statement repeats its currency on every line.
+    try parsing { scale throws(StatementError) in
+      try StatementParser.parse(bytes, format: Ledger.parserFormat(format), scale: scale)
+    }
+  }
+
+  /// Parses every statement of an input (see `parseStatement`); `encoding` nil reads MT940
+  /// as UTF-8 when valid, else as Windows-1252, and the other formats as UTF-8.
+  public func parseStatements(
+    _ bytes: [UInt8], format: ReconFormat, encoding: ReconTextEncoding? = nil
+  ) throws(StoreError) -> Result<[Statement], Rejection> {
+    try parsing { scale throws(StatementError) in
+      try StatementParser.parseAll(
+        bytes, format: Ledger.parserFormat(format),
+        encoding: encoding.map(Ledger.parserEncoding), scale: scale)
+    }
+  }
+
+  /// Runs a parse with the ledger's currency scales (each code looked up once: a statement
+  /// repeats its currency on every line); a parse error is `STATEMENT_INVALID`.
+  private func parsing<T>(
+    _ parse: ((String) -> Int?) throws(StatementError) -> T
+  ) throws(StoreError) -> Result<T, Rejection> {
     var known: [String: Int?] = [:]
     var failure: StoreError?
-    let parsed: Result<Statement, StatementError>
+    let parsed: Result<T, StatementError>
     do throws(StatementError) {
       parsed = .success(
-        try StatementParser.parse(bytes, format: Ledger.parserFormat(format)) { code in
+        try parse { code in
           if let s = known[code] { return s }
           var s: Int?
           do throws(StoreError) { s = try self.scale(of: code).map(Int.init) } catch {
@@ -403,7 +215,7 @@ extension LedgerReader {
     }
     if let failure { throw failure }
     switch parsed {
-    case .success(let statement): return .success(statement)
+    case .success(let value): return .success(value)
     case .failure(let error):
       return .failure(
         Rejection(

@@ -22,21 +22,67 @@ struct ReconCommand: ParsableCommand {
 
   struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Import a statement (csv, camt053 or mt940) and match its new lines.")
+      abstract: "Import a statement file (csv, camt053, camt054 or mt940) and match its new lines.",
+      discussion: """
+        A file may hold several statements (days, accounts, currencies). Those for the \
+        account's IBAN (its `iban` metadata; without it, the first statement's account) are \
+        imported for --account; --map IBAN_OR_ID=ACCOUNT sends another identifier's \
+        statements to another account; the others are reported as skipped. All or nothing.
+        """)
     @OptionGroup var global: GlobalOptions
-    @Option(help: "The ledger account the statement is for.") var account: String
-    @Option(help: "csv, camt053 or mt940.") var format: String
+    @Option(help: "The ledger account the statements are for (optional with --map).")
+    var account: String?
+    @Option(help: "csv, camt053, camt054 or mt940.") var format: String
+    @Option(
+      name: .customLong("map"),
+      help: ArgumentHelp(
+        "Import the statements of an account identifier for a ledger account (repeatable).",
+        valueName: "IBAN_OR_ID=ACCOUNT"))
+    var maps: [String] = []
+    @Option(
+      help: """
+        How to read the file's bytes: utf-8, iso-8859-1 or windows-1252 (default: mt940 \
+        UTF-8 when valid, else windows-1252; csv and camt UTF-8).
+        """)
+    var encoding: String?
     @Option(help: "Days a value date may differ for the amount-and-date and sum rules (0…31).")
     var toleranceDays: Int32 = Limits.reconToleranceDaysDefault
     @Argument(help: "The statement file.") var file: String
 
     func validate() throws {
       if ReconFormat(name: format) == nil {
-        throw ValidationError("--format must be csv, camt053 or mt940")
+        throw ValidationError("--format must be csv, camt053, camt054 or mt940")
       }
       if toleranceDays < 0 || toleranceDays > Limits.reconToleranceDaysMax {
         throw ValidationError("--tolerance-days must be 0…\(Limits.reconToleranceDaysMax)")
       }
+      if let encoding, ReconTextEncoding(name: encoding) == nil {
+        throw ValidationError("--encoding must be utf-8, iso-8859-1 or windows-1252")
+      }
+      if account == nil && maps.isEmpty {
+        throw ValidationError("give --account, or --map for each account identifier")
+      }
+      _ = try routing()
+    }
+
+    /// `--account` and the `--map` pairs; an identifier mapped twice is refused.
+    func routing() throws -> ReconRouting {
+      var map = [String: String]()
+      var seen = [String: String]()
+      for m in maps {
+        guard let eq = m.firstIndex(of: "="), eq != m.startIndex, m.index(after: eq) != m.endIndex
+        else {
+          throw ValidationError("--map takes IBAN_OR_ID=ACCOUNT, not \(m)")
+        }
+        let id = String(m[..<eq])
+        let key = Machine.normalisedIBAN(id)
+        if let earlier = seen[key] {
+          throw ValidationError("--map names \(id) twice (\(earlier) and \(m))")
+        }
+        seen[key] = m
+        map[id] = String(m[m.index(after: eq)...])
+      }
+      return ReconRouting(account: account, map: map)
     }
 
     func run() throws {
@@ -55,6 +101,11 @@ struct ReconCommand: ParsableCommand {
       }
       if let online = try global.online() {
         defer { online.close() }
+        guard maps.isEmpty, encoding == nil, let account else {
+          throw usage(
+            "--map and --encoding are for an import on a data directory (--data); "
+              + "RECON.IMPORT takes one account's statement")
+        }
         guard let text = String(validating: bytes, as: UTF8.self) else {
           throw usage("\(file) is not UTF-8 text; RECON.IMPORT carries the statement as a string")
         }
@@ -69,11 +120,14 @@ struct ReconCommand: ParsableCommand {
       let ledger = try global.open()
       // On a terminal, each phase as it ends, with its time (stderr; stdout stays the result).
       let progress = isTerminal(2) ? ImportProgress(file: file, bytes: bytes.count) : nil
+      let routing = try routing()
       let result: Result<ReconImportReport, Rejection>
       do {
-        result = try ledger.importStatement(
-          bytes, format: ReconFormat(name: format)!, account: account, now: nowNanos(),
-          toleranceDays: toleranceDays, progress: progress.map { p in { p.report($0) } })
+        result = try ledger.importStatements(
+          bytes, format: ReconFormat(name: format)!,
+          encoding: encoding.flatMap(ReconTextEncoding.init(name:)), routing: routing,
+          now: nowNanos(), toleranceDays: toleranceDays,
+          progress: progress.map { p in { p.report($0) } })
       } catch { throw fail(error) }
       switch result {
       case .failure(let r): throw report(r, json: global.json)
@@ -81,33 +135,68 @@ struct ReconCommand: ParsableCommand {
         if global.json {
           print(JSONWriter.serialize(.object(Views.reconImport(rep))))
         } else {
-          let scale: UInt8
-          do { scale = try ledger.account(account)?.record.scale ?? 0 } catch { throw fail(error) }
-          print(render(rep) { Amount.formatDecimal($0, scale: scale) })
+          var scales = [String: UInt8]()
+          for name in Set(rep.statements.map(\.account) + [rep.account]) {
+            do { scales[name] = try ledger.account(name)?.record.scale } catch { throw fail(error) }
+          }
+          print(
+            render(rep) { name, minor in Amount.formatDecimal(minor, scale: scales[name] ?? 0) })
         }
       }
     }
 
-    func render(_ r: ReconImportReport, _ f: (Int128) -> String) -> String {
-      var out = [
-        "\(r.account): \(r.linesRead) lines read, \(r.new) new, \(r.duplicates) duplicate",
-        "matched: "
-          + ReconRule.allCases.map { "\($0) \(r.matchedByRule[$0] ?? 0)" }
-          .joined(separator: ", ")
-          + "; \(r.discrepancies) discrepancies, \(r.unmatched) unmatched",
-      ]
-      for (name, c) in [("opening", r.opening), ("closing", r.closing)] {
-        guard let c else { continue }
-        out.append(
-          "\(name) balance \(CivilTime.formatDate(c.dateDays)): statement \(f(c.statementMinor)), "
-            + "ledger \(f(c.ledgerMinor)) at seq \(c.asOfSeq)"
-            + (c.differenceMinor == 0 ? " (agree)" : " — DIFFERENCE \(f(c.differenceMinor))"))
+    func render(_ r: ReconImportReport, _ f: (String, Int128) -> String) -> String {
+      var out = [String]()
+      func matched(_ byRule: [ReconRule: Int]) -> String {
+        ReconRule.allCases.map { "\($0) \(byRule[$0] ?? 0)" }.joined(separator: ", ")
       }
-      if let implied = r.continuityImpliedMinor {
-        out.append(
-          "continuity: the lines lead to \(f(implied)), the statement prints "
-            + "\(f(r.continuityPrintedMinor ?? 0)) (lines missing or repeated)")
+      func checks(_ account: String, _ c: [(String, ReconBalanceCheck?)]) {
+        for (name, c) in c {
+          guard let c else { continue }
+          out.append(
+            "  \(name) balance \(CivilTime.formatDate(c.dateDays)): statement "
+              + "\(f(account, c.statementMinor)), ledger \(f(account, c.ledgerMinor)) at seq "
+              + "\(c.asOfSeq)"
+              + (c.differenceMinor == 0
+                ? " (agree)" : " — DIFFERENCE \(f(account, c.differenceMinor))"))
+        }
       }
+      for s in r.statements {
+        out.append(
+          "statement \(s.index) \(s.statementId ?? "(no id)") (\(s.source)) of "
+            + "\(s.statementAccount ?? "(no account)") \(s.currency) → \(s.account): "
+            + "\(s.linesRead) lines read, \(s.new) new, \(s.duplicates) duplicate")
+        out.append(
+          "  matched: \(matched(s.matchedByRule)); \(s.discrepancies) discrepancies"
+            + (s.foreignCurrency > 0 ? " (\(s.foreignCurrency) in another currency)" : "")
+            + ", \(s.unmatched) unmatched")
+        checks(s.account, [("opening", s.opening), ("closing", s.closing)])
+        if let implied = s.continuityImpliedMinor {
+          out.append(
+            "  continuity: the lines lead to \(f(s.account, implied)), the statement prints "
+              + "\(f(s.account, s.continuityPrintedMinor ?? 0)) (lines missing or repeated)")
+        }
+      }
+      for s in r.skipped {
+        out.append(
+          "skipped statement \(s.index) \(s.statementId ?? "(no id)") (\(s.source)) of "
+            + "\(s.statementAccount ?? "(no account)") \(s.currency), \(s.lines) lines: another "
+            + "account (--map \(s.statementAccount ?? "ID")=ACCOUNT imports it)")
+      }
+      for g in r.gaps {
+        out.append(
+          "GAP on \(g.account) between statements \(g.fromStatement) and \(g.toStatement): "
+            + "closing \(f(g.account, g.closing.amountMinor)) on "
+            + "\(CivilTime.formatDate(g.closing.dateDays)), next opening "
+            + "\(f(g.account, g.opening.amountMinor)) on "
+            + "\(CivilTime.formatDate(g.opening.dateDays)) (difference "
+            + "\(f(g.account, g.differenceMinor)))")
+      }
+      out.append(
+        "total: \(r.statements.count) statements, \(r.linesRead) lines read, \(r.new) new, "
+          + "\(r.duplicates) duplicate; matched: \(matched(r.matchedByRule)); "
+          + "\(r.discrepancies) discrepancies, \(r.unmatched) unmatched (read as "
+          + "\(r.textEncoding))")
       return out.joined(separator: "\n")
     }
   }

@@ -86,18 +86,7 @@ extension Xoshiro {
         HoldCaptured(holdId: id(), amountsMinor: (0..<int(0...6)).map { _ in amount() }))
     case .holdReleased: .holdReleased(holdId: id())
     case .holdExpired: .holdExpired(holdId: id())
-    case .reconImported:
-      .reconImported(
-        ReconImported(
-          account: id(),
-          header: ReconStatementHeader(
-            format: pick(ReconFormat.allCases), statementId: optionalText(),
-            statementAccount: optionalText(), currency: id(1...5),
-            opening: chance(0.5) ? reconBalance() : nil,
-            closing: chance(0.5) ? reconBalance() : nil, periodFromDays: draw(Gen.int32()),
-            periodToDays: draw(Gen.int32()), linesRead: draw(Gen.uint32()),
-            duplicates: draw(Gen.uint32())),
-          part: 0, parts: UInt32(int(1...4)), lines: (0..<int(0...4)).map { _ in reconLine() }))
+    case .reconImported: .reconImported(reconImported())
     case .reconMatched:
       .reconMatched(
         ReconMatched(
@@ -118,6 +107,27 @@ extension Xoshiro {
       .reconUnmatched(
         ReconUnmatched(item: draw(Gen.uint64()), reason: optionalText(), by: text(0...8)))
     }
+  }
+
+  /// Version 1 (no text encoding: no camt054, no line currency) or version 2.
+  mutating func reconImported() -> ReconImported {
+    let v2 = chance(0.5)
+    let currency = id(1...5)
+    return ReconImported(
+      account: id(),
+      header: ReconStatementHeader(
+        format: pick(v2 ? ReconFormat.allCases : [.csv, .camt053, .mt940]),
+        statementId: optionalText(), statementAccount: optionalText(), currency: currency,
+        opening: chance(0.5) ? reconBalance() : nil,
+        closing: chance(0.5) ? reconBalance() : nil, periodFromDays: draw(Gen.int32()),
+        periodToDays: draw(Gen.int32()), linesRead: draw(Gen.uint32()),
+        duplicates: draw(Gen.uint32()), textEncoding: v2 ? pick(ReconTextEncoding.allCases) : nil),
+      part: 0, parts: UInt32(int(1...4)),
+      lines: (0..<int(0...4)).map { _ in
+        var l = reconLine()
+        if v2 && chance(0.4) { l.currency = currency + "X" }
+        return l
+      })
   }
 
   mutating func reconBalance() -> ReconBalance {

@@ -161,11 +161,14 @@ struct CSVTests {
       "line 2")
   }
 
-  @Test("CURRENCY_MISMATCH: a line in another currency than the first")
-  func currencyMismatch() {
-    expectError(
-      "date,amount,currency\n2024-01-02,1,EUR\n2024-01-02,1,EUR\n2024-01-02,1,USD\n", .csv,
-      StatementError.currencyMismatch, "line 4")
+  @Test("A record in another currency than the first is a line in its own currency")
+  func foreignCurrencyLine() throws {
+    let s = try parse(
+      "date,amount,currency\n2024-01-02,1,EUR\n2024-01-02,1,EUR\n2024-01-02,1.5,USD\n", .csv)
+    #expect(s.currency == "EUR")
+    #expect(s.lines.map(\.currency) == ["EUR", "EUR", "USD"])
+    #expect(s.lines[2].amountMinor == 150 && s.foreignCurrencyLines == 1)
+    #expect(s.lines[2].identity == "|||2024-01-02||credit|150|USD|1")
   }
 
   @Test(

@@ -258,9 +258,8 @@ struct CamtTests {
   }
 
   @Test(
-    "CURRENCY_MISMATCH names the entry, balance or transaction amount",
+    "CURRENCY_MISMATCH names the balance or batched transaction amount",
     arguments: [
-      (ntry() + ntry(ccy: "USD"), "Stmt/Ntry[2]/Amt"),
       (bal("CLBD", "1", ccy: "CHF"), "Stmt/Bal[1]/Amt"),
       (
         ntry(

@@ -2,6 +2,9 @@ import Testing
 
 @testable import TallyReconcile
 
+/// The header blocks of a wrapped message, up to `{4:` and its line end.
+private let wrapped = "{1:F01X}{2:O940X}{4:\n"
+
 /// A plain MT940 message (no block wrapper) with `body` between the opening and closing
 /// balances: lines 1–4 are :20:, :25:, :28C:, :60F:, so `body` starts on line 5.
 private func mt940(
@@ -144,12 +147,21 @@ struct MT940Tests {
     expectError(text, .mt940, StatementError.malformed, location)
   }
 
-  @Test("MALFORMED: bad UTF-8 names its line")
-  func badUTF8() {
+  @Test("MALFORMED: bad UTF-8 names its line when UTF-8 is asked for")
+  func badUTF8() throws {
     let bytes =
       Array(":20:R\n:25:A\n:60F:C240101EUR1,00\n:61:240102C1,00NTRFX\n:86:caf".utf8)
       + [0xE9, 0x0A] + Array(":62F:C240131EUR2,00\n".utf8)
-    expectError(bytes, .mt940, StatementError.malformed, "line 5")
+    #expect(
+      throws: StatementError(
+        code: StatementError.malformed, location: "line 5",
+        message: "the input is not valid UTF-8")
+    ) {
+      try StatementParser.parse(bytes, format: .mt940, encoding: .utf8, scale: testScale)
+    }
+    // Without a choice the same bytes are Windows-1252 text.
+    let s = try StatementParser.parse(bytes, format: .mt940, scale: testScale)
+    #expect(s.textEncoding == .windows1252 && s.lines[0].remittance == "café")
   }
 
   @Test(
@@ -208,17 +220,20 @@ struct MT940Tests {
       ("{1:F01X}{2:O940X}{4:\n:20:R\n:25:A\n:60F:C240101EUR1,00\n-}\n", "line 5"),
       ("{1:F01X}{2:O940X}\n", "line 1"),
       ("\r\n", "line 1"),
+      // A second message that ends early.
+      ("{1:F01X}{2:O940X}{4:\n" + mt940("") + "-}\n{1:F01X}{2:O940X}{4:\n", "line 8"),
+      (mt940("") + ":20:S\n:25:A\n", "line 7"),
     ])
   func truncated(text: String, location: String) {
     expectError(text, .mt940, StatementError.truncated, location)
   }
 
   @Test(
-    "UNSUPPORTED: a second message, another message type, tags of other messages",
+    "UNSUPPORTED: a second message where one is asked for, another type, others' tags",
     arguments: [
       (mt940("") + mt940(""), "line 6"),
       (mt940("") + "-\n" + mt940(""), "line 7"),
-      ("{1:F01X}{2:O940X}{4:\n" + mt940("") + "-}\n{1:F01X}{2:O940X}{4:\n", "line 8"),
+      (wrapped + mt940("") + "-}\n" + wrapped + mt940("") + "-}\n", "line 8"),
       ("{1:F01X}{2:O942X}{4:\n" + mt940("") + "-}\n", "line 1"),
       (":20:R\n:25:A\n:28C:1\n:34F:EUR0,\n:13D:2401021200+0100\n", "line 4"),
     ])

@@ -43,4 +43,37 @@ struct PropertyTests {
       }
     }
   }
+
+  @Test("Several random statements in one MT940, camt.053 and camt.054 parse back in order")
+  func randomMultiStatementFilesRoundTrip() async {
+    await seededCheck("multi-statement files", seed: 0x5EC0_2C11_E000_0002, count: 100) { rng in
+      let models = (0..<rng.int(1...4)).map { _ in RandomStatement.make(&rng) }
+      let inputs: [(StatementFormat, [UInt8])] = [
+        (.mt940, MT940Writer.write(models, &rng)),
+        (.camt053, CamtWriter.write(models, notification: false, &rng)),
+        (.camt054, CamtWriter.write(models, notification: true, &rng)),
+      ]
+      for (format, bytes) in inputs {
+        let all: [Statement]
+        do {
+          all = try StatementParser.parseAll(bytes, format: format, scale: testScale)
+        } catch {
+          Issue.record("\(format): \(error)\n\(String(decoding: bytes, as: UTF8.self))")
+          return
+        }
+        #expect(all.count == models.count, "\(format)")
+        for (k, (s, model)) in zip(all, models).enumerated() {
+          #expect(s.account == model.account && s.currency == model.currency, "\(format) \(k)")
+          #expect(s.lines.map(\.sourceless) == model.expectedLines, "\(format) statement \(k)")
+          if format == .camt054 {
+            #expect(s.opening == nil && s.closing == nil)
+          } else {
+            #expect(s.opening?.amountMinor == model.opening, "\(format) \(k)")
+            #expect(s.closing?.amountMinor == model.closing, "\(format) \(k)")
+            #expect(s.continuityDifference() == nil, "\(format) \(k)")
+          }
+        }
+      }
+    }
+  }
 }

@@ -208,18 +208,45 @@ enum CSVWriter {
 
 enum CamtWriter {
   static func write(_ s: ModelStatement, _ rng: inout Xoshiro) -> [UInt8] {
+    write([s], notification: false, &rng)
+  }
+
+  /// A camt.053 document of one `Stmt` per statement, or a camt.054 of one `Ntfctn` each
+  /// (without balances).
+  static func write(_ all: [ModelStatement], notification: Bool, _ rng: inout Xoshiro)
+    -> [UInt8]
+  {
     let version = rng.int(2...13)
     let p = rng.chance(0.3) ? "c:" : ""
     let ns =
-      "urn:iso:std:iso:20022:tech:xsd:camt.053.001." + (version < 10 ? "0" : "")
-      + String(version)
+      "urn:iso:std:iso:20022:tech:xsd:camt.05\(notification ? 4 : 3).001."
+      + (version < 10 ? "0" : "") + String(version)
+    let (body, item) =
+      notification ? ("BkToCstmrDbtCdtNtfctn", "Ntfctn") : ("BkToCstmrStmt", "Stmt")
     var x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-    x += "<\(p)Document xmlns\(p.isEmpty ? "" : ":c")=\"\(ns)\">\n<\(p)BkToCstmrStmt>\n"
-    x += "<\(p)GrpHdr><\(p)MsgId>M</\(p)MsgId></\(p)GrpHdr>\n<\(p)Stmt><\(p)Id>S</\(p)Id>\n"
-    let ccy = rng.chance(0.8) ? "<\(p)Ccy>\(s.currency)</\(p)Ccy>" : ""
+    x += "<\(p)Document xmlns\(p.isEmpty ? "" : ":c")=\"\(ns)\">\n<\(p)\(body)>\n"
+    x += "<\(p)GrpHdr><\(p)MsgId>M</\(p)MsgId></\(p)GrpHdr>\n"
+    for (k, s) in all.enumerated() {
+      x += "<\(p)\(item)><\(p)Id>S\(k + 1)</\(p)Id>\n"
+      x += statement(s, p: p, version: version, balances: !notification, &rng)
+      x += "</\(p)\(item)>\n"
+    }
+    x += "</\(p)\(body)>\n</\(p)Document>\n"
+    return Array(x.utf8)
+  }
+
+  /// The children of one `Stmt` (or `Ntfctn`).
+  static func statement(
+    _ s: ModelStatement, p: String, version: Int, balances: Bool, _ rng: inout Xoshiro
+  ) -> String {
+    var x = ""
+    // Without balances the first entry would fix the currency: name it.
+    let ccy = rng.chance(0.8) || !balances ? "<\(p)Ccy>\(s.currency)</\(p)Ccy>" : ""
     x += "<\(p)Acct><\(p)Id><\(p)IBAN>\(s.account)</\(p)IBAN></\(p)Id>\(ccy)</\(p)Acct>\n"
-    x += balance(p, "OPBD", s.opening, s.currency, s.openingDays, s)
-    x += balance(p, "CLBD", s.closing, s.currency, s.closingDays, s)
+    if balances {
+      x += balance(p, "OPBD", s.opening, s.currency, s.openingDays, s)
+      x += balance(p, "CLBD", s.closing, s.currency, s.closingDays, s)
+    }
     var i = 0
     while i < s.lines.count {
       let l = s.lines[i]
@@ -245,8 +272,7 @@ enum CamtWriter {
       }
       x += "</\(p)Ntry>\n"
     }
-    x += "</\(p)Stmt>\n</\(p)BkToCstmrStmt>\n</\(p)Document>\n"
-    return Array(x.utf8)
+    return x
   }
 
   static func tx(
@@ -322,7 +348,22 @@ enum CamtWriter {
 // MARK: - MT940
 
 enum MT940Writer {
+  /// The statements as consecutive messages of one file, each wrapped or plain, ended by
+  /// `-`/`-}` or followed directly by the next `:20:`.
+  static func write(_ all: [ModelStatement], _ rng: inout Xoshiro) -> [UInt8] {
+    let newline = rng.chance(0.5) ? "\r\n" : "\n"
+    var out = [String]()
+    for s in all { out += lines(s, &rng) }
+    return Array((out.joined(separator: newline) + (rng.chance(0.7) ? newline : "")).utf8)
+  }
+
   static func write(_ s: ModelStatement, _ rng: inout Xoshiro) -> [UInt8] {
+    let newline = rng.chance(0.5) ? "\r\n" : "\n"
+    let out = lines(s, &rng)
+    return Array((out.joined(separator: newline) + (rng.chance(0.7) ? newline : "")).utf8)
+  }
+
+  static func lines(_ s: ModelStatement, _ rng: inout Xoshiro) -> [String] {
     let wrapped = rng.chance(0.5)
     var out = [String]()
     if wrapped { out.append("{1:F01BANKDEFFAXXX0000000000}{2:O940BANKDEFFXXXXN}{4:") }
@@ -351,8 +392,7 @@ enum MT940Writer {
     } else if rng.chance(0.5) {
       out.append("-")
     }
-    let newline = rng.chance(0.5) ? "\r\n" : "\n"
-    return Array((out.joined(separator: newline) + (rng.chance(0.7) ? newline : "")).utf8)
+    return out
   }
 
   /// The `:86:` content: plain text, SEPA keywords, or ?-subfields.

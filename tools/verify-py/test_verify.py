@@ -571,6 +571,32 @@ class EventTests(unittest.TestCase):
                          (13, 6, T0 + 6000, (2, "wrong entry", "ops")))
         self.assertEqual(verify.decode_event(recon_unmatched(6, 2, None, "ops"))[3], (2, None, "ops"))
 
+    def test_reconciliation_imported_version_2(self):
+        """Version 2 of recon_imported: a text encoding after the header, a currency after
+        each line (absent: the statement's), and camt054 (format 3); other types stay 1."""
+        foreign = recon_line("|||2025-11-25||debit|700|USD|1", "Stmt/Ntry[2]", 700, 0) \
+            + opt_str("USD")
+        own = recon_line() + opt_str(None)
+        header = recon_header(3, "NTF-1", "DE89", "EUR") + bytes([2])
+        data = bytes([2]) + recon_imported(7, "bank:eur", [own, foreign], header)[1:]
+        etype, seq, _, (account, h, part, parts, lines) = verify.decode_event(data)
+        self.assertEqual((etype, seq, account, part, parts), (10, 7, "bank:eur", 0, 1))
+        self.assertEqual((h[0], h[3], h[10]), (3, "EUR", 2))
+        self.assertEqual([line[10] for line in lines], [None, "USD"])
+        self.assertEqual(lines[1][:4], ("|||2025-11-25||debit|700|USD|1", "Stmt/Ntry[2]", 700, 0))
+        bad = {
+            "the statement's own currency written": bytes([2]) + recon_imported(
+                7, "a", [recon_line() + opt_str("EUR")], recon_header() + bytes([0]))[1:],
+            "text encoding 3": bytes([2]) + recon_imported(7, "a", [], recon_header()
+                                                           + bytes([3]))[1:],
+            "no text encoding": bytes([2]) + recon_imported(7, "a", [], recon_header())[1:],
+            "version 2 of another type": bytes([2]) + recon_unmatched(6, 2, None, "ops")[1:],
+            "version 3": bytes([3]) + recon_imported(7, "a", [], header)[1:],
+        }
+        for name, data in bad.items():
+            with self.assertRaises(verify.DecodeError, msg=name):
+                verify.decode_event(data)
+
     def test_reconciliation_strict_decoding(self):
         """Every invalid byte FORMAT.md names is refused, and so are truncation and trailing
         bytes at every position."""

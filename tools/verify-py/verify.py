@@ -296,6 +296,9 @@ _HEADER = struct.Struct(">BBQq")           # version, type, seq, timestamp
 BIT = (0, 1)                               # presence bytes, sides (0 debit, 1 credit)
 # Reconciliation (FORMAT.md: Reconciliation events)
 STATEMENT_FORMATS = (0, 1, 2)              # csv, camt053, mt940
+STATEMENT_FORMATS_V2 = (0, 1, 2, 3)        # … and camt054, in version-2 recon_imported
+TEXT_ENCODINGS = (0, 1, 2)                 # utf-8, iso-8859-1, windows-1252
+RECON_IMPORTED_VERSION = 2                 # the one type with a second encoding version
 MATCH_RULES = (1, 2, 3)                    # reference, amount_date, sum
 MATCH_STATES = (1, 2)                      # matched, discrepancy
 DISCREPANCY = 2
@@ -365,27 +368,39 @@ class Reader:
         """`opt<balance>`: (i128 amount, signed; i32 date in days), or None."""
         return (self.i128(), self.fixed(_I32, 4)) if self.present() else None
 
-    def statement(self):
+    def statement(self, version=1):
         """A recon_imported `header`: (format, statement id, statement account, currency,
-        opening, closing, period from, period to (from <= to), lines read, duplicates)."""
-        header = (self.u8("statement format", STATEMENT_FORMATS), self.optional_text(),
+        opening, closing, period from, period to (from <= to), lines read, duplicates), and
+        in version 2 the text encoding last."""
+        formats = STATEMENT_FORMATS_V2 if version == RECON_IMPORTED_VERSION else STATEMENT_FORMATS
+        header = (self.u8("statement format", formats), self.optional_text(),
                   self.optional_text(), self.text("currency", CURRENCY), self.balance(),
                   self.balance(), self.fixed(_I32, 4), self.fixed(_I32, 4),
                   self.fixed(_U32, 4), self.fixed(_U32, 4))
+        if version == RECON_IMPORTED_VERSION:
+            header += (self.u8("text encoding", TEXT_ENCODINGS),)
         if header[6] > header[7]:
             raise DecodeError(f"statement period from day {header[6]} is after to day "
                               f"{header[7]}")
         return header
 
-    def line(self):
+    def line(self, statement_currency=None):
         """A statement `line`: (identity, source, amount > 0, direction 0 debit / 1 credit,
-        booking date, value date, bank reference, end-to-end id, reference, remittance)."""
+        booking date, value date, bank reference, end-to-end id, reference, remittance), and
+        in version 2 (`statement_currency` given) the line's own currency last (None: the
+        statement's; when present it must differ from it)."""
         identity, source, amount = self.text(), self.text(), self.i128()
         if amount <= 0:
             raise DecodeError(f"statement line amount {amount} is not > 0")
-        return (identity, source, amount, self.u8("direction", BIT), self.fixed(_I32, 4),
+        line = (identity, source, amount, self.u8("direction", BIT), self.fixed(_I32, 4),
                 self.fixed(_I32, 4) if self.present() else None, self.optional_text(),
                 self.optional_text(), self.optional_text(), self.optional_text())
+        if statement_currency is not None:
+            currency = self.optional_text("line currency", CURRENCY)
+            if currency == statement_currency:
+                raise DecodeError(f"line currency {currency} is the statement's")
+            line += (currency,)
+        return line
 
     def match(self):
         """A `match`: (rule, state, [item numbers], [entry ids], amount difference (0 unless
@@ -443,8 +458,8 @@ def decode_event(b):
     """Decode one event strictly; returns (type, seq, timestamp, payload fields)."""
     try:
         version, etype, seq, ts = _HEADER.unpack_from(b, 0)
-        if version != 1:
-            raise DecodeError(f"unknown event version {version}")
+        if version != 1 and not (version == RECON_IMPORTED_VERSION and etype == RECON_IMPORTED):
+            raise DecodeError(f"unknown event version {version} (type {etype})")
         r = Reader(b, 18)
         if etype == ENTRY_POSTED:
             data = (r.text("entry id", ID), r.legs(), r.text() if r.present() else None,
@@ -470,13 +485,14 @@ def decode_event(b):
         elif etype == ASSET_DECLARED:
             data = (r.text("asset code", CURRENCY), r.u8("scale", range(19)), r.text())
         elif etype == RECON_IMPORTED:
-            account, header = r.text("account", ACCOUNT), r.statement()
+            account, header = r.text("account", ACCOUNT), r.statement(version)
             part, parts, n = r.fixed(_U32, 4), r.fixed(_U32, 4), r.u16()
             if part >= parts:
                 raise DecodeError(f"part {part} of {parts} (part must be < parts)")
             if n > LINES_PER_PART:
                 raise DecodeError(f"{n} statement lines (at most {LINES_PER_PART} per part)")
-            data = (account, header, part, parts, [r.line() for _ in range(n)])
+            currency = header[3] if version == RECON_IMPORTED_VERSION else None
+            data = (account, header, part, parts, [r.line(currency) for _ in range(n)])
         elif etype == RECON_MATCHED:
             data = (r.text("account", ACCOUNT), [r.match() for _ in range(r.u16())])
         elif etype == RECON_RESOLVED:
