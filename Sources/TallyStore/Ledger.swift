@@ -24,9 +24,10 @@ public struct Receipt: Equatable, Sendable {
 public final class Ledger {
   /// Version of the data directory layout (event encoding, projections, meta).
   /// 2 added the Merkle tree (`tree`), 3 the reconciliation and partner-view projections,
-  /// 4 the journal (the log's durable copy; LMDB written behind it). An older directory is
+  /// 4 the journal (the log's durable copy; LMDB written behind it), 5 reads an account's
+  /// balances from its last `history` row (the `balances` table stays, empty). An older directory is
   /// migrated on its first read-write open (docs/FORMAT.md, "Compatibility").
-  public static let formatVersion: UInt32 = 4
+  public static let formatVersion: UInt32 = 5
   /// First map size; the map grows by doubling (up to +4 GiB a step) when 80 % full.
   static let initialMapBytes = 64 << 20
   static let mapGrowthStepMaxBytes = 4 << 30
@@ -241,7 +242,7 @@ public final class Ledger {
       head = try Self.readHead(t, dbs)
       accountCount = try Self.readAccountCount(t, dbs)
       reconCounts = try Self.readReconCounts(t, dbs)
-      if found == Self.formatVersion, let journal {
+      if found >= 4, let journal {
         guard let id = try t.get(dbs.meta, Self.metaKey("journal")), Array(id) == journal.ledgerID
         else {
           throw StoreError.corrupt(
@@ -261,13 +262,23 @@ public final class Ledger {
     guard (1...Self.formatVersion).contains(found) else {
       throw .formatVersion(found: found, expected: Self.formatVersion)
     }
-    if found < Self.formatVersion {
+    if found < 4 {
       // Formats 1–3 keep the log in LMDB only: write the journal from it, then recompute
       // every projection from the journal (docs/FORMAT.md, "Compatibility").
       try migrateToJournal()
     } else if self.journal == nil {
       throw .corrupt(
-        "\(path)/journal is missing: the projections of a format-4 directory are not the log")
+        "\(path)/journal is missing: the projections of a format-\(found) directory are not "
+          + "the log")
+    } else if found == 4 {
+      // Format 4 kept a copy of each account's last history row in `balances`.
+      try writeLMDB { (t, raw) throws(StoreError) in
+        try check(mdb_drop(raw, dbs.balances, 0), "drop")
+        try withBytes(of: Self.formatVersion.bigEndian) { (v) throws(StoreError) in
+          try t.put(dbs.meta, Self.metaKey("format"), v)
+        }
+      }
+      try env.sync()
     }
     try recover()
   }

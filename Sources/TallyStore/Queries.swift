@@ -100,10 +100,7 @@ extension LedgerQuerying {
   public func account(_ name: String) throws(StoreError) -> AccountView? {
     try reader.readState { s in
       guard let a = try s.account(name) else { return nil }
-      guard let v = try s.txn.get(reader.dbs.balances, u64: a.number) else {
-        return AccountView(record: a, balances: .zero, seq: 0)
-      }
-      let (b, seq) = try Records.decodeBalances(v)
+      let (b, seq) = try Self.historyAt(s.txn, reader.dbs, number: a.number, seq: .max)
       return AccountView(record: a, balances: b, seq: seq)
     }
   }
@@ -119,7 +116,7 @@ extension LedgerQuerying {
     }
   }
 
-  /// Last history row of `number` at or before `seq`.
+  /// Last history row of `number` at or before `seq` (`.max`: its balances now).
   static func historyAt(_ t: Txn, _ dbs: DBs, number: UInt64, seq: UInt64) throws
     -> (Balances, UInt64)
   {
@@ -146,10 +143,7 @@ extension LedgerQuerying {
       try Self.page(t, reader.dbs.accounts, after: after, limit: limit) { k, v in
         let a = try Records.decodeAccount(name: String(decoding: k, as: UTF8.self), v)
         if let partner, a.partner != partner { return nil }
-        guard let bv = try t.get(reader.dbs.balances, u64: a.number) else {
-          return AccountView(record: a, balances: .zero, seq: 0)
-        }
-        let (b, seq) = try Records.decodeBalances(bv)
+        let (b, seq) = try Self.historyAt(t, reader.dbs, number: a.number, seq: .max)
         return AccountView(record: a, balances: b, seq: seq)
       }
     }
@@ -350,7 +344,8 @@ extension LedgerQuerying {
         d.log, d.hashes, d.ids, d.partners, d.assets, d.accounts, d.balances, d.history, d.holds,
         d.deadlines,
       ]
-      for (name, dbi) in zip(DBs.names.dropFirst(), all) {
+      // `balances` is empty since format 5 (balances are the last history rows).
+      for (name, dbi) in zip(DBs.names.dropFirst(), all) where dbi != d.balances {
         counts.append((name, try t.count(dbi)))
       }
       return Stats(

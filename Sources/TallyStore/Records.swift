@@ -63,17 +63,6 @@ enum Records {
       pendingCredits: try r.i128())
   }
 
-  /// 64 bytes of balances then the seq of the last change (72 bytes).
-  static func decodeBalances(_ buf: UnsafeRawBufferPointer) throws(DecodeError)
-    -> (Balances, UInt64)
-  {
-    var r = ByteReader(buf)
-    let b = try readBalances(&r)
-    let seq = try r.u64("balance seq")
-    try r.expectEnd("balances")
-    return (b, seq)
-  }
-
   static func decodeHistory(_ buf: UnsafeRawBufferPointer) throws(DecodeError) -> Balances {
     var r = ByteReader(buf)
     let b = try readBalances(&r)

@@ -104,8 +104,6 @@ final class BatchCache {
 
   var accounts: [String: AccountRecord] = [:]
   var balances: [UInt64: (balances: Balances, seq: UInt64)] = [:]
-  /// Accounts whose balances changed in this batch, in first-change order.
-  var dirty: [UInt64] = []
   var accountCount: UInt64
   var accountCountDirty = false
   /// Partner counters, written once per batch like balances.
@@ -132,7 +130,6 @@ final class BatchCache {
       balances.removeAll()
       partnerStats.removeAll()
     }
-    dirty.removeAll(keepingCapacity: true)
     partnerDirty.removeAll(keepingCapacity: true)
     history.removeAll(keepingCapacity: true)
     accountCountDirty = false
@@ -142,7 +139,6 @@ final class BatchCache {
   func reset(accountCount: UInt64, recon: (items: UInt64, matches: UInt64)) {
     accounts.removeAll()
     balances.removeAll()
-    dirty.removeAll()
     partnerStats.removeAll()
     partnerDirty.removeAll()
     history.removeAll()
@@ -189,10 +185,11 @@ struct StoreState: LedgerState {
     return try account(name)?.number
   }
 
+  /// An account's balances: its last `history` row (none: zero).
   mutating func balances(_ number: UInt64) throws -> Balances {
+    // Not cached: not touched in this batch, so no pending history row is its.
     if let b = cache.balances[number] { return b.balances }
-    guard let v = try txn.get(dbs.balances, u64: number) else { return .zero }
-    let (b, seq) = try Records.decodeBalances(v)
+    let (b, seq) = try Ledger.historyAt(txn, dbs, number: number, seq: .max)
     cache.balances[number] = (b, seq)
     return b
   }
@@ -247,9 +244,9 @@ struct StoreState: LedgerState {
     cache.accounts[r.name] = r
   }
 
+  /// Balances live in `history` (its last row per account): only the cache changes here.
   mutating func putBalances(_ number: UInt64, _ b: Balances, seq: UInt64) throws {
     cache.balances[number] = (b, seq)
-    cache.dirty.append(number)
   }
 
   mutating func putHistory(_ number: UInt64, seq: UInt64, _ b: Balances) throws {
@@ -327,22 +324,10 @@ struct StoreState: LedgerState {
     }
   }
 
-  /// Writes balances and partner counters changed in this batch, once each.
+  /// Writes the batch's history rows and partner counters.
   func flush() throws {
     try flushHistory()
     try flushViews()
-    var w = ByteWriter(capacity: 72)
-    // In key order, each account once: one walk of the table.
-    for number in Set(cache.dirty).sorted() {
-      guard let entry = cache.balances[number] else {
-        throw StoreError.corrupt("balances of account \(number) changed but not cached")
-      }
-      w.bytes.removeAll(keepingCapacity: true)
-      Records.write(entry.balances, &w)
-      w.u64(entry.seq)
-      try w.bytes.withUnsafeBytes { (v) in
-        try txn.put(dbs.balances, u64: number, v)
-      }
-    }
   }
+
 }

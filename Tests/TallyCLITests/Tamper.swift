@@ -11,8 +11,8 @@ import TallyStore
 
 /// Direct writes into a data directory's LMDB environment through the LMDB C API, bypassing
 /// the engine: the way a disk fault or an attacker would change it. The layouts are the
-/// documented ones (docs/FORMAT.md, "Storage"): `log` and `balances` keyed by big-endian u64,
-/// a balances row being 4 × i128 big-endian then the u64 seq of the last change.
+/// documented ones (docs/FORMAT.md, "Storage"): `log` keyed by big-endian u64, `history` by
+/// big-endian (u64 account number, u64 seq), a history row being 4 × i128 big-endian.
 enum Tamper {
   struct Failed: Error, CustomStringConvertible {
     var description: String
@@ -153,23 +153,48 @@ enum Tamper {
     guard pwrite(fd, &b, 1, off_t(pos)) == 1 else { throw Failed(description: "write \(path)") }
   }
 
-  /// Adds `delta` to the stored posted credits of account `number` (the second i128).
+  /// Adds `delta` to the stored posted credits of account `number` (the second i128 of its
+  /// last `history` row, which holds its balances now).
   static func addToPostedCredits(_ dataDir: String, accountNumber number: UInt64, _ delta: Int128)
     throws
   {
     try transaction(dataDir, write: true) { txn, dbi in
-      let balances = try dbi("balances")
-      guard var row = try get(txn, balances, u64: number), row.count == 72 else {
-        throw Failed(description: "no 72-byte balances row for account \(number)")
+      let history = try dbi("history")
+      var cursor: OpaquePointer?
+      try check(mdb_cursor_open(txn, history, &cursor), "cursor_open")
+      defer { mdb_cursor_close(cursor) }
+      // The last key of the account: seek past (number, max), step back.
+      var seek = [UInt8](repeating: 0, count: 16)
+      for i in 0..<8 { seek[i] = UInt8(truncatingIfNeeded: (number + 1) >> (56 - 8 * UInt64(i))) }
+      var k = MDB_val()
+      var v = MDB_val()
+      let rc = seek.withUnsafeMutableBytes { sb -> Int32 in
+        k = MDB_val(mv_size: 16, mv_data: sb.baseAddress)
+        return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
       }
-      var v: UInt128 = 0
-      for b in row[16..<32] { v = v << 8 | UInt128(b) }
-      var w = UInt128(bitPattern: Int128(bitPattern: v) + delta)
+      try check(
+        mdb_cursor_get(cursor, &k, &v, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV), "cursor_get")
+      let key = Array(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size))
+      var row = Array(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+      var n: UInt64 = 0
+      for b in key.prefix(8) { n = n << 8 | UInt64(b) }
+      guard key.count == 16, n == number, row.count == 64 else {
+        throw Failed(description: "no 64-byte history row for account \(number)")
+      }
+      var c: UInt128 = 0
+      for b in row[16..<32] { c = c << 8 | UInt128(b) }
+      var w = UInt128(bitPattern: Int128(bitPattern: c) + delta)
       for i in (16..<32).reversed() {
         row[i] = UInt8(truncatingIfNeeded: w)
         w >>= 8
       }
-      try put(txn, balances, u64: number, row)
+      try key.withUnsafeBytes { kb in
+        try row.withUnsafeBytes { rb in
+          var kk = MDB_val(mv_size: 16, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+          var vv = MDB_val(mv_size: 64, mv_data: UnsafeMutableRawPointer(mutating: rb.baseAddress))
+          try check(mdb_put(txn, history, &kk, &vv, 0), "put history")
+        }
+      }
     }
   }
 

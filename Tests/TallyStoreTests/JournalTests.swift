@@ -350,12 +350,52 @@ struct JournalTests {
     return head
   }
 
+  @Test("A format-4 directory (balances copied in their own table) migrates to format 5")
+  func migrationFromFormat4() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let head = try makeLedger(path, entries: 12, perGroup: 5)
+      let y: Balances
+      do {
+        // Make it what format 4 wrote: meta format 4 and a balances row per account.
+        let l = try Ledger(path: path)
+        y = try l.balances("y")
+        let n = try #require(try l.account("y")).record.number
+        try tamper(l) { t, dbs in
+          var w = ByteWriter()
+          Records.write(y, &w)
+          w.u64(head.seq)
+          try putValue(t, dbs.balances, u64: n, w.bytes)
+          try withUnsafeBytes(of: UInt32(4).bigEndian) {
+            try t.put(dbs.meta, Ledger.metaKey("format"), $0)
+          }
+        }
+        try l.close()
+      }
+      #expect(throws: StoreError.formatVersion(found: 4, expected: Ledger.formatVersion)) {
+        try Ledger(path: path, mode: .readOnly)
+      }
+      let ledger = try Ledger(path: path)
+      #expect(ledger.head == head)
+      #expect(try ledger.balances("y") == y)
+      let stored = try ledger.reader.read { t in
+        try t.get(ledger.dbs.meta, Ledger.metaKey("format")).map {
+          UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self))
+        }
+      }
+      #expect(stored == 5)
+      #expect(try ledger.verify().ok, "the balances table is empty after the migration")
+      try ledger.close()
+      #expect(try Ledger(path: path, mode: .readOnly).verify().ok)
+    }
+  }
+
   @Test("A format-3 directory migrates on its first read-write open; read-only refuses it")
   func migrationFromFormat3() throws {
     try withTempDir { dir in
       let path = dir.ledgerPath
       let head = try makeFormat3(path)
-      #expect(throws: StoreError.formatVersion(found: 3, expected: 4)) {
+      #expect(throws: StoreError.formatVersion(found: 3, expected: Ledger.formatVersion)) {
         try Ledger(path: path, mode: .readOnly)
       }
       let ledger = try Ledger(path: path)
@@ -430,7 +470,7 @@ struct Format3FixtureTests {
         try writeScratchFile(path + "/" + name, try readWholeFile(Self.fixture + "/" + name))
       }
       let expected = try Self.expected()
-      #expect(throws: StoreError.formatVersion(found: 3, expected: 4)) {
+      #expect(throws: StoreError.formatVersion(found: 3, expected: Ledger.formatVersion)) {
         try Ledger(path: path, mode: .readOnly)
       }
       do {

@@ -296,6 +296,25 @@ func putValue(_ t: Txn, _ dbi: MDB_dbi, u64 key: UInt64, _ value: [UInt8]) throw
   try value.withUnsafeBytes { v in try t.put(dbi, u64: key, v) }
 }
 
+/// Rewrites the last history row of account `number` (its balances now) with `change`;
+/// returns the row's seq.
+@discardableResult
+func tamperLastHistoryRow(
+  _ t: Txn, _ dbs: DBs, _ number: UInt64, _ change: (inout Balances) -> Void
+)
+  throws -> UInt64
+{
+  let (b0, seq) = try Ledger.historyAt(t, dbs, number: number, seq: .max)
+  var b = b0
+  change(&b)
+  var w = ByteWriter()
+  Records.write(b, &w)
+  try historyKey(number, seq).withUnsafeBytes { k in
+    try w.bytes.withUnsafeBytes { v in try t.put(dbs.history, k, v) }
+  }
+  return seq
+}
+
 /// The history key (account number, seq).
 func historyKey(_ number: UInt64, _ seq: UInt64) -> [UInt8] {
   var w = ByteWriter(capacity: 16)

@@ -132,19 +132,14 @@ struct VerifyTests {
     }
   }
 
-  @Test("A changed stored balance of account X is a projection problem naming X")
+  @Test(
+    "A changed stored balance of account X (its last history row) is a projection problem naming X")
   func tamperedBalance() throws {
     try withLedger { ledger in
       try verifyFixture(ledger)
       let n = try accountNumber(ledger, "y")
       try tamper(ledger) { t, dbs in
-        let v = try #require(try t.get(dbs.balances, u64: n))
-        var (b, seq) = try Records.decodeBalances(v)
-        b.postedCredits += 1
-        var w = ByteWriter()
-        Records.write(b, &w)
-        w.u64(seq)
-        try putValue(t, dbs.balances, u64: n, w.bytes)
+        try tamperLastHistoryRow(t, dbs, n) { $0.postedCredits += 1 }
       }
       #expect(try ledger.balances("y").postedCredits == 151)
       let report = try ledger.verify()
@@ -155,17 +150,16 @@ struct VerifyTests {
     }
   }
 
-  @Test("A deleted balances row is a projection problem; rebuild restores it")
+  @Test("A deleted last history row is a projection problem; rebuild restores it")
   func deletedBalancesRow() throws {
     try withLedger { ledger in
       try verifyFixture(ledger)
       let before = try #require(try ledger.account("w"))
       let n = before.record.number
       try tamper(ledger) { t, dbs in
-        var k = n.bigEndian
-        try withUnsafeBytes(of: &k) { try t.delete(dbs.balances, $0) }
+        try historyKey(n, before.seq).withUnsafeBytes { try t.delete(dbs.history, $0) }
       }
-      #expect(try ledger.balances("w") == .zero)
+      #expect(try ledger.balances("w") != before.balances)
       let report = try ledger.verify()
       #expect(!report.ok)
       #expect(report.problems.allSatisfy { $0.kind == .projection }, "\(report.problems)")
@@ -246,6 +240,24 @@ struct VerifyTests {
     }
   }
 
+  @Test("A row in the balances table (empty since format 5) is a projection problem")
+  func strayBalancesRow() throws {
+    try withLedger { ledger in
+      try verifyFixture(ledger)
+      let head = ledger.head
+      try tamper(ledger) { t, dbs in
+        try putValue(t, dbs.balances, u64: 1, [UInt8](repeating: 0, count: 72))
+      }
+      let report = try ledger.verify()
+      #expect(report.problems.count == 1, "\(report.problems)")
+      #expect(report.problems.first?.kind == .projection)
+      #expect(report.problems.first?.message.contains("balances") == true)
+      #expect(ledger.head == head)
+      _ = try ledger.rebuild()
+      #expect(try ledger.verify().ok)
+    }
+  }
+
   @Test("rebuild after a balance tamper restores verify().ok and the original balances")
   func rebuildRestoresBalances() throws {
     try withLedger { ledger in
@@ -258,13 +270,9 @@ struct VerifyTests {
         try ledger.statement("z", fromSeq: 1, toSeq: .max, limit: 1)?.lines
           .first?.seq)
       try tamper(ledger) { t, dbs in
-        var w = ByteWriter()
-        Records.write(
-          Balances(
-            postedDebits: 1, postedCredits: 2, pendingDebits: 3,
-            pendingCredits: 4), &w)
-        w.u64(1)
-        try putValue(t, dbs.balances, u64: n, w.bytes)
+        try tamperLastHistoryRow(t, dbs, n) {
+          $0 = Balances(postedDebits: 1, postedCredits: 2, pendingDebits: 3, pendingCredits: 4)
+        }
         try historyKey(zn, zSeq).withUnsafeBytes { try t.delete(dbs.history, $0) }
       }
       #expect(try !ledger.verify().ok)
