@@ -229,7 +229,7 @@ struct ReconCommand: ParsableCommand {
           all
             ? "a line is left for rule 3: read all \(n) open postings in the window"
             : "read \(n) candidate postings (named by a line or of a line's amount)"
-        case .matched(let n): "\(n) matches found; checking and committing…"
+        case .matched(let n): "\(n) matches found; appending in write groups…"
         case .committed: "committed"
         }
       FileHandleOut.stderr("  \(what) (\(ms) ms)")
