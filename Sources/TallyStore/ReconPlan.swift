@@ -10,7 +10,8 @@ public struct ReconImportPlan: Sendable {
   /// The report as planned: balance checks, continuity, gaps, skipped statements. The counts
   /// of new lines, duplicates and matches are those the writer applies.
   var report: ReconImportReport
-  /// Slices in the order they are appended; each is one `recon_imported` event.
+  /// Slices of at most `Limits.reconLinesPerGroupMax` lines, in the order they are appended;
+  /// each is one `recon_imported` event and one write group.
   var slices: [Slice]
   /// Lines planned: 1…`freshCount` are the slices' lines in order (their position); above
   /// that, lines an interrupted run of this import already made items of (`adopted`).
@@ -154,7 +155,7 @@ extension LedgerReader {
       var header = spec.statements[k].header
       header.linesRead = UInt32(spec.statements[k].lines.count)
       header.duplicates = UInt32(spec.statements[k].lines.count - ls.count)
-      let per = Limits.reconLinesPerEventMax
+      let per = Limits.reconLinesPerGroupMax
       let parts = (ls.count + per - 1) / per
       for p in 0..<parts {
         let slice = Array(ls[(p * per)..<min(ls.count, (p + 1) * per)])

@@ -40,7 +40,7 @@ public final class ReconImportRun: @unchecked Sendable {
 
 extension Ledger {
   /// Applies the next write group of `run`: one slice of new lines (at most
-  /// `Limits.reconLinesPerEventMax`) and the planned matches whose lines are all items now,
+  /// `Limits.reconLinesPerGroupMax`) and the planned matches whose lines are all items now,
   /// each revalidated against the state. Its events are appended like any group's (synced
   /// with the next sync, or now when `syncEachGroup`).
   public func importStep(_ run: ReconImportRun, now: Int64) throws(StoreError) {

@@ -88,7 +88,7 @@ import Testing
         let l = try Ledger.create(at: path, now: t0)
         try ReconStoreTests.setUp(l)
         let p = try plan(l, text)
-        #expect(p.steps == 3)
+        #expect(p.steps == 11)
         _ = try l.reconIntents.write(
           ReconIntent(
             afterSeq: p.snapshotSeq, format: .csv, encoding: nil,
@@ -99,7 +99,7 @@ import Testing
         try l.importStep(run, now: t0 + oneSecond)
         #expect(!run.finished)
         let status = try #require(try l.reconStatus("bank"))
-        #expect(status.record.counts.reduce(0, +) == 1_000)
+        #expect(status.record.counts.reduce(0, +) == Limits.reconLinesPerGroupMax)
         try l.close()
       }
       let l = try Ledger(path: path)
