@@ -41,6 +41,11 @@ public enum Limits {
   /// Statement lines in one `recon_imported` event: a 100k-line statement becomes 100
   /// events of at most a few hundred KiB each, instead of one of tens of MiB.
   public static let reconLinesPerEventMax = 1000
+  /// Statement lines in one write group of an import applied in groups (one slice, one
+  /// `recon_imported` event, and the matches it completes): about 14 µs of writer time a
+  /// line with its match (BENCHMARKS.md §7c), so 250 lines hold the writer about 3.5 ms, and
+  /// other clients' groups wait at most that long behind an import.
+  public static let reconLinesPerGroupMax = 250
   /// Lines in one import (the statement parser's own limit).
   public static let reconLinesPerImportMax = 1_000_000
   /// Statements in one import (a file of several days, accounts or currencies): a year of

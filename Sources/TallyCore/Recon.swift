@@ -298,10 +298,25 @@ public struct ReconStatementSpec: Equatable, Sendable {
   public var account: String
   public var header: ReconStatementHeader
   public var lines: [ReconLine]
-  public init(account: String, header: ReconStatementHeader, lines: [ReconLine]) {
+  /// Set when `lines` is one slice of a statement imported in several write groups
+  /// (docs/RECONCILIATION.md, "Imports in write groups"): the slice is one `recon_imported`
+  /// event, part `part` of `parts`, and the header's counts (`linesRead`, `duplicates`) are
+  /// the whole statement's, as planned, and kept as given.
+  public var slice: (part: UInt32, parts: UInt32)?
+
+  public init(
+    account: String, header: ReconStatementHeader, lines: [ReconLine],
+    slice: (part: UInt32, parts: UInt32)? = nil
+  ) {
     self.account = account
     self.header = header
     self.lines = lines
+    self.slice = slice
+  }
+
+  public static func == (a: Self, b: Self) -> Bool {
+    a.account == b.account && a.header == b.header && a.lines == b.lines
+      && a.slice?.part == b.slice?.part && a.slice?.parts == b.slice?.parts
   }
 }
 

@@ -153,7 +153,22 @@ extension Machine {
         else { continue }
         fresh.append(l)
       }
-      if fresh.isEmpty { continue }
+      // A slice's part 0 is appended even when another import took all its lines meanwhile:
+      // it records the statement (its balances, its period) as planned.
+      if fresh.isEmpty && st.slice?.part != 0 { continue }
+      if let slice = st.slice {
+        // One slice of a statement imported in several groups: one event, numbered as
+        // planned. Lines imported meanwhile by another import were left out just above.
+        guard slice.part < slice.parts, st.lines.count <= Limits.reconLinesPerEventMax else {
+          return .reject(Rejection(.invalidField, "a statement slice is out of range"))
+        }
+        out.append(
+          .reconImported(
+            ReconImported(
+              account: account.name, header: st.header, part: slice.part, parts: slice.parts,
+              lines: fresh)))
+        continue
+      }
       var header = st.header
       header.linesRead = UInt32(st.lines.count)
       header.duplicates = UInt32(st.lines.count - fresh.count)

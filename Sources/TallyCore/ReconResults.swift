@@ -281,13 +281,14 @@ public struct MissingPosting: Equatable, Sendable {
 public enum ReconImportPhase: Sendable, Equatable {
   /// The statement parsed: this many lines.
   case parsed(lines: Int)
-  /// Inside the write transaction: the new lines are items, the others duplicates.
+  /// The write groups ran: the new lines are items (the others duplicates), with the
+  /// matches that still held (docs/RECONCILIATION.md, "Imports in write groups").
   case itemsAppended(new: Int, duplicates: Int)
   /// The account's postings the rules look at were read: first those rules 1 and 2 can
   /// use; then, when a line is left for rule 3, every one in the window (`all`).
   case candidatesRead(Int, all: Bool)
   /// The rules ran: this many matches (discrepancies included), checked next.
   case matched(Int)
-  /// The transaction committed (one fsync): the import is durable.
+  /// The journal synced after the last group: the import is durable.
   case committed
 }

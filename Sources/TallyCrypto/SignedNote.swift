@@ -1,4 +1,5 @@
 import COpenSSL
+import TallyCore
 
 /// Ed25519 keys and C2SP signed notes (c2sp.org/signed-note), for checkpoints
 /// (c2sp.org/tlog-checkpoint). Keys use the note formats: a verifier key is
@@ -167,58 +168,5 @@ enum Ed25519 {
     return message.withUnsafeBufferPointer {
       EVP_DigestVerify(ctx, signature, 64, $0.baseAddress, $0.count)
     } == 1
-  }
-}
-
-/// RFC 4648 base64 with padding (strict: decoding refuses anything non-canonical).
-public enum Base64 {
-  static let alphabet = Array(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-  public static func encode(_ bytes: [UInt8]) -> String {
-    var out = [UInt8]()
-    out.reserveCapacity((bytes.count + 2) / 3 * 4)
-    var i = 0
-    while i < bytes.count {
-      let b0 = UInt32(bytes[i])
-      let b1 = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
-      let b2 = i + 2 < bytes.count ? UInt32(bytes[i + 2]) : 0
-      let v = b0 << 16 | b1 << 8 | b2
-      out.append(alphabet[Int(v >> 18 & 63)])
-      out.append(alphabet[Int(v >> 12 & 63)])
-      out.append(i + 1 < bytes.count ? alphabet[Int(v >> 6 & 63)] : UInt8(ascii: "="))
-      out.append(i + 2 < bytes.count ? alphabet[Int(v & 63)] : UInt8(ascii: "="))
-      i += 3
-    }
-    return String(decoding: out, as: UTF8.self)
-  }
-
-  public static func decode(_ text: String) -> [UInt8]? {
-    let u = Array(text.utf8)
-    guard u.count % 4 == 0 else { return nil }
-    var out = [UInt8]()
-    var i = 0
-    while i < u.count {
-      var v: UInt32 = 0
-      var pad = 0
-      for j in 0..<4 {
-        let c = u[i + j]
-        if c == UInt8(ascii: "=") {
-          // Padding only at the end of the last quantum, at most two.
-          guard i + 4 == u.count, j >= 2 else { return nil }
-          pad += 1
-          v <<= 6
-          continue
-        }
-        guard pad == 0, let d = alphabet.firstIndex(of: c) else { return nil }
-        v = v << 6 | UInt32(d)
-      }
-      out.append(UInt8(v >> 16 & 0xff))
-      if pad < 2 { out.append(UInt8(v >> 8 & 0xff)) }
-      if pad < 1 { out.append(UInt8(v & 0xff)) }
-      i += 4
-    }
-    // Canonical: re-encoding gives the same text (no stray bits in the padding).
-    return encode(out) == text ? out : nil
   }
 }

@@ -42,8 +42,8 @@ public enum Request: Sendable {
   case stats
   /// One page of a partner's whole picture (nil partner: a service key's own).
   case partnerView(partner: String?, after: String?, limit: Int, asOfSeq: UInt64?)
-  /// A statement for `account`, its content inline (the request line limit bounds it).
-  case reconImport(account: String, format: ReconFormat, statement: [UInt8], toleranceDays: Int32)
+  /// A statement file, its content inline (the request line limit bounds it).
+  case reconImport(ReconImportRequest)
   case reconStatus(account: String)
   case reconItems(account: String, filter: ReconItemsFilter, after: UInt64, limit: Int)
   /// `by` is never taken from the request: the server records the key that asked.
@@ -328,19 +328,46 @@ public enum RequestParser {
             partner: try b.optString("id"), after: try b.optString("after"),
             limit: try b.limit(), asOfSeq: try b.optUInt("as_of_seq")))
       case "RECON.IMPORT":
-        try b.only(["account", "format", "statement", "tolerance_days"])
+        try b.only([
+          "account", "format", "statement", "statement_base64", "tolerance_days", "map",
+          "encoding",
+        ])
         let name = try b.string("format")
         guard let format = ReconFormat(name: name) else {
-          throw b.fieldError("format", "format must be csv, camt053 or mt940")
+          throw b.fieldError("format", "format must be csv, camt053, camt054 or mt940")
         }
-        let statement = try b.string("statement")
+        let statement: [UInt8]
+        switch (try b.optString("statement"), try b.optString("statement_base64")) {
+        case (let text?, nil): statement = Array(text.utf8)
+        case (nil, let encoded?):
+          guard let bytes = Base64.decode(encoded) else {
+            throw b.fieldError("statement_base64", "statement_base64 is not canonical base64")
+          }
+          statement = bytes
+        case (nil, nil): throw b.fieldError("statement", "statement is required")
+        case (.some, .some):
+          throw b.fieldError("statement_base64", "give statement or statement_base64, not both")
+        }
         if statement.isEmpty { throw b.fieldError("statement", "statement is empty") }
         let tolerance = try b.optUInt("tolerance_days", max: UInt64(Limits.reconToleranceDaysMax))
+        var encoding: ReconTextEncoding?
+        if let e = try b.optString("encoding") {
+          guard let known = ReconTextEncoding(name: e) else {
+            throw b.fieldError("encoding", "encoding must be utf-8, iso-8859-1 or windows-1252")
+          }
+          encoding = known
+        }
+        let map = try b.reconMap()
+        let account = try b.optString("account")
+        if account == nil && map.isEmpty {
+          throw b.fieldError("account", "account is required unless map is given")
+        }
         return .success(
           .reconImport(
-            account: try b.string("account"), format: format, statement: Array(statement.utf8),
-            toleranceDays: tolerance.map { Int32($0) } ?? Limits.reconToleranceDaysDefault
-          ))
+            ReconImportRequest(
+              account: account, format: format, statement: statement,
+              toleranceDays: tolerance.map { Int32($0) } ?? Limits.reconToleranceDaysDefault,
+              map: map, encoding: encoding)))
       case "RECON.STATUS":
         try b.only(["account"])
         return .success(.reconStatus(account: try b.string("account")))
@@ -435,6 +462,28 @@ public enum RequestParser {
       return Int(n)
     }
 
+    /// RECON.IMPORT's `map`: an object of statement account identifiers (IBAN or other id)
+    /// to ledger accounts; identifiers are compared without spaces and case, and one given
+    /// twice that way is refused.
+    func reconMap() throws(WireError) -> [String: String] {
+      guard let v = object["map"] else { return [:] }
+      guard case .object(let o) = v, o.members.count <= Limits.reconStatementsPerImportMax
+      else {
+        throw fieldError(
+          "map", "map must be an object of at most \(Limits.reconStatementsPerImportMax) members")
+      }
+      var map = [String: String]()
+      for (id, account) in o.members {
+        guard case .string(let name) = account, !id.isEmpty else {
+          throw fieldError("map", "map takes identifier: account name (a string)")
+        }
+        guard map.updateValue(name, forKey: Machine.normalisedIBAN(id)) == nil else {
+          throw fieldError("map", "map names \(id.prefix(64)) twice")
+        }
+      }
+      return map
+    }
+
     func stringArray(_ f: String, max: Int) throws(WireError) -> [String] {
       guard let v = object[f] else { return [] }
       guard case .array(let items) = v, items.count <= max else {
@@ -454,5 +503,32 @@ public enum RequestParser {
       case .success(let m): return m
       }
     }
+  }
+}
+
+/// What `RECON.IMPORT` carries: a statement file and how to import it, as `tally recon import`
+/// on a data directory takes them.
+public struct ReconImportRequest: Equatable, Sendable {
+  /// The account for statements `map` does not name (nil: only mapped ones are imported).
+  public var account: String?
+  public var format: ReconFormat
+  /// The file's bytes: `statement` (UTF-8 text) or `statement_base64` (any bytes).
+  public var statement: [UInt8]
+  public var toleranceDays: Int32
+  /// Statement account identifier (normalised: no spaces, upper case) → ledger account.
+  public var map: [String: String]
+  /// How to read the bytes as text (nil: the format's default).
+  public var encoding: ReconTextEncoding?
+
+  public init(
+    account: String?, format: ReconFormat, statement: [UInt8], toleranceDays: Int32,
+    map: [String: String] = [:], encoding: ReconTextEncoding? = nil
+  ) {
+    self.account = account
+    self.format = format
+    self.statement = statement
+    self.toleranceDays = toleranceDays
+    self.map = map
+    self.encoding = encoding
   }
 }

@@ -3,6 +3,7 @@ import NIOCore
 import TallyCore
 import TallyCrypto
 import TallyProtocol
+import TallyReconcile
 import TallyStore
 
 /// Sent down every connection's pipeline when the server begins a graceful shutdown.
@@ -292,8 +293,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         flushReady()
         return true
       }
-      if case .reconImport(let account, let format, let bytes, let tolerance) = p.request {
-        startImport(p, account: account, format: format, bytes: bytes, tolerance: tolerance)
+      if case .reconImport(let r) = p.request {
+        startImport(p, r)
         return true
       }
       if p.kind == .write { return startWrite(p, principal) }
@@ -393,12 +394,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
   }
 
-  /// RECON.IMPORT: parse on a read thread (custom assets' scales come from a snapshot),
-  /// then queue the import for the writer. A statement that does not parse never reaches
-  /// the writer, and nothing is imported from it.
-  func startImport(
-    _ p: Pending, account: String, format: ReconFormat, bytes: [UInt8], tolerance: Int32
-  ) {
+  /// RECON.IMPORT: parse, check and match against a snapshot on a read thread, record the
+  /// import's intent (synced), then queue it for the writer, which appends it in bounded
+  /// groups between other clients' (docs/RECONCILIATION.md, "Imports in write groups"). A
+  /// statement that does not parse, or that the checks refuse, never reaches the writer.
+  func startImport(_ p: Pending, _ r: ReconImportRequest) {
     running += 1
     runningKind = .barrier
     let server = self.server
@@ -407,22 +407,39 @@ final class ConnectionHandler: ChannelDuplexHandler {
     let slotB = NIOLoopBound(p.slot, eventLoop: loop)
     let request = p.request
     let f = server.readPool.runIfActive(eventLoop: loop) {
-      try server.reader.parseStatement(bytes, format: format)
+      () throws(StoreError) -> Result<WriteWork, Rejection> in
+      let statements: [TallyReconcile.Statement]
+      switch try server.reader.parseStatements(r.statement, format: r.format, encoding: r.encoding)
+      {
+      case .failure(let rej): return .failure(rej)
+      case .success(let s): statements = s
+      }
+      let routing = ReconRouting(account: r.account, map: r.map)
+      switch try server.reader.planImport(
+        statements, format: r.format, routing: routing, toleranceDays: r.toleranceDays)
+      {
+      case .failure(let rej): return .failure(rej)
+      case .success(let plan):
+        let intent = try server.writer.intents.write(
+          plan,
+          ReconIntent(
+            afterSeq: plan.snapshotSeq, format: r.format, encoding: r.encoding,
+            toleranceDays: r.toleranceDays, routing: routing, bytes: r.statement))
+        return .success(.reconImport(ReconImportRun(plan), intent: intent))
+      }
     }
     f.whenComplete { result in
       let h = bound.value
       switch result {
       case .failure(let e):
-        h.server.logger.error("statement parse failed to run", metadata: ["error": "\(e)"])
+        h.server.logger.error("statement import failed to start", metadata: ["error": "\(e)"])
         slotB.value.line = WireError(.internal, "the import failed; see the server log").line
         h.finished()
       case .success(.failure(let r)):
         slotB.value.line = WireError(r).line
         h.finished()
-      case .success(.success(let statement)):
-        h.queueImport(
-          slotB.value, request,
-          .reconImport(statement, format: format, account: account, toleranceDays: tolerance))
+      case .success(.success(let work)):
+        h.queueImport(slotB.value, request, work)
       }
     }
   }

@@ -13,8 +13,11 @@ enum WriteWork: Sendable {
   case keyRevoke(String)
   /// Sign a checkpoint of the head and keep it (when the head moved since the last one).
   case keepCheckpoint
-  /// A statement parsed off the writer, imported and matched in its own transaction.
-  case reconImport(Statement, format: ReconFormat, account: String, toleranceDays: Int32)
+  /// An import planned off the writer (parsed, checked and matched against a snapshot, its
+  /// intent synced): the writer applies one write group of it per turn and queues it again
+  /// behind what waits, so other clients' groups run in between. `intent` is removed once
+  /// the last group is synced.
+  case reconImport(ReconImportRun, intent: String?)
 }
 
 enum WriteResult: Sendable {
@@ -35,8 +38,8 @@ struct WriteJob: Sendable {
   var weight: Int {
     switch work {
     case .commands(let c, _): return max(c.count, 1)
-    // About the events it appends: one per thousand lines imported or matched.
-    case .reconImport(let st, _, _, _): return 1 + st.lines.count / Limits.reconLinesPerEventMax
+    // One write group: a slice of at most a thousand lines and its matches.
+    case .reconImport: return 2
     default: return 1
     }
   }
@@ -86,6 +89,17 @@ final class WriteQueue: @unchecked Sendable {
     queued.add(1, ordering: .releasing)
     pthread_cond_signal(&notEmpty)
     return .queued
+  }
+
+  /// Queues a job the writer took and has more to do for (an import's next group) behind
+  /// what waits, whatever the queue holds: it was admitted once, and only the writer calls
+  /// this, so the queue holds at most one such job per import.
+  func requeue(_ job: WriteJob) {
+    pthread_mutex_lock(&mutex)
+    jobs.append(job)
+    weight += job.weight
+    pthread_cond_signal(&notEmpty)
+    pthread_mutex_unlock(&mutex)
   }
 
   /// Calls `wake` once, after the writer next takes jobs off the queue (or at close).
@@ -264,6 +278,8 @@ final class Writer: Sendable {
   let logger: Logger
   let syncs = SyncQueue()
   let snapshotPolicy: SnapshotPolicy
+  /// Where imports record their intent before their first group (read off the writer).
+  let intents: ReconIntents
   private let thread = Mutex<WorkerThread?>(nil)
   private let syncThread = Mutex<WorkerThread?>(nil)
   /// The thread copying the projections into a snapshot, while one runs (at most one).
@@ -275,6 +291,7 @@ final class Writer: Sendable {
     queue = WriteQueue(capacity: config.writeQueueCommandsMax)
     groupCommandsMax = config.groupCommandsMax
     snapshotPolicy = config.snapshots
+    intents = ledger.reconIntents
     self.logger = logger
   }
 
@@ -348,6 +365,10 @@ final class Writer: Sendable {
       }
       for job in jobs {
         if case .commands = job.work { continue }
+        if case .reconImport(let run, let intent) = job.work {
+          importStep(ledger, job, run, intent)
+          continue
+        }
         // What a job outside the group answers must not run ahead of the durable log.
         do { try syncNow(ledger) } catch {
           job.complete(.failed(error))
@@ -372,18 +393,7 @@ final class Writer: Sendable {
             logger.error("key revoke failed", metadata: ["error": "\(error)"])
             job.complete(.failed(error))
           }
-        case .reconImport(let statement, let format, let account, let tolerance):
-          do {
-            let report = try ledger.importStatement(
-              statement, format: format, account: account, now: Self.now(),
-              toleranceDays: tolerance)
-            try syncNow(ledger)
-            job.complete(.imported(report))
-          } catch {
-            stats.failures.add(1, ordering: .relaxed)
-            logger.error("statement import failed", metadata: ["error": "\(error)"])
-            job.complete(.failed(error))
-          }
+        case .reconImport: continue
         case .keepCheckpoint:
           do {
             job.complete(.checkpointKept(try ledger.keepCheckpoint()))
@@ -393,6 +403,31 @@ final class Writer: Sendable {
           }
         }
       }
+    }
+  }
+
+  /// One write group of an import; the job goes back in the queue until the last, whose
+  /// answer waits for a sync covering every group of it. A store failure fails the import:
+  /// its intent stays, and the next open finishes what it appended (all or nothing).
+  private func importStep(
+    _ ledger: Ledger, _ job: WriteJob, _ run: ReconImportRun, _ intent: String?
+  ) {
+    do {
+      try ledger.importStep(run, now: Self.now())
+      stats.groups.add(1, ordering: .relaxed)
+      if !run.finished {
+        queue.requeue(job)
+        return
+      }
+      try syncNow(ledger)
+      if let intent { try ledger.reconIntents.remove(intent) }
+      job.complete(.imported(.success(run.report)))
+    } catch {
+      stats.failures.add(1, ordering: .relaxed)
+      logger.error(
+        "statement import failed; its intent stays for the next open",
+        metadata: ["error": "\(error)", "intent": "\(intent ?? "-")"])
+      job.complete(.failed(error))
     }
   }
 

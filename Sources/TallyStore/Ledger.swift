@@ -193,6 +193,8 @@ public final class Ledger {
     try self.init(
       env: env, lock: lock, path: path, readOnly: false, journal: journal, options: options)
     self.recovery = recovery
+    // An import a crash interrupted is finished before anything else is written.
+    try resumeReconImports()
   }
 
   init(

@@ -40,14 +40,28 @@ extension Ledger {
     routing: ReconRouting, now: Int64, toleranceDays: Int32 = Limits.reconToleranceDaysDefault,
     progress: ((ReconImportPhase) -> Void)? = nil
   ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
+    let statements: [Statement]
     switch try reader.parseStatements(bytes, format: format, encoding: encoding) {
     case .failure(let r): return .failure(r)
-    case .success(let statements):
-      progress?(.parsed(lines: statements.reduce(0) { $0 + $1.lines.count }))
-      return try importStatements(
-        statements, format: format, routing: routing, now: now, toleranceDays: toleranceDays,
-        progress: progress)
+    case .success(let s): statements = s
     }
+    progress?(.parsed(lines: statements.reduce(0) { $0 + $1.lines.count }))
+    let plan: ReconImportPlan
+    switch try reader.planImport(
+      statements, format: format, routing: routing, toleranceDays: toleranceDays,
+      progress: progress)
+    {
+    case .failure(let r): return .failure(r)
+    case .success(let p): plan = p
+    }
+    let intent = try reconIntents.write(
+      plan,
+      ReconIntent(
+        afterSeq: plan.snapshotSeq, format: format, encoding: encoding,
+        toleranceDays: toleranceDays, routing: routing, bytes: bytes))
+    let report = try run(plan, now: now, progress: progress)
+    if let intent { try reconIntents.remove(intent) }
+    return .success(report)
   }
 
   /// Imports an already parsed statement for `account` (see `importStatements`).
@@ -86,117 +100,38 @@ extension Ledger {
     }
   }
 
-  /// Imports already parsed statements (see `importStatements(_:format:…)`).
+  /// Imports already parsed statements (see `importStatements(_:format:…)`): plans the
+  /// import against a snapshot, then applies it in write groups of one slice each, back to
+  /// back (`importStep`). Without the input's bytes no intent is written: a crash midway may
+  /// leave part of it (the bytes overload, and the server, resume instead).
   public func importStatements(
     _ statements: [Statement], format: ReconFormat, routing: ReconRouting, now: Int64,
     toleranceDays: Int32 = Limits.reconToleranceDaysDefault,
     progress: ((ReconImportPhase) -> Void)? = nil
   ) throws(StoreError) -> Result<ReconImportReport, Rejection> {
-    guard toleranceDays >= 0 && toleranceDays <= Limits.reconToleranceDaysMax else {
-      return .failure(
-        Rejection(
-          .invalidField, "tolerance_days must be 0…\(Limits.reconToleranceDaysMax)",
-          ["field": "tolerance_days"]))
-    }
-    let (routed, skipped) = try route(statements, routing)
-    var report = ReconImportReport(
-      account: routing.account ?? routed.first?.1 ?? "", format: format,
-      statementId: statements.count == 1 ? statements[0].statementId : nil,
-      linesRead: routed.reduce(0) { $0 + statements[$1.0].lines.count }, new: 0, duplicates: 0,
-      matchedByRule: [.reference: 0, .amountDate: 0, .sum: 0], discrepancies: 0, unmatched: 0)
-    report.textEncoding = statements.first.map { Self.recordedEncoding($0.textEncoding) } ?? .utf8
-    report.skipped = skipped.map { k in
-      let st = statements[k]
-      return ReconSkippedStatement(
-        index: k + 1, source: st.source, statementId: st.statementId,
-        statementAccount: st.account, currency: st.currency, lines: st.lines.count)
-    }
-    var specs = [ReconStatementSpec]()
-    for (k, account) in routed {
-      var st = statements[k]
-      // A CSV has no balances and no declared currency: its first record's currency is the
-      // statement's. When that record is a foreign one, the account's currency is.
-      if st.format == .csv, let currency = try self.account(account)?.record.currency,
-        st.currency != currency, st.lines.contains(where: { $0.currency == currency })
-      {
-        st.currency = currency
-      }
-      specs.append(Self.statementSpec(st, format: format, account: account))
-      var r = ReconStatementReport(
-        index: k + 1, source: st.source, statementId: st.statementId,
-        statementAccount: st.account, account: account, currency: st.currency,
-        linesRead: st.lines.count)
-      if let c = st.continuityDifference(), !c.overflowed {
-        r.continuityImpliedMinor = c.implied
-        r.continuityPrintedMinor = c.printed
-      }
-      report.statements.append(r)
-    }
-    report.gaps = Self.gaps(specs, report.statements)
-    let spec = ReconImportSpec(statements: specs)
-    var options = MatchOptions()
-    options.toleranceDays = toleranceDays
-    // A retry after the map grew starts the counts again.
-    let before = report
-    let result = try retryingMapFull { () throws(StoreError) in
-      try applyOnce([.reconImport(spec)], scopes: nil, now: now) {
-        state, _, imported in
-        report = before
-        return try self.afterImport(&state, spec, imported, options, &report, progress)
-      }
-    }
-    switch result.outcomes[0] {
-    case .rejected(let r): return .failure(r)
-    case .duplicate:
-      progress?(.committed)
-      return .success(report)
-    case .applied(let first, let count):
-      if count > 0 {
-        report.firstSeq = first
-        report.lastSeq = first + UInt64(count) - 1
-      }
-      progress?(.committed)
-      return .success(report)
+    switch try reader.planImport(
+      statements, format: format, routing: routing, toleranceDays: toleranceDays,
+      progress: progress)
+    {
+    case .failure(let r): return .failure(r)
+    case .success(let plan): return .success(try run(plan, now: now, progress: progress))
     }
   }
 
-  /// Which statements go to which account, in input order, and which are skipped.
-  func route(_ statements: [Statement], _ routing: ReconRouting) throws(StoreError)
-    -> (routed: [(Int, String)], skipped: [Int])
-  {
-    let map = Dictionary(
-      routing.map.map { (Machine.normalisedIBAN($0.key), $0.value) },
-      uniquingKeysWith: { a, _ in a })
-    var routed = [(Int, String)]()
-    var skipped = [Int]()
-    var own: String?
-    if let name = routing.account, let iban = try account(name)?.record.metadata["iban"] {
-      own = Machine.normalisedIBAN(iban)
-    }
-    for (k, st) in statements.enumerated() {
-      let id = st.account.map(Machine.normalisedIBAN)
-      if let id, let mapped = map[id] {
-        routed.append((k, mapped))
-        continue
-      }
-      guard let account = routing.account else {
-        skipped.append(k)
-        continue
-      }
-      if own == nil { own = id }
-      if id == nil || id == own {
-        routed.append((k, account))
-      } else {
-        skipped.append(k)
-      }
-    }
-    // Nothing is for the account: import them all for it, so that the rules refuse the
-    // first with the reason (STATEMENT_ACCOUNT_MISMATCH, naming both) rather than nothing
-    // happening quietly.
-    if routed.isEmpty, let account = routing.account {
-      return (skipped.map { ($0, account) }, [])
-    }
-    return (routed, skipped)
+  /// Applies every write group of `plan` in turn, synced once at the end.
+  func run(
+    _ plan: ReconImportPlan, now: Int64, progress: ((ReconImportPhase) -> Void)?
+  ) throws(StoreError) -> ReconImportReport {
+    let run = ReconImportRun(plan)
+    let synced = syncEachGroup
+    // Nothing is acknowledged before the end: one sync covers every group.
+    syncEachGroup = false
+    defer { syncEachGroup = synced }
+    while !run.finished { try importStep(run, now: now) }
+    try journal?.sync()
+    progress?(.itemsAppended(new: run.report.new, duplicates: run.report.duplicates))
+    progress?(.committed)
+    return run.report
   }
 
   /// Consecutive statements (in input order) of one account whose balances do not join.
@@ -252,90 +187,11 @@ extension Ledger {
       lines: lines)
   }
 
-  /// Runs inside the import's write transaction once its lines are items: checks each
-  /// statement's balances against the ledger, matches the new items of each account, and
-  /// returns the `recon_matched` events. Lines in another currency are not matched.
-  func afterImport(
-    _ state: inout StoreState, _ spec: ReconImportSpec, _ imported: [EventBody],
-    _ options: MatchOptions, _ report: inout ReconImportReport,
-    _ progress: ((ReconImportPhase) -> Void)?
-  ) throws -> [EventBody] {
-    for (k, st) in spec.statements.enumerated() {
-      guard let account = try state.account(st.account) else { continue }
-      if let o = st.header.opening {
-        report.statements[k].opening = try balanceCheck(
-          &state, account, o, endOfDay: o.dateDays - 1)
-      }
-      if let c = st.header.closing {
-        report.statements[k].closing = try balanceCheck(&state, account, c, endOfDay: c.dateDays)
-      }
-    }
-    // Which statement each new item came from: the events follow the statements' order, and
-    // part 0 starts the next statement (of that account) that holds its first line.
-    var number = state.reconItemCount
-    for case .reconImported(let part) in imported {
-      number -= UInt64(part.lines.count)
-    }
-    var accounts = [String]()
-    var lines = [String: [TallyReconcile.StatementLine]]()
-    var statementOf = [UInt64: Int]()
-    var k = -1
-    for case .reconImported(let part) in imported {
-      if part.part == 0, let first = part.lines.first?.identity {
-        k += 1
-        while spec.statements[k].account != part.account
-          || !spec.statements[k].lines.contains(where: { $0.identity == first })
-        {
-          k += 1
-        }
-      }
-      var r = report.statements[k]
-      for l in part.lines {
-        number += 1
-        statementOf[number] = k
-        r.new += 1
-        r.firstItem = r.firstItem ?? number
-        r.lastItem = number
-        if l.isForeignCurrency {
-          r.foreignCurrency += 1
-          r.discrepancies += 1
-          continue
-        }
-        if lines[part.account] == nil { accounts.append(part.account) }
-        lines[part.account, default: []].append(
-          Self.matcherLine(l, item: number, currency: spec.statements[k].header.currency))
-      }
-      report.statements[k] = r
-    }
-    for i in report.statements.indices {
-      report.statements[i].duplicates = report.statements[i].linesRead - report.statements[i].new
-    }
-    let new = report.statements.reduce(0) { $0 + $1.new }
-    progress?(.itemsAppended(new: new, duplicates: report.linesRead - new))
-    var out = [EventBody]()
-    var matchCount = 0
-    for name in accounts {
-      guard let account = try state.account(name), let ls = lines[name] else { continue }
-      let matches = try match(&state, account, ls, options, progress) { item, effect in
-        let s = statementOf[item]!
-        switch effect {
-        case .matched(let rule): report.statements[s].matchedByRule[rule, default: 0] += 1
-        case .discrepancy: report.statements[s].discrepancies += 1
-        }
-      }
-      matchCount += matches.count
-      out += try Self.matchEvents(&state, account, matches)
-    }
-    progress?(.matched(matchCount))
-    report.total()
-    return out
-  }
-
   /// What a match did to one item, for the report.
   enum MatchEffect { case matched(ReconRule), discrepancy }
 
   /// Runs the rules over `lines` (new items of `account`) against its open postings.
-  func match(
+  static func match(
     _ state: inout StoreState, _ account: AccountRecord, _ lines: [TallyReconcile.StatementLine],
     _ options: MatchOptions, _ progress: ((ReconImportPhase) -> Void)?,
     _ effect: (UInt64, MatchEffect) -> Void

@@ -31,14 +31,16 @@ extension Ledger {
     return lo - 1
   }
 
-  func balanceCheck(
-    _ state: inout StoreState, _ a: AccountRecord, _ b: ReconBalance, endOfDay day: Int32
+  /// The statement's balance against the ledger's posted balance at the end of `day`, in a
+  /// state whose log ends at `head`.
+  static func balanceCheck(
+    _ state: inout StoreState, head: UInt64, _ a: AccountRecord, _ b: ReconBalance,
+    endOfDay day: Int32
   ) throws -> ReconBalanceCheck {
     let (endNanos, o) = (Int64(day) + 1).multipliedReportingOverflow(by: Self.nanosPerDay)
-    let seq =
-      o ? head.seq : try Self.lastSeq(before: endNanos, state.txn, dbs, head: head.seq)
+    let seq = o ? head : try Self.lastSeq(before: endNanos, state.txn, state.dbs, head: head)
     try state.flushHistory()
-    let (bal, _) = try Ledger.historyAt(state.txn, dbs, number: a.number, seq: seq)
+    let (bal, _) = try Ledger.historyAt(state.txn, state.dbs, number: a.number, seq: seq)
     let ledger = bal.balance(normal: a.normalSide)
     let (diff, over) = b.amountMinor.subtractingReportingOverflow(ledger)
     return ReconBalanceCheck(

@@ -6,8 +6,11 @@ import TallyWorkload
 
 /// `tally-bench --dir DIR --recon-lines N --recon-entries M`: M entries on one bank account
 /// (untimed), then one CSV statement of N lines — half matched by reference, half by amount
-/// and date — imported and matched (timed: parse, dedupe, match, events, one commit).
-func reconBench(dir: String, lines: Int, entries: Int) {
+/// and date — imported and matched (timed: parse, plan against a snapshot, then the write
+/// groups of 1,000 lines and their matches, one sync at the end).
+/// With `statementOut`, only the ledger is built and the statement written there, for an
+/// import through tallyd (tools/bench-recon-stall.sh).
+func reconBench(dir: String, lines: Int, entries: Int, statementOut: String? = nil) {
   guard lines >= 2, entries >= lines else { die("--recon-entries must be ≥ --recon-lines ≥ 2") }
   let now = Workload.wallNanos()
   let day = Int32(now / 86_400_000_000_000)
@@ -49,6 +52,16 @@ func reconBench(dir: String, lines: Int, entries: Int) {
     csv += "\(date),\(date),\(amount),EUR,B\(j),,\(j % 2 == 0 ? "R\(k)" : ""),line \(j)\n"
   }
   let bytes = Array(csv.utf8)
+  if let statementOut {
+    guard let f = fopen(statementOut, "w"), fwrite(bytes, 1, bytes.count, f) == bytes.count,
+      fclose(f) == 0
+    else { die("cannot write \(statementOut)") }
+    do { try ledger.close() } catch { die("\(error)") }
+    print(
+      "recon: ledger with \(entries) entries on bank; statement of \(lines) lines in \(statementOut)"
+    )
+    return
+  }
   let start = Workload.monotonicNanos()
   var phases = [(String, Int64)]()
   var last = start
@@ -61,10 +74,10 @@ func reconBench(dir: String, lines: Int, entries: Int) {
       let name =
         switch phase {
         case .parsed: "parse"
-        case .itemsAppended: "items"
+        case .itemsAppended: "groups"
         case .candidatesRead(_, let all): all ? "all-candidates" : "candidates"
         case .matched: "match"
-        case .committed: "check+apply+commit"
+        case .committed: "sync"
         }
       phases.append((name, t - last))
       last = t

@@ -5,6 +5,8 @@
 //        tally-bench --dir DIR --power-loss-images N [--seed S] [--groups G]
 //        tally-bench --dir DIR --recovery-entries M [--accounts N] [--snapshot-tail T]
 //          (OS-crash recovery, verify; with a snapshot T entries before the end)
+//        tally-bench --dir DIR --recon-lines N --recon-entries M [--recon-statement-out F]
+//          (statement import; with F, only the ledger and the statement file F are made)
 import Dispatch
 import Glibc
 import TallyCore
@@ -25,7 +27,8 @@ func die(_ message: String) -> Never {
 if let lines = argument("--recon-lines").flatMap(Int.init),
   let entries = argument("--recon-entries").flatMap(Int.init), let dir = argument("--dir")
 {
-  reconBench(dir: dir, lines: lines, entries: entries)
+  reconBench(
+    dir: dir, lines: lines, entries: entries, statementOut: argument("--recon-statement-out"))
   exit(0)
 }
 

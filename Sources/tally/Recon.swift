@@ -101,20 +101,27 @@ struct ReconCommand: ParsableCommand {
       }
       if let online = try global.online() {
         defer { online.close() }
-        guard maps.isEmpty, encoding == nil, let account else {
-          throw usage(
-            "--map and --encoding are for an import on a data directory (--data); "
-              + "RECON.IMPORT takes one account's statement")
-        }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-          throw usage("\(file) is not UTF-8 text; RECON.IMPORT carries the statement as a string")
-        }
+        let routing = try routing()
+        // UTF-8 text travels as a JSON string; other bytes (an MT940 in Windows-1252) in
+        // base64, so the server reads the same bytes as an import on a data directory.
+        let statement: (String, JSONValue) =
+          String(validating: bytes, as: UTF8.self).map { ("statement", .string($0)) }
+          ?? ("statement_base64", .string(Base64.encode(bytes)))
         if isTerminal(2) { FileHandleOut.stderr("sending \(file) (\(bytes.count) bytes)…") }
         return try online.show(
           "RECON.IMPORT",
           body([
-            ("account", .string(account)), ("format", .string(format)),
-            ("statement", .string(text)), ("tolerance_days", jnum(toleranceDays)),
+            ("account", account.map { .string($0) }), ("format", .string(format)),
+            statement, ("tolerance_days", jnum(toleranceDays)),
+            (
+              "map",
+              routing.map.isEmpty
+                ? nil
+                : .object(
+                  JSONObject(
+                    routing.map.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+            ),
+            ("encoding", encoding.map { .string($0) }),
           ]))
       }
       let ledger = try global.open()
@@ -222,7 +229,7 @@ struct ReconCommand: ParsableCommand {
           all
             ? "a line is left for rule 3: read all \(n) open postings in the window"
             : "read \(n) candidate postings (named by a line or of a line's amount)"
-        case .matched(let n): "\(n) matches found; checking and committing…"
+        case .matched(let n): "\(n) matches found; appending in write groups…"
         case .committed: "committed"
         }
       FileHandleOut.stderr("  \(what) (\(ms) ms)")

@@ -135,12 +135,24 @@ let acceptedLines: [(String, Request)] = [
   (
     #"RECON.IMPORT {"account":"cash","format":"mt940","statement":":20:X\n"}"#,
     .reconImport(
-      account: "cash", format: .mt940, statement: Array(":20:X\n".utf8),
-      toleranceDays: Limits.reconToleranceDaysDefault)
+      ReconImportRequest(
+        account: "cash", format: .mt940, statement: Array(":20:X\n".utf8),
+        toleranceDays: Limits.reconToleranceDaysDefault))
   ),
   (
     #"RECON.IMPORT {"account":"cash","format":"camt053","statement":"<x/>","tolerance_days":0}"#,
-    .reconImport(account: "cash", format: .camt053, statement: Array("<x/>".utf8), toleranceDays: 0)
+    .reconImport(
+      ReconImportRequest(
+        account: "cash", format: .camt053, statement: Array("<x/>".utf8), toleranceDays: 0))
+  ),
+  (
+    #"RECON.IMPORT {"map":{"de89 3704":"bank"},"format":"mt940","statement_base64":"OjIwOuk=","#
+      + #""encoding":"iso-8859-1"}"#,
+    .reconImport(
+      ReconImportRequest(
+        account: nil, format: .mt940, statement: [0x3A, 0x32, 0x30, 0x3A, 0xE9],
+        toleranceDays: Limits.reconToleranceDaysDefault, map: ["DE893704": "bank"],
+        encoding: .iso88591))
   ),
   (#"RECON.STATUS {"account":"cash"}"#, .reconStatus(account: "cash")),
   (
@@ -367,11 +379,11 @@ struct RequestParserTests {
   func statementStringLimit() {
     let long = String(repeating: "booking_date,amount,currency\\n", count: 4000)  // ~120 KB
     let line = #"RECON.IMPORT {"account":"cash","format":"csv","statement":"\#(long)"}"#
-    guard case .success(.reconImport(_, _, let bytes, _)) = parse(line) else {
+    guard case .success(.reconImport(let r)) = parse(line) else {
       Issue.record("a 120 KB statement refused")
       return
     }
-    #expect(bytes.count == 4000 * 29)
+    #expect(r.statement.count == 4000 * 29)
     let name = String(repeating: "n", count: 70_000)
     guard case .failure(let e) = parse(#"PARTNER.CREATE {"id":"p","name":"\#(name)"}"#) else {
       Issue.record("a 70 KB name accepted")

@@ -31,7 +31,10 @@ enum Samples {
     .proofConsistency(from: 2, to: 8), .checkpointGet(size: nil),
     .checkpointList(after: 0, limit: 10), .stats,
     .partnerView(partner: "p1", after: nil, limit: 10, asOfSeq: nil),
-    .reconImport(account: "cash", format: .csv, statement: Array("x".utf8), toleranceDays: 2),
+    .reconImport(
+      ReconImportRequest(
+        account: "cash", format: .csv, statement: Array("x".utf8), toleranceDays: 2,
+        map: ["DE89": "cash"], encoding: .windows1252)),
     .reconStatus(account: "cash"),
     .reconItems(account: "cash", filter: .all, after: 0, limit: 10),
     .reconResolve(item: 1, reason: "r", entry: nil), .reconUnmatch(item: 1, reason: nil),
@@ -120,10 +123,7 @@ enum Samples {
       .partnerView(let p1, let a1, let l1, let s1), .partnerView(let p2, let a2, let l2, let s2)
     ):
       return p1 == p2 && a1 == a2 && l1 == l2 && s1 == s2
-    case (
-      .reconImport(let a1, let f1, let b1, let t1), .reconImport(let a2, let f2, let b2, let t2)
-    ):
-      return a1 == a2 && f1 == f2 && b1 == b2 && t1 == t2
+    case (.reconImport(let x), .reconImport(let y)): return x == y
     case (.reconStatus(let x), .reconStatus(let y)): return x == y
     case (.reconItems(let a1, let f1, let x1, let l1), .reconItems(let a2, let f2, let x2, let l2)):
       return a1 == a2 && f1 == f2 && x1 == x2 && l1 == l2
