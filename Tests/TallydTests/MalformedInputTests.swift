@@ -380,22 +380,23 @@ struct MalformedInputTests {
   }
 
   /// A client dribbling one byte at a time does not hold up others; its request is
-  /// answered once its line is complete.
+  /// answered once its line is complete. Each PING is answered before the next byte of the
+  /// slow line is sent: a server that waited for the slow line would never answer it (the
+  /// PING times out), whatever the machine's speed.
   @Test func slowLorisDoesNotBlockOtherClients() async throws {
     try await withFixture { server, admin in
       let slow = try await server.admin()
       let line = Array((entryLine("loris", debit: "alice", credit: "bob", amount: "6") + "\n").utf8)
-      var worst = 0.0
+      var pings = 0
       for (i, byte) in line.enumerated() {
         try await slow.send([byte])
-        if i % 10 == 0 {
-          let t0 = monotonicSeconds()
+        if i % 10 == 0 && i + 1 < line.count {
           #expect(try await admin.request("PING").isOK)
-          worst = max(worst, monotonicSeconds() - t0)
+          pings += 1
         }
         try await Task.sleep(for: .milliseconds(5))
       }
-      #expect(worst < 2, "another client waited \(worst)s")
+      #expect(pings >= line.count / 10, "others were answered while the slow line was open")
       let r = try await slow.readReply()
       #expect(r.isOK && r.body["id"] as? String == "loris", "\(r)")
       #expect(try await admin.balance("bob").balance == "6")

@@ -58,18 +58,21 @@ struct ReconImportGroupTests {
 
   @Test func sigkillMidImportLeavesAllOrNothingAndARetryChangesNothing() async throws {
     try await withFixture(Self.flags) { server, admin in
+      // Generous waits: a debug build under the parallel suite can take seconds per answer
+      // while a 60k-line import is planned and applied (and resumed after the restart).
+      let patience = 300.0
       let lines = 60_000
       let statement = largeStatement(lines, day: todayUTC())
-      let before = try await admin.ok("LOG.HEAD").int("seq")
+      let before = try await admin.ok("LOG.HEAD", timeout: patience).int("seq")
       let importer = try await server.admin()
       try await importer.send(importLine("cash", statement) + "\n")
       // Kill once the import's groups have begun to land (or after a bound, wherever it is).
       let deadline = monotonicSeconds() + 60
       while monotonicSeconds() < deadline {
-        if try await admin.ok("LOG.HEAD").int("seq") > before + 3 { break }
+        if try await admin.ok("LOG.HEAD", timeout: patience).int("seq") > before + 3 { break }
         try await Task.sleep(nanoseconds: 2_000_000)
       }
-      let midway = try await admin.ok("LOG.HEAD").int("seq")
+      let midway = try await admin.ok("LOG.HEAD", timeout: patience).int("seq")
       _ = try await server.kill()
       importer.close()
       admin.close()
@@ -77,23 +80,25 @@ struct ReconImportGroupTests {
       try await server.restart()
       let after = try await server.admin()
       defer { after.close() }
-      let counts = try await reconCounts(after, "cash")
+      let counts = try await reconCounts(after, "cash", timeout: patience)
       let items = counts["unmatched", default: 0] + counts["matched", default: 0]
       print("import killed at seq \(midway) (before: \(before)); after restart: \(counts)")
       #expect(items == 0 || items == lines, "a part of the import is visible: \(counts)")
-      let head = try await after.ok("LOG.HEAD").int("seq")
+      let head = try await after.ok("LOG.HEAD", timeout: patience).int("seq")
 
       // Retried: every line already in, or all of them new; either way once. (A debug build
       // on a loaded machine may take longer than a reply's default wait to plan it.)
       func importAgain() async throws -> Reply {
-        let r = try await after.request(importLine("cash", statement), timeout: 300)
+        let r = try await after.request(importLine("cash", statement), timeout: patience)
         #expect(r.isOK, "\(r)")
         return r
       }
       let retry = try await importAgain()
       if items == lines {
         #expect(try retry.int("new") == 0 && retry.int("duplicate") == lines, "\(retry)")
-        #expect(try await after.ok("LOG.HEAD").int("seq") == head, "a retry appended events")
+        #expect(
+          try await after.ok("LOG.HEAD", timeout: patience).int("seq") == head,
+          "a retry appended events")
       } else {
         #expect(try retry.int("new") == lines, "\(retry)")
       }

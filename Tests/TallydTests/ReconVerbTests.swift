@@ -27,8 +27,10 @@ func importLine(
 }
 
 /// The counts of `RECON.STATUS`, by state name.
-func reconCounts(_ c: LineConn, _ account: String) async throws -> [String: Int] {
-  let r = try await c.ok("RECON.STATUS {\"account\":\"\(account)\"}")
+func reconCounts(_ c: LineConn, _ account: String, timeout: Double = LineConn.defaultTimeout)
+  async throws -> [String: Int]
+{
+  let r = try await c.ok("RECON.STATUS {\"account\":\"\(account)\"}", timeout: timeout)
   var out = [String: Int]()
   for (k, v) in try r.obj("counts") { out[k] = try jsonInt(v, k) }
   return out

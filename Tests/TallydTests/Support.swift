@@ -741,10 +741,11 @@ struct LedgerState: Equatable, CustomStringConvertible {
 extension LineConn {
   /// Sends `line`, requires `OK`, returns the reply.
   @discardableResult
-  func ok(_ line: String, sourceLocation: SourceLocation = #_sourceLocation) async throws
-    -> Reply
-  {
-    let r = try await request(line)
+  func ok(
+    _ line: String, timeout: Double = LineConn.defaultTimeout,
+    sourceLocation: SourceLocation = #_sourceLocation
+  ) async throws -> Reply {
+    let r = try await request(line, timeout: timeout)
     try #require(
       r.isOK, "expected OK for \(line.prefix(300)): \(r.raw)",
       sourceLocation: sourceLocation)
