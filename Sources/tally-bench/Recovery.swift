@@ -21,7 +21,8 @@ func powerLossBench(dir: String, images: Int, seed: UInt64, groups: Int) {
   print(
     #"{"seed":\#(report.seed),"operations":\#(report.operations),"images":\#(report.images),"#
       + #""before_init":\#(report.beforeInit),"with_newer_data_mdb":\#(report.withFutureData),"#
-      + #""torn_tails":\#(report.tornTails),"acknowledged_checked":\#(report.acknowledgedChecked),"#
+      + #""torn_tails":\#(report.tornTails),"restored_snapshots":\#(report.restoredSnapshots),"#
+      + #""rebuilt":\#(report.rebuilt),"acknowledged_checked":\#(report.acknowledgedChecked),"#
       + #""failures":\#(report.failures.count),"seconds":\#(Int(seconds))}"#)
   for f in report.failures { _ = "  \(f)\n".withCString { write(2, $0, strlen($0)) } }
   exit(report.failures.isEmpty ? 0 : 1)
