@@ -416,10 +416,6 @@ final class Writer: Sendable {
       try ledger.importStep(run, now: Self.now())
       stats.groups.add(1, ordering: .relaxed)
       if !run.finished {
-        // The group is committed: the syncer makes it durable meanwhile. Every committed
-        // group must reach the syncer (or be synced here): readers wait for durability
-        // holding the read gate, and the next step may need the gate to grow the map.
-        syncs.push {}
         queue.requeue(job)
         return
       }

@@ -380,6 +380,10 @@ public final class Ledger {
   }
 
   func grow() throws(StoreError) {
+    // Readers wait for their snapshot to be durable while holding the gate taken below: make
+    // everything written durable first, or a group committed without a sync (an import's
+    // write group, left for a later sync) would hold them, and them this, forever.
+    try journal?.sync()
     let (map, _) = env.info
     // mdb_env_set_mapsize requires that no transaction is active in this process: wait
     // for in-flight reads on other threads to finish, and hold new ones off meanwhile.

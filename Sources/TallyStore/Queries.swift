@@ -54,8 +54,7 @@ public final class LedgerReader: @unchecked Sendable {
 
   /// Runs `body` in a read-only transaction. `waitDurable: false` is for the writer thread
   /// only, which answers nothing before the next sync anyway. The wait holds the read gate,
-  /// which map growth takes exclusively: a writer that commits a group without syncing it
-  /// must hand it to a thread that syncs without the gate (tallyd's syncer).
+  /// which map growth takes exclusively: `Ledger.grow` therefore syncs the journal first.
   func read<R>(waitDurable: Bool = true, _ body: (Txn) throws -> R) throws(StoreError) -> R {
     try gate.shared { () throws(StoreError) in
       let raw = try env.begin(readOnly: true)
