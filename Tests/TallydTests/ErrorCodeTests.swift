@@ -582,10 +582,11 @@ struct ErrorCodeTests {
       let admin = try await server.admin()
       try await buildFixture(admin)
       // Alternate writes and reads: each read waits for the write before it, so most of the
-      // pipeline is still waiting when the signal lands. 300 pairs (more than the server
-      // holds in flight per connection) so that a fast machine cannot run them all first.
+      // pipeline is still waiting when the signal lands. 3,000 pairs (far more than the
+      // server holds in flight per connection, and half a second or more of work even for a
+      // fast server) so that it cannot run them all before the signal.
       var text = ""
-      for i in 0..<300 {
+      for i in 0..<3000 {
         text += entryLine("sd\(i)", debit: "cash", credit: "bob", amount: "1") + "\n"
         text += "BALANCE.GET {\"account\":\"bob\"}\n"
       }
