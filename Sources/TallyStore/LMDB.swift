@@ -74,11 +74,15 @@ final class Environment {
       // not LMDB, makes a write durable.
       // A writer maps the file writable (MDB_WRITEMAP): a commit changes pages in place
       // instead of copying each dirty page through pwrite. It is unsafe only across an OS
-      // crash, after which the projections are rebuilt from the journal anyway
+      // crash, after which the projections are restored or rebuilt from the journal anyway
       // (docs/FORMAT.md, "Crashes and recovery"); a process crash leaves the page cache, and
-      // so the last committed state, intact.
+      // so the last committed state, intact. It also turns readahead off (MDB_NORDAHEAD):
+      // a write batch touches pages all over the map, and each fault on a new page would
+      // otherwise read (zero) a large block around it (+7 % at batch 10,000, +9 % batched
+      // over the socket, alternating runs).
       let flags =
-        UInt32(MDB_NOTLS) | (readOnly ? UInt32(MDB_RDONLY) : UInt32(MDB_WRITEMAP))
+        UInt32(MDB_NOTLS)
+        | (readOnly ? UInt32(MDB_RDONLY) : UInt32(MDB_WRITEMAP) | UInt32(MDB_NORDAHEAD))
         | (noSubdirNoLock ? UInt32(MDB_NOSUBDIR) | UInt32(MDB_NOLOCK) : 0)
       try check(mdb_env_open(env, path, flags, 0o640), "env_open \(path)")
       // Readers left behind by crashed processes pin old pages; clear them.
