@@ -23,12 +23,16 @@
  *              conversion to the file system journal.
  *   append     a fresh empty file that grows with every append (size change + allocation
  *              on every sync); stops after MAX_BYTES.
+ *   dsync      (not in the default) as prealloc, but the file is reopened with O_DSYNC and
+ *              each pwrite returns once durable: no fdatasync call.
+ *   direct     (not in the default) as dsync, plus O_DIRECT (no page cache); sizes must be
+ *              whole 4 KiB blocks (others are skipped with a note).
  *
  * Output (stdout): '#' comment lines, then one tab-separated line per mode and size:
  *   mode size_bytes appends seconds appends_per_s MB_per_s entries256_per_s
  *   p50_us p99_us max_us file_bytes wraps
  * MB is 10^6 bytes; entries256_per_s = bytes per second / 256 (the rate in 256-byte
- * entries); latencies are per append (pwrite + fdatasync). The probe files are
+ * entries); latencies are per append (pwrite + fdatasync, or the O_DSYNC pwrite). The probe files are
  * DIR/diskprobe-<pid>.<mode>.<size> and are removed afterwards.
  *
  * Exit status: 0 ok, 2 usage, 1 I/O error.
@@ -105,8 +109,9 @@ static const char *fs_name(long type) {
   }
 }
 
-enum mode { PREALLOC, FALLOCATE, APPEND };
-static const char *mode_names[] = {"prealloc", "fallocate", "append"};
+enum mode { PREALLOC, FALLOCATE, APPEND, DSYNC, DIRECT };
+#define MODES 5
+static const char *mode_names[] = {"prealloc", "fallocate", "append", "dsync", "direct"};
 
 static void run(enum mode mode, long long size, char *buf, uint64_t *lat) {
   snprintf(path, sizeof path, "%s/diskprobe-%d.%s.%lld", dir, (int)getpid(), mode_names[mode],
@@ -117,7 +122,15 @@ static void run(enum mode mode, long long size, char *buf, uint64_t *lat) {
   /* The largest file this run can need; the prealloc and fallocate files are no larger. */
   long long need = size * (long long)appends_max;
   long long file_bytes = 0, limit = 0; /* limit: bytes before wrap (prealloc) or stop */
-  if (mode == PREALLOC) {
+  if (mode == DIRECT && size % 4096 != 0) {
+    printf("# direct needs sizes in whole 4 KiB blocks; skipped for %lld\n", size);
+    close(fd);
+    unlink(path);
+    path[0] = 0;
+    return;
+  }
+  int prefilled = mode == PREALLOC || mode == DSYNC || mode == DIRECT;
+  if (prefilled) {
     long long cap = prealloc_bytes < need ? prealloc_bytes : need;
     file_bytes = cap / size * size;
     if (file_bytes < size) file_bytes = size;
@@ -154,6 +167,15 @@ static void run(enum mode mode, long long size, char *buf, uint64_t *lat) {
   /* Make the new directory entry durable too, so the first timed sync does not pay for it. */
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) { fsync(dfd); close(dfd); }
+  /* dsync and direct: the prefilled file reopened so that each pwrite returns once durable
+     (O_DSYNC; direct adds O_DIRECT, bypassing the page cache), with no fdatasync call. */
+  int sync_each = 1;
+  if (mode == DSYNC || mode == DIRECT) {
+    close(fd);
+    fd = open(path, O_WRONLY | O_CLOEXEC | O_DSYNC | (mode == DIRECT ? O_DIRECT : 0));
+    if (fd < 0) die("open (O_DSYNC)");
+    sync_each = 0;
+  }
 
   long appends = 0, wraps = 0;
   long long off = 0;
@@ -161,20 +183,20 @@ static void run(enum mode mode, long long size, char *buf, uint64_t *lat) {
   uint64_t t0 = now_ns(), t = t0;
   while (appends < appends_max && t - t0 < deadline_ns) {
     if (off + size > limit) {
-      if (mode != PREALLOC) break;
+      if (!prefilled) break;
       off = 0;
       wraps++;
     }
     buf[0] = (char)appends; /* every record differs a little */
     pwrite_all(fd, buf, (size_t)size, (off_t)off);
-    if (fdatasync(fd) != 0) die("fdatasync");
+    if (sync_each && fdatasync(fd) != 0) die("fdatasync");
     uint64_t t1 = now_ns();
     lat[appends++] = t1 - t;
     t = t1;
     off += size;
   }
   double secs = (double)(t - t0) / 1e9;
-  if (mode != PREALLOC) {
+  if (!prefilled) {
     struct stat st;
     if (fstat(fd, &st) == 0) file_bytes = st.st_size;
   }
@@ -197,12 +219,12 @@ static void run(enum mode mode, long long size, char *buf, uint64_t *lat) {
 static void usage(void) {
   fprintf(stderr,
           "usage: diskprobe [-s SECONDS] [-n MAX_APPENDS] [-c PREALLOC_BYTES] [-b MAX_BYTES]\n"
-          "                 [-m prealloc,fallocate,append] DIR SIZE...\n");
+          "                 [-m prealloc,fallocate,append,dsync,direct] DIR SIZE...\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
-  int modes[3] = {1, 1, 1};
+  int modes[MODES] = {1, 1, 1, 0, 0};
   int opt;
   while ((opt = getopt(argc, argv, "s:n:c:b:m:")) != -1) {
     switch (opt) {
@@ -214,7 +236,9 @@ int main(int argc, char **argv) {
       modes[0] = strstr(optarg, "prealloc") != NULL;
       modes[1] = strstr(optarg, "fallocate") != NULL;
       modes[2] = strstr(optarg, "append") != NULL;
-      if (!modes[0] && !modes[1] && !modes[2]) usage();
+      modes[3] = strstr(optarg, "dsync") != NULL;
+      modes[4] = strstr(optarg, "direct") != NULL;
+      if (!modes[0] && !modes[1] && !modes[2] && !modes[3] && !modes[4]) usage();
       break;
     default: usage();
     }
@@ -249,7 +273,7 @@ int main(int argc, char **argv) {
   printf("mode\tsize_bytes\tappends\tseconds\tappends_per_s\tMB_per_s\tentries256_per_s\t"
          "p50_us\tp99_us\tmax_us\tfile_bytes\twraps\n");
   fflush(stdout);
-  for (int m = 0; m < 3; m++) {
+  for (int m = 0; m < MODES; m++) {
     if (!modes[m]) continue;
     for (int i = 0; i < nsizes; i++) run((enum mode)m, sizes[i], buf, lat);
   }
