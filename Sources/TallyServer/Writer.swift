@@ -127,8 +127,8 @@ final class WriteQueue: @unchecked Sendable {
     // sleeping thread is woken on a busy or virtual machine: poll (yielding the core) for a
     // bounded 300 µs before sleeping.
     if queued.load(ordering: .acquiring) == 0 {
-      let until = Self.monotonic() + Self.spinNanos
-      while queued.load(ordering: .acquiring) == 0 && Self.monotonic() < until { sched_yield() }
+      let until = monotonicNanos() + Self.spinNanos
+      while queued.load(ordering: .acquiring) == 0 && monotonicNanos() < until { sched_yield() }
     }
     pthread_mutex_lock(&mutex)
     while jobs.count == head && !closed { pthread_cond_wait(&notEmpty, &mutex) }
@@ -159,12 +159,6 @@ final class WriteQueue: @unchecked Sendable {
     pthread_mutex_unlock(&mutex)
     for w in wake { w() }
     return out
-  }
-
-  static func monotonic() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
   }
 
   func close() {

@@ -16,6 +16,31 @@ public struct ReconRouting: Equatable, Sendable {
     self.account = account
     self.map = map
   }
+
+  /// Names longer than any the ledger or a statement can hold, refused before anything is
+  /// planned or recorded (an intent stores each as a length-prefixed string).
+  var rejection: Rejection? {
+    if let a = account, a.utf8.count > Limits.accountNameBytesMax {
+      return Rejection(
+        .invalidField, "account is longer than \(Limits.accountNameBytesMax) bytes",
+        ["field": "account"])
+    }
+    if map.count > Limits.reconStatementsPerImportMax {
+      return Rejection(
+        .invalidField, "map has more than \(Limits.reconStatementsPerImportMax) members",
+        ["field": "map"])
+    }
+    for (id, a) in map
+    where id.isEmpty || id.utf8.count > Limits.reconReferenceBytesMax
+      || a.utf8.count > Limits.accountNameBytesMax
+    {
+      return Rejection(
+        .invalidField,
+        "map takes identifiers of 1…\(Limits.reconReferenceBytesMax) bytes and account names "
+          + "of at most \(Limits.accountNameBytesMax)", ["field": "map"])
+    }
+    return nil
+  }
 }
 
 extension Ledger {

@@ -69,11 +69,14 @@ public struct ReconIntent: Equatable, Sendable {
         let account = try r.optionalStr("account")
         var map = [String: String]()
         for _ in 0..<(try r.u32("map count")) { map[try r.str("id")] = try r.str("account") }
-        let n = Int(try r.u64("input size"))
-        guard r.remaining == n else { return nil }
+        var encoding: ReconTextEncoding?
+        if e != 255 {
+          guard let known = ReconTextEncoding(rawValue: e) else { return nil }
+          encoding = known
+        }
+        guard let n = Int(exactly: try r.u64("input size")), r.remaining == n else { return nil }
         return ReconIntent(
-          afterSeq: after, format: format,
-          encoding: e == 255 ? nil : ReconTextEncoding(rawValue: e), toleranceDays: tolerance,
+          afterSeq: after, format: format, encoding: encoding, toleranceDays: tolerance,
           routing: ReconRouting(account: account, map: map), bytes: Array(body.suffix(n)))
       } catch {
         return nil
@@ -130,15 +133,23 @@ public struct ReconIntents: Sendable {
     try files.syncDirectory(directory)
   }
 
-  /// The intents left by interrupted imports, oldest name first (torn ones removed).
+  /// The intents left by interrupted imports, oldest name first. A `.tmp` file is a write
+  /// cut short before its rename (its import had not begun): removed. A file under an
+  /// intent's name was synced before it got that name, so one that does not decode is
+  /// damage, and an interrupted import must not be dropped silently: `CORRUPT`, naming it.
   func pending() throws(StoreError) -> [(name: String, intent: ReconIntent)] {
     var out = [(String, ReconIntent)]()
     for name in try directoryNames(directory) ?? [] {
       let path = directory + "/" + name
-      guard name.hasSuffix(".intent"), let intent = ReconIntent.decode(try readWholeFile(path))
-      else {
+      guard name.hasSuffix(".intent") else {
         try files.unlink(path)
         continue
+      }
+      guard let intent = ReconIntent.decode(try readWholeFile(path)) else {
+        throw .corrupt(
+          "\(path) is not a whole import intent (length, magic or checksum): an import may "
+            + "have been interrupted; restore the file from a backup, or move it away to open "
+            + "the directory without finishing that import")
       }
       out.append((name, intent))
     }

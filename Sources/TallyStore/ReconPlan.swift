@@ -53,6 +53,7 @@ extension LedgerReader {
           .invalidField, "tolerance_days must be 0…\(Limits.reconToleranceDaysMax)",
           ["field": "tolerance_days"]))
     }
+    if let r = routing.rejection { return .failure(r) }
     let (routed, skipped) = try route(statements, routing)
     var report = ReconImportReport(
       account: routing.account ?? routed.first?.1 ?? "", format: format,

@@ -199,11 +199,7 @@ extension Ledger {
       try removeSnapshotDir(dir + "/" + name)
     }
     try files.syncDirectory(dir)
-    snapshotProgress.withLock {
-      $0.bytes -= min($0.bytes, appendedBefore)
-      $0.count += 1
-      $0.lastSeq = head.seq
-    }
+    snapshotProgress.withLock { $0.bytes -= min($0.bytes, appendedBefore) }
     return info
   }
 
@@ -348,11 +344,10 @@ extension Ledger {
 struct SnapshotProgress {
   var bytes = 0
   var lastNanos: Int64
-  var count = 0
-  var lastSeq: UInt64 = 0
 }
 
-func monotonicNanos() -> Int64 {
+/// Nanoseconds of CLOCK_MONOTONIC (intervals only).
+public func monotonicNanos() -> Int64 {
   var ts = timespec()
   clock_gettime(CLOCK_MONOTONIC, &ts)
   return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)

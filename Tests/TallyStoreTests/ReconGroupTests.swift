@@ -1,3 +1,4 @@
+import Glibc
 import TallyCore
 import TallyReconcile
 import TallyTestSupport
@@ -117,7 +118,69 @@ import Testing
     }
   }
 
-  @Test func aTornIntentIsDiscardedAndAnIntactOneRoundTrips() throws {
+  @Test func namesTooLongForAnIntentAreRefusedBeforeAnythingIsPlanned() throws {
+    try withLedger { l in
+      try ReconStoreTests.setUp(l)
+      let head = l.head
+      let text = Array(Self.large(10).utf8)
+      let long = String(repeating: "X", count: 70_000)
+      for routing in [
+        ReconRouting(account: "bank", map: [long: "bank"]),
+        ReconRouting(account: "bank", map: ["DE89": long]),
+        ReconRouting(account: "bank", map: ["": "bank"]),
+        ReconRouting(account: long),
+      ] {
+        let r = try l.importStatements(text, format: .csv, routing: routing, now: t0 + oneSecond)
+        guard case .failure(let rej) = r else {
+          Issue.record("accepted: \(r)")
+          continue
+        }
+        #expect(rej.code == .invalidField, "\(rej)")
+        #expect(l.head == head)
+        #expect(try directoryNames(l.path + "/recon-intents")?.isEmpty ?? true)
+      }
+    }
+  }
+
+  @Test func aDamagedIntentStopsTheOpenAndATmpOneIsRemoved() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let head: LogHead
+      do {
+        let l = try Ledger.create(at: path, now: t0)
+        head = l.head
+        try l.close()
+      }
+      let intents = path + "/recon-intents"
+      #expect(mkdir(intents, 0o750) == 0)
+      let intent = ReconIntent(
+        afterSeq: 1, format: .csv, encoding: nil, toleranceDays: 3,
+        routing: ReconRouting(account: "bank"), bytes: Array("x".utf8))
+      // A write cut short before its rename: removed, the open goes on.
+      try writeScratchFile(
+        intents + "/00000000000000aa.intent.tmp", Array(intent.encoded().prefix(9)))
+      do {
+        let l = try Ledger(path: path)
+        #expect(l.head == head)
+        try l.close()
+      }
+      #expect(!fileExists(intents + "/00000000000000aa.intent.tmp"))
+      // Damage under an intent's own name: the open refuses, names it, changes nothing.
+      var damaged = intent.encoded()
+      damaged[12] ^= 0x40
+      try writeScratchFile(intents + "/00000000000000bb.intent", damaged)
+      #expect {
+        _ = try Ledger(path: path)
+      } throws: { e in
+        guard case StoreError.corrupt(let m) = e else { return false }
+        return m.contains("00000000000000bb.intent")
+      }
+      #expect(fileExists(intents + "/00000000000000bb.intent"))
+      #expect(try Ledger(path: path, mode: .readOnly).head == head)
+    }
+  }
+
+  @Test func aTornIntentIsRefusedAndAnIntactOneRoundTrips() throws {
     let intent = ReconIntent(
       afterSeq: 42, format: .mt940, encoding: .windows1252, toleranceDays: 3,
       routing: ReconRouting(account: "bank", map: ["DE89": "other"]), bytes: [0x3A, 0xE9, 0x0A])
