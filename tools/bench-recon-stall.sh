@@ -39,7 +39,10 @@ stop_tallyd() {
     kill -0 "$tallyd_pid" 2>/dev/null || break
     sleep 0.1
   done
-  kill -KILL "$tallyd_pid" 2>/dev/null || true
+  if kill -0 "$tallyd_pid" 2>/dev/null; then
+    echo "tallyd did not stop within 20 s of SIGTERM; killing it" | tee -a "$out/summary.txt" >&2
+    kill -KILL "$tallyd_pid" 2>/dev/null || true
+  fi
   wait "$tallyd_pid" 2>/dev/null || true
   tallyd_pid=""
 }
