@@ -108,6 +108,28 @@ struct GoldenVectorTests {
     Event(
       seq: 15, timestampNanos: t0 + 12000,
       body: .reconUnmatched(ReconUnmatched(item: 1, reason: "wrong entry", by: "ops"))),
+    // Version 2: a camt.054 notification read as windows-1252, one line booked in USD.
+    Event(
+      seq: 16, timestampNanos: t0 + 13000,
+      body: .reconImported(
+        ReconImported(
+          account: "cash",
+          header: ReconStatementHeader(
+            format: .camt054, statementId: "NTFCTN-7", statementAccount: nil, currency: "EUR",
+            opening: nil, closing: nil, periodFromDays: day("2025-11-26"),
+            periodToDays: day("2025-11-26"), linesRead: 2, duplicates: 0,
+            textEncoding: .windows1252),
+          part: 0, parts: 1,
+          lines: [
+            ReconLine(
+              identity: "|BR-9||2025-11-26||credit|700|EUR|1", source: "Ntfctn/Ntry[1]",
+              amountMinor: 700, direction: .credit, bookingDateDays: day("2025-11-26"),
+              bankReference: "BR-9", remittance: "Café Müller"),
+            ReconLine(
+              identity: "|BR-10||2025-11-26||debit|1200|USD|1", source: "Ntfctn/Ntry[2]",
+              amountMinor: 1200, currency: "USD", direction: .debit,
+              bookingDateDays: day("2025-11-26"), bankReference: "BR-10"),
+          ]))),
   ]
 
   /// (seq, event bytes, leaf hash, chain hash), hex.
@@ -195,6 +217,12 @@ struct GoldenVectorTests {
       "010d000000000000000f187b16d8ed8f2ee0000000000000000101000b77726f6e6720656e74727900036f7073",
       "bced89a4f8a497b6a300d155d6575970163d2727caefc7a77534de9ea82b6371",
       "d27407f7aa5f01a6633dad0cae531241b8a69e07f667d1287dd77df583bb043e"
+    ),
+    (
+      16,
+      "020a0000000000000010187b16d8ed8f32c8000463617368030100084e544643544e2d37000003455552000000004fc200004fc20000000200000000020000000000000001000200237c42522d397c7c323032352d31312d32367c7c6372656469747c3730307c4555527c31000e4e746663746e2f4e7472795b315d000000000000000000000000000002bc0100004fc20001000442522d39000001000d436166c3a9204dc3bc6c6c65720000247c42522d31307c7c323032352d31312d32367c7c64656269747c313230307c5553447c31000e4e746663746e2f4e7472795b325d000000000000000000000000000004b00000004fc20001000542522d3130000000010003555344",
+      "f3dcf930cb33ca13cb83daf422cb38962b433acf32027ce3cb6da2bbe738afcc",
+      "1aa0017ed57ee962da3e1ad0ef0ca2ab5dd4cad0e7751500e77e0fb3c6377cee"
     ),
   ]
 

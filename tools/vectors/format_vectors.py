@@ -17,7 +17,8 @@ TYPES = {
     "hold_expired": 9, "recon_imported": 10, "recon_matched": 11, "recon_resolved": 12,
     "recon_unmatched": 13,
 }
-FORMATS = {"csv": 0, "camt053": 1, "mt940": 2}
+FORMATS = {"csv": 0, "camt053": 1, "mt940": 2, "camt054": 3}
+ENCODINGS = {"utf-8": 0, "iso-8859-1": 1, "windows-1252": 2}
 RULES = {"reference": 1, "amount_date": 2, "sum": 3}
 STATES = {"matched": 1, "discrepancy": 2}
 
@@ -54,8 +55,12 @@ def statement_header(h):
     out = bytes([FORMATS[h["format"]]]) + opt_s(h.get("statement_id"))
     out += opt_s(h.get("statement_account")) + s(h["currency"])
     out += balance(h.get("opening")) + balance(h.get("closing"))
-    return out + struct.pack(">iiII", days(h["from"]), days(h["to"]), h["lines_read"],
-                             h["duplicates"])
+    out += struct.pack(">iiII", days(h["from"]), days(h["to"]), h["lines_read"],
+                       h["duplicates"])
+    # Version 2 of recon_imported: the text encoding after duplicates.
+    if "text_encoding" in h:
+        out += bytes([ENCODINGS[h["text_encoding"]]])
+    return out
 
 
 def statement_line(l):
@@ -91,7 +96,9 @@ def legs(ls):
 
 
 def encode(ev):
-    out = bytes([1, TYPES[ev["type"]]]) + struct.pack(">Qq", ev["seq"], ev["ts"])
+    # Version 2 only for a recon_imported whose header records its text encoding.
+    v2 = ev["type"] == "recon_imported" and "text_encoding" in ev["header"]
+    out = bytes([2 if v2 else 1, TYPES[ev["type"]]]) + struct.pack(">Qq", ev["seq"], ev["ts"])
     t = ev["type"]
     if t == "partner_created":
         out += s(ev["id"]) + s(ev["name"]) + metadata(ev.get("metadata", {}))
@@ -123,7 +130,10 @@ def encode(ev):
     elif t == "recon_imported":
         out += s(ev["account"]) + statement_header(ev["header"])
         out += struct.pack(">IIH", ev["part"], ev["parts"], len(ev["lines"]))
-        out += b"".join(statement_line(l) for l in ev["lines"])
+        for l in ev["lines"]:
+            out += statement_line(l)
+            if v2:  # opt<str> currency: absent when the statement's own
+                out += opt_s(l.get("currency"))
     elif t == "recon_matched":
         out += s(ev["account"]) + struct.pack(">H", len(ev["matches"]))
         out += b"".join(match(m) for m in ev["matches"])
@@ -183,6 +193,21 @@ EVENTS = [
      "reason": "bank fee withheld", "by": "ops", "entry": "e-fee-1"},
     {"type": "recon_unmatched", "seq": 15, "ts": T0 + 12000, "item": 1,
      "reason": "wrong entry", "by": "ops"},
+    # Version 2: a camt.054 notification for cash read as windows-1252, no balances; one line
+    # in EUR (items 3), one booked in USD (item 4).
+    {"type": "recon_imported", "seq": 16, "ts": T0 + 13000, "account": "cash",
+     "header": {"format": "camt054", "statement_id": "NTFCTN-7", "currency": "EUR",
+                "from": "2025-11-26", "to": "2025-11-26", "lines_read": 2, "duplicates": 0,
+                "text_encoding": "windows-1252"},
+     "part": 0, "parts": 1,
+     "lines": [
+         {"identity": "|BR-9||2025-11-26||credit|700|EUR|1", "source": "Ntfctn/Ntry[1]",
+          "amount": 700, "direction": "credit", "booking": "2025-11-26", "bank_ref": "BR-9",
+          "remittance": "Caf\u00e9 M\u00fcller"},
+         {"identity": "|BR-10||2025-11-26||debit|1200|USD|1", "source": "Ntfctn/Ntry[2]",
+          "amount": 1200, "direction": "debit", "booking": "2025-11-26", "bank_ref": "BR-10",
+          "currency": "USD"},
+     ]},
 ]
 
 
