@@ -77,6 +77,7 @@ let package = Package(
         "TallyClient", "TallyProtocol",
         .product(name: "Histogram", package: "hdrhistogram-swift"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "NIOCore", package: "swift-nio"),
       ],
       swiftSettings: strict),
     .executableTarget(

@@ -1,4 +1,5 @@
 import Histogram
+import NIOCore
 import Synchronization
 import TallyClient
 
@@ -143,11 +144,17 @@ func runWorker(
       if intended >= timeline.end { break }
       var now = clock.now
       if intended > now {
+        // A timer of the connection's own event loop (epoll's timeout), resumed on that
+        // loop: `Task.sleep` would wake through a timer thread of the global executor and
+        // hop back, which costs the generator a core-share and ms of its own lateness on a
+        // 2-core machine shared with the server under test.
+        let wait = client.eventLoop.scheduleTask(in: .nanoseconds(nanos(intended - now))) {}
         do {
-          try await Task.sleep(until: intended, clock: clock)
+          try await wait.futureResult.get()
         } catch {
           break
         }
+        if Task.isCancelled { break }
         now = clock.now
       }
       let behind = nanos(now - intended)
