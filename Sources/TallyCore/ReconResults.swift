@@ -97,19 +97,24 @@ public struct ReconSkippedStatement: Equatable, Sendable {
 /// missing between them, or one was altered).
 public struct ReconStatementGap: Equatable, Sendable {
   public var account: String
-  /// Indexes (1-based, in the input) of the two statements.
+  /// Indexes (1-based, in the input) of the two statements; `fromStatement` is 0 when the
+  /// first of them was imported before (`fromImportSeq`).
   public var fromStatement: Int
   public var toStatement: Int
+  /// The `recon_imported` event of the statement imported before this input that the gap
+  /// follows (nil: both statements are in this input).
+  public var fromImportSeq: UInt64?
   public var closing: ReconBalance
   public var opening: ReconBalance
   /// Opening of the next minus closing of the first.
   public var differenceMinor: Int128
 
   public init(
-    account: String, fromStatement: Int, toStatement: Int, closing: ReconBalance,
-    opening: ReconBalance, differenceMinor: Int128
+    account: String, fromStatement: Int, toStatement: Int, fromImportSeq: UInt64? = nil,
+    closing: ReconBalance, opening: ReconBalance, differenceMinor: Int128
   ) {
     self.account = account
+    self.fromImportSeq = fromImportSeq
     self.fromStatement = fromStatement
     self.toStatement = toStatement
     self.closing = closing

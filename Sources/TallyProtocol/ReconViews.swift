@@ -83,7 +83,8 @@ extension Views {
   static func reconGap(_ g: ReconStatementGap) -> JSONObject {
     JSONObject([
       ("account", s(g.account)), ("from_statement", n(g.fromStatement)),
-      ("to_statement", n(g.toStatement)), ("closing", reconBalance(g.closing)),
+      ("to_statement", n(g.toStatement)),
+      ("from_import_seq", g.fromImportSeq.map(n) ?? .null), ("closing", reconBalance(g.closing)),
       ("opening", reconBalance(g.opening)), ("difference", amount(g.differenceMinor)),
     ])
   }

@@ -170,13 +170,50 @@ extension Ledger {
       guard let p = previous[st.account], let closing = specs[p].header.closing,
         let opening = st.header.opening, closing.amountMinor != opening.amountMinor
       else { continue }
-      let (d, o) = opening.amountMinor.subtractingReportingOverflow(closing.amountMinor)
       out.append(
-        ReconStatementGap(
-          account: st.account, fromStatement: reports[p].index, toStatement: reports[k].index,
-          closing: closing, opening: opening, differenceMinor: o ? .max : d))
+        gap(st.account, from: reports[p].index, to: reports[k].index, closing, opening))
     }
     return out
+  }
+
+  static func gap(
+    _ account: String, from: Int, to: Int, fromImportSeq: UInt64? = nil,
+    _ closing: ReconBalance, _ opening: ReconBalance
+  ) -> ReconStatementGap {
+    let (d, o) = opening.amountMinor.subtractingReportingOverflow(closing.amountMinor)
+    return ReconStatementGap(
+      account: account, fromStatement: from, toStatement: to, fromImportSeq: fromImportSeq,
+      closing: closing, opening: opening, differenceMinor: o ? .max : d)
+  }
+
+  /// Gaps between the statement imported last on an account (before this input) and the
+  /// input's first statement of that account: when the new one starts on or after the day of
+  /// that one's closing balance (a later statement, not a backfill) and is not the same
+  /// statement again, its opening must be that closing. `before` bounds the imports looked
+  /// at (a resumed import is compared only with what came before its first run).
+  static func gapsAfterEarlierImports(
+    _ state: inout StoreState, _ specs: [ReconStatementSpec], _ reports: [ReconStatementReport],
+    before: UInt64
+  ) throws -> [ReconStatementGap] {
+    var seen = Set<String>()
+    var out = [ReconStatementGap]()
+    for (k, st) in specs.enumerated() where seen.insert(st.account).inserted {
+      guard let opening = st.header.opening, let account = try state.account(st.account),
+        let last = try state.reconAccount(account.number)?.lastImportSeq, last != 0,
+        last <= before, case .reconImported(let earlier) = try state.event(at: last).body,
+        let closing = earlier.header.closing, opening.dateDays >= closing.dateDays,
+        !Self.sameStatement(earlier.header, st.header), opening.amountMinor != closing.amountMinor
+      else { continue }
+      out.append(
+        gap(st.account, from: 0, to: reports[k].index, fromImportSeq: last, closing, opening))
+    }
+    return out
+  }
+
+  /// The same bank statement again (a re-import): same id, balances and period.
+  static func sameStatement(_ a: ReconStatementHeader, _ b: ReconStatementHeader) -> Bool {
+    a.statementId == b.statementId && a.opening == b.opening && a.closing == b.closing
+      && a.periodFromDays == b.periodFromDays && a.periodToDays == b.periodToDays
   }
 
   static func statementSpec(_ st: Statement, format: ReconFormat, account: String)

@@ -126,6 +126,10 @@ extension LedgerReader {
           &state, head: head, account, c, endOfDay: c.dateDays)
       }
     }
+    report.gaps =
+      try Ledger.gapsAfterEarlierImports(
+        &state, spec.statements, report.statements, before: adoptAfterSeq ?? head)
+      + report.gaps
     var plan = ReconImportPlan(
       report: report, slices: [], freshCount: 0, statementOf: [0], adopted: [:], matches: [],
       snapshotSeq: head)

@@ -192,7 +192,9 @@ struct ReconCommand: ParsableCommand {
       }
       for g in r.gaps {
         out.append(
-          "GAP on \(g.account) between statements \(g.fromStatement) and \(g.toStatement): "
+          "GAP on \(g.account) between "
+            + (g.fromImportSeq.map { "the statement imported at seq \($0) and statement " }
+              ?? "statements \(g.fromStatement) and ") + "\(g.toStatement): "
             + "closing \(f(g.account, g.closing.amountMinor)) on "
             + "\(CivilTime.formatDate(g.closing.dateDays)), next opening "
             + "\(f(g.account, g.opening.amountMinor)) on "

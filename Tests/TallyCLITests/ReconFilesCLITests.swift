@@ -129,6 +129,7 @@ struct ReconFilesCLITests {
       #expect(gaps.count == 1)
       #expect(try gaps[0].str("account") == "bank-eur")
       #expect(try gaps[0].int("from_statement") == 1 && gaps[0].int("to_statement") == 2)
+      #expect(gaps[0]["from_import_seq"] is NSNull)
       #expect(try gaps[0].obj("closing").str("amount") == "113750")
       #expect(try gaps[0].obj("opening").str("amount") == "120000")
       #expect(try gaps[0].str("difference") == "6250")
@@ -143,6 +144,81 @@ struct ReconFilesCLITests {
         table.status == 0
           && table.stdout.contains("GAP on bank-eur between statements 1 and 2")
           && table.stdout.contains("difference 62.50"), "\(table)")
+    }
+  }
+
+  @Test("A gap against the statement imported before: later statements only, not re-imports")
+  func gapAgainstEarlierImport() async throws {
+    try await Self.withBankAccounts { s in
+      let text = String(decoding: try Self.fixture("multi.mt940"), as: UTF8.self)
+      // The fixture's messages: DAY-0311 (closes 1,137.50 on 2024-03-11), DAY-0312 (opens
+      // with that), then a USD one.
+      let messages = text.components(separatedBy: "-}")
+      let day11 = messages[0] + "-}\n"
+      let day12 = messages[1] + "-}\n"
+      func write(_ name: String, _ content: String) throws -> String {
+        let file = s.file(name)
+        try content.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+      }
+      func importing(_ file: String) async throws -> [String: Any] {
+        try await s.okJSON("recon", "import", "--account", "bank-eur", "--format", "mt940", file)
+      }
+      let first = try await importing(try write("d11.sta", day11))
+      #expect(try first.int("new") == 2 && first.arr("gaps").isEmpty)
+      let lastImport = try await s.okJSON("recon", "status", "--account", "bank-eur")
+        .int("last_import_seq")
+
+      // The next day's statement opens with 1,200.00: a statement is missing in between.
+      let skewed = day12.replacingOccurrences(
+        of: ":60F:C240311EUR1137,50", with: ":60F:C240311EUR1200,00"
+      ).replacingOccurrences(of: ":62F:C240312EUR1100,00", with: ":62F:C240312EUR1162,50")
+      let second = try await importing(try write("d12.sta", skewed))
+      let gaps = try second.arr("gaps").map { try #require($0 as? [String: Any]) }
+      #expect(gaps.count == 1)
+      #expect(try gaps[0].int("from_statement") == 0 && gaps[0].int("to_statement") == 1)
+      #expect(try gaps[0].int("from_import_seq") == lastImport)
+      #expect(try gaps[0].obj("closing").str("amount") == "113750")
+      #expect(try gaps[0].obj("opening").str("amount") == "120000")
+      #expect(try gaps[0].str("difference") == "6250")
+      #expect(try second.int("new") == 1)
+
+      // A statement that joins the last one imported: no gap. Its table says nothing either.
+      let day13 = day12.replacingOccurrences(of: "DAY-0312", with: "DAY-0313")
+        .replacingOccurrences(of: ":28C:00012/001", with: ":28C:00013/001")
+        .replacingOccurrences(of: ":60F:C240311EUR1137,50", with: ":60F:C240312EUR1162,50")
+        .replacingOccurrences(
+          of: "2403120312D37,50NTRFPO-88//BR2003", with: "2403130313D2,50NTRFPO-89//BR2004"
+        )
+        .replacingOccurrences(of: ":62F:C240312EUR1100,00", with: ":62F:C240313EUR1160,00")
+      let third = try await importing(try write("d13.sta", day13))
+      #expect(try third.int("new") == 1 && third.arr("gaps").isEmpty)
+
+      // The same statement again, and an older one (a backfill), are not compared.
+      let again = try await importing(try write("d13b.sta", day13))
+      #expect(try again.int("duplicate") == 1 && again.arr("gaps").isEmpty)
+      let older = try await importing(try write("d11b.sta", day11))
+      #expect(try older.arr("gaps").isEmpty)
+
+      // The table names the earlier import by its seq.
+      let skipped = day13.replacingOccurrences(of: "DAY-0313", with: "DAY-0314")
+        .replacingOccurrences(of: ":28C:00013/001", with: ":28C:00014/001")
+        .replacingOccurrences(of: ":60F:C240312EUR1162,50", with: ":60F:C240313EUR1200,00")
+        .replacingOccurrences(
+          of: "2403130313D2,50NTRFPO-89//BR2004", with: "2403140314D2,50NTRFPO-90//BR2006"
+        )
+        .replacingOccurrences(of: ":62F:C240313EUR1160,00", with: ":62F:C240314EUR1197,50")
+      let last = try await s.okJSON("recon", "status", "--account", "bank-eur")
+        .int("last_import_seq")
+      let table = try await s.tally(
+        "recon", "import", "--account", "bank-eur", "--format", "mt940",
+        try write("d14.sta", skipped))
+      #expect(
+        table.status == 0
+          && table.stdout.contains(
+            "GAP on bank-eur between the statement imported at seq \(last) and statement 1")
+          && table.stdout.contains("difference 40.00"), "\(table)")
+      try await s.ok("verify")
     }
   }
 
