@@ -23,7 +23,7 @@ struct ReconImportGroupTests {
 
   @Test func postsAreAnsweredBetweenTheGroupsOfALargeImport() async throws {
     try await withFixture(Self.flags) { server, admin in
-      let lines = 30_000
+      let lines = 100_000
       let importer = try await server.admin()
       defer { importer.close() }
       try await importer.send(importLine("cash", largeStatement(lines, day: todayUTC())) + "\n")
