@@ -108,4 +108,12 @@ final class ReadWriteGate: @unchecked Sendable {
     defer { pthread_rwlock_unlock(lock) }
     return try body()
   }
+
+  /// `body` under the exclusive hold when it is free now; nil, without waiting, when a
+  /// shared or exclusive holder has it.
+  func tryExclusive<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R? {
+    if pthread_rwlock_trywrlock(lock) != 0 { return nil }
+    defer { pthread_rwlock_unlock(lock) }
+    return try body()
+  }
 }

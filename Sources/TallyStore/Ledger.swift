@@ -374,9 +374,19 @@ public final class Ledger {
     }
   }
 
+  /// Past 80 % of the map, grows it (waiting for reads in flight); past 60 %, grows it only
+  /// when no read is in flight, so that a long read (an import's plan, an export) seldom
+  /// makes a write wait for it: the map usually grows between reads, well before it is full.
   func growIfNeeded() throws(StoreError) {
     let (map, used) = env.info
-    if used * 5 >= map * 4 { try grow() }
+    if used * 5 >= map * 4 {
+      try grow()
+    } else if used * 5 >= map * 3 {
+      // No wait, so no sync first (see `grow`): a read in flight just defers this.
+      _ = try reader.gate.tryExclusive { () throws(StoreError) in
+        try env.setMapSize(map + min(map, Self.mapGrowthStepMaxBytes))
+      }
+    }
   }
 
   func grow() throws(StoreError) {
