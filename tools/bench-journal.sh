@@ -19,7 +19,8 @@
 #    is skipped, loudly, and its ratios are n/a.
 # 3. Tally: a fresh ledger, tallyd on 127.0.0.1 on a free port, 10,000 load accounts, then
 #    tally-load: (a) 8 connections x 4 in flight x 1,000 entries per ENTRY.BATCH, (b) 64
-#    connections x 1 in flight x 1 entry (closed loop), (c) 1 connection x 1 in flight, (d)
+#    connections x 1 in flight x 1 entry (closed loop), (c) 1 connection x 1 in flight, with
+#    the event loop client and again with --blocking (a thread and blocking socket calls), (d)
 #    open loop at 10,000 entries/s on 64 connections (its p99). tallyd's peak RSS (VmHWM),
 #    then SIGTERM. (e) The engine alone: tally-bench --accounts 10000 --entries
 #    ENGINE_ENTRIES --batch 10000.
@@ -357,6 +358,9 @@ else
   scenario batch_c8x4x1000 --setup --connections 8 --inflight 4 --entries-per-request 1000
   scenario single_c64 --connections 64 --inflight 1 --entries-per-request 1
   scenario single_c1 --connections 1 --inflight 1 --entries-per-request 1
+  # The same with a blocking client (its own thread, plain read/write on the socket): the
+  # event loop client's epoll wake and task hops are tens of microseconds a round trip here.
+  scenario single_c1_blocking --connections 1 --inflight 1 --entries-per-request 1 --blocking
   scenario open10k_c64 --connections 64 --inflight 1 --entries-per-request 1 --rate 10000
 
   hwm_kb="$(awk '/^VmHWM:/{print $2}' "/proc/$tallyd_pid/status" 2>/dev/null || echo 0)"
@@ -443,6 +447,7 @@ verdict() {
   row "batched: 8 conn x 4 in flight x 1,000" "$(v tally_batch_c8x4x1000)" "$TB_BATCHED transfers, batch 8189, 1 client" "$(v tb_batched)"
   row "single: 64 conn x 1 in flight" "$(v tally_single_c64)" "batch 1, 8 clients" "$(v tb_b1c8)"
   row "single: 1 conn x 1 in flight" "$(v tally_single_c1)" "batch 1, 1 client" "$(v tb_b1c1)"
+  row "  same, blocking client" "$(v tally_single_c1_blocking)" "" ""
   row "open loop 10,000/s, 64 conn (achieved)" "$(v tally_open10k_c64)" "" ""
   row "engine alone, batch 10,000" "$(v engine)" "disk: 1 MiB appends, as 256 B entries" "$(v probe_prealloc_1048576_e256)"
   row "" "" "disk: 256 B appends (entries/s)" "$(v probe_prealloc_256_aps)"
@@ -456,13 +461,14 @@ verdict() {
   target "tally 64x1 entries/s" "$(v tally_single_c64)" ">=" 100000
   target "tally 64x1 / TB batch 1, 8 clients" "$(ratio "$(v tally_single_c64)" "$(v tb_b1c8)")" ">=" 30
   target "tally 1x1 / TB batch 1, 1 client" "$(ratio "$(v tally_single_c1)" "$(v tb_b1c1)")" ">=" 1.5
+  target "  (same, tally-load --blocking)" "$(ratio "$(v tally_single_c1_blocking)" "$(v tb_b1c1)")" ">=" 1.5
   target "open loop 10,000/s p99 (ms)" "$(ms "$(v tally_open10k_c64_p99)")" "<=" 2
   target "engine batch 10,000 / disk 1 MiB as 256 B entries (%)" "$(pct "$(v engine)" "$(v probe_prealloc_1048576_e256)")" ">=" 50
   target "  (same, against the fresh fallocate'd file) (%)" "$(pct "$(v engine)" "$(v probe_fallocate_1048576_e256)")" ">=" 50
   if [ -n "$(v tally_open10k_c64)" ]; then
     echo "open loop: achieved $(num "$(v tally_open10k_c64)") entries/s of 10,000; late sends $(v tally_open10k_c64_late), skipped $(v tally_open10k_c64_skipped), errors $(v tally_open10k_c64_errors)"
   fi
-  for k in batch_c8x4x1000 single_c64 single_c1 open10k_c64; do
+  for k in batch_c8x4x1000 single_c64 single_c1 single_c1_blocking open10k_c64; do
     e="$(v "tally_${k}_errors")"
     [ -z "$e" ] || [ "$e" = none ] || echo "!!! tally-load $k reported errors: $e"
   done

@@ -37,6 +37,7 @@ struct Report {
       ("accounts", number(config.accounts)),
       ("hot_percent", number(config.hotPercent)),
       ("mode", .string(config.isOpenLoop ? "open" : "closed")),
+      ("client", .string(config.blocking ? "blocking" : "nio")),
       ("target_rate", number(config.rate)),
       ("duration_s", number(config.durationSeconds)),
       ("requests", number(stats.requests)),
@@ -56,7 +57,9 @@ struct Report {
 
   var text: String {
     let mode =
-      config.isOpenLoop ? "open loop at \(config.rate) entries/s" : "closed loop"
+      config.isOpenLoop
+      ? "open loop at \(config.rate) entries/s"
+      : config.blocking ? "closed loop, blocking client" : "closed loop"
     var lines = [
       "tally-load: \(mode) against \(config.endpoint), run \(config.runID)",
       "  \(config.connections) connections x \(config.inflight) in flight, "

@@ -18,6 +18,8 @@ struct LoadConfig: Sendable {
   var durationSeconds: Int
   var warmupSeconds: Int
   var runID: String
+  /// `--blocking`: a thread and blocking socket calls per connection (Blocking.swift).
+  var blocking = false
 
   var isOpenLoop: Bool { rate > 0 }
   var workers: Int { connections * inflight }

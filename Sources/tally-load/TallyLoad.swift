@@ -62,6 +62,13 @@ struct TallyLoad: AsyncParsableCommand {
   @Option(help: "Unmeasured seconds before the measurement (0…600).")
   var warmup = 1
 
+  @Flag(
+    help: """
+      Closed loop, one request in flight: each connection on its own thread with blocking \
+      socket calls instead of the event loop (as a synchronous service posts).
+      """)
+  var blocking = false
+
   @Flag(help: "Open the load accounts before the run (idempotent).")
   var setup = false
 
@@ -100,6 +107,10 @@ struct TallyLoad: AsyncParsableCommand {
     } catch {
       throw ValidationError("--server: \(error)")
     }
+    if blocking && (rate != 0 || inflight != 1 || connections > 64) {
+      throw ValidationError(
+        "--blocking runs a closed loop: no --rate, --inflight 1, at most 64 connections")
+    }
     if (key ?? environment("TALLY_KEY")) != nil && (secret ?? environment("TALLY_SECRET")) == nil {
       throw ValidationError("a key needs its secret: --secret or TALLY_SECRET")
     }
@@ -112,7 +123,7 @@ struct TallyLoad: AsyncParsableCommand {
       secret: secret ?? environment("TALLY_SECRET"),
       connections: connections, inflight: inflight, entriesPerRequest: entriesPerRequest,
       accounts: accounts, hotPercent: hotFraction, rate: rate, durationSeconds: duration,
-      warmupSeconds: warmup, runID: runId ?? Self.randomRunID())
+      warmupSeconds: warmup, runID: runId ?? Self.randomRunID(), blocking: blocking)
     if setup {
       do {
         try await openAccounts(config, log: standardError)
@@ -126,7 +137,11 @@ struct TallyLoad: AsyncParsableCommand {
     }
     let report: Report
     do {
-      report = try await runLoad(config, log: standardError)
+      if blocking {
+        report = try runBlockingLoad(config, log: standardError)
+      } else {
+        report = try await runLoad(config, log: standardError)
+      }
     } catch {
       standardError("tally-load: \(error)")
       throw ExitCode(2)

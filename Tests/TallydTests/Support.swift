@@ -26,11 +26,14 @@ import Testing
 enum Binaries {
   static let tallydLocated = Executables.locate("tallyd")
   static let tallyLocated = Executables.locate("tally")
+  static let tallyLoadLocated = Executables.locate("tally-load")
 
   /// Path of the built `tallyd`.
   static func tallyd() throws -> String { try tallydLocated.get() }
   /// Path of the built `tally` CLI.
   static func tally() throws -> String { try tallyLocated.get() }
+  /// Path of the built `tally-load` generator.
+  static func tallyLoad() throws -> String { try tallyLoadLocated.get() }
 }
 
 // MARK: - Running the CLI
@@ -40,8 +43,14 @@ enum Binaries {
 func runTally(_ arguments: [String], environment: [String: String] = [:]) async throws
   -> (status: Int32, stdout: String, stderr: String)
 {
-  let exe = try Binaries.tally()
-  return try await offPool {
+  try await run(try Binaries.tally(), arguments, environment: environment)
+}
+
+/// Runs the executable at `exe` as `runTally` runs the CLI.
+func run(_ exe: String, _ arguments: [String], environment: [String: String] = [:]) async throws
+  -> (status: Int32, stdout: String, stderr: String)
+{
+  try await offPool {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = arguments
