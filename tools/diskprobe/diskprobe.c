@@ -27,6 +27,8 @@
  *              each pwrite returns once durable: no fdatasync call.
  *   direct     (not in the default) as dsync, plus O_DIRECT (no page cache); sizes must be
  *              whole 4 KiB blocks (others are skipped with a note).
+ *   directsync (not in the default) O_DIRECT without O_DSYNC, then fdatasync per append
+ *              (the write reaches the device, the sync flushes its cache); whole blocks.
  *
  * Output (stdout): '#' comment lines, then one tab-separated line per mode and size:
  *   mode size_bytes appends seconds appends_per_s MB_per_s entries256_per_s
@@ -109,9 +111,10 @@ static const char *fs_name(long type) {
   }
 }
 
-enum mode { PREALLOC, FALLOCATE, APPEND, DSYNC, DIRECT };
-#define MODES 5
-static const char *mode_names[] = {"prealloc", "fallocate", "append", "dsync", "direct"};
+enum mode { PREALLOC, FALLOCATE, APPEND, DSYNC, DIRECT, DIRECTSYNC };
+#define MODES 6
+static const char *mode_names[] = {"prealloc", "fallocate", "append", "dsync", "direct",
+                                   "directsync"};
 
 static void run(enum mode mode, long long size, char *buf, uint64_t *lat) {
   snprintf(path, sizeof path, "%s/diskprobe-%d.%s.%lld", dir, (int)getpid(), mode_names[mode],
@@ -122,14 +125,14 @@ static void run(enum mode mode, long long size, char *buf, uint64_t *lat) {
   /* The largest file this run can need; the prealloc and fallocate files are no larger. */
   long long need = size * (long long)appends_max;
   long long file_bytes = 0, limit = 0; /* limit: bytes before wrap (prealloc) or stop */
-  if (mode == DIRECT && size % 4096 != 0) {
+  if ((mode == DIRECT || mode == DIRECTSYNC) && size % 4096 != 0) {
     printf("# direct needs sizes in whole 4 KiB blocks; skipped for %lld\n", size);
     close(fd);
     unlink(path);
     path[0] = 0;
     return;
   }
-  int prefilled = mode == PREALLOC || mode == DSYNC || mode == DIRECT;
+  int prefilled = mode == PREALLOC || mode == DSYNC || mode == DIRECT || mode == DIRECTSYNC;
   if (prefilled) {
     long long cap = prealloc_bytes < need ? prealloc_bytes : need;
     file_bytes = cap / size * size;
@@ -175,6 +178,12 @@ static void run(enum mode mode, long long size, char *buf, uint64_t *lat) {
     fd = open(path, O_WRONLY | O_CLOEXEC | O_DSYNC | (mode == DIRECT ? O_DIRECT : 0));
     if (fd < 0) die("open (O_DSYNC)");
     sync_each = 0;
+  } else if (mode == DIRECTSYNC) {
+    /* O_DIRECT without O_DSYNC: the write reaches the device, then fdatasync flushes its
+       cache (the page cache holds nothing of the file). */
+    close(fd);
+    fd = open(path, O_WRONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0) die("open (O_DIRECT)");
   }
 
   long appends = 0, wraps = 0;
@@ -219,12 +228,12 @@ static void run(enum mode mode, long long size, char *buf, uint64_t *lat) {
 static void usage(void) {
   fprintf(stderr,
           "usage: diskprobe [-s SECONDS] [-n MAX_APPENDS] [-c PREALLOC_BYTES] [-b MAX_BYTES]\n"
-          "                 [-m prealloc,fallocate,append,dsync,direct] DIR SIZE...\n");
+          "                 [-m prealloc,fallocate,append,dsync,direct,directsync] DIR SIZE...\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
-  int modes[MODES] = {1, 1, 1, 0, 0};
+  int modes[MODES] = {1, 1, 1, 0, 0, 0};
   int opt;
   while ((opt = getopt(argc, argv, "s:n:c:b:m:")) != -1) {
     switch (opt) {
@@ -237,8 +246,10 @@ int main(int argc, char **argv) {
       modes[1] = strstr(optarg, "fallocate") != NULL;
       modes[2] = strstr(optarg, "append") != NULL;
       modes[3] = strstr(optarg, "dsync") != NULL;
-      modes[4] = strstr(optarg, "direct") != NULL;
-      if (!modes[0] && !modes[1] && !modes[2] && !modes[3] && !modes[4]) usage();
+      modes[4] = strstr(optarg, "direct,") != NULL || (strlen(optarg) >= 6 &&
+                 strcmp(optarg + strlen(optarg) - 6, "direct") == 0);
+      modes[5] = strstr(optarg, "directsync") != NULL;
+      if (!modes[0] && !modes[1] && !modes[2] && !modes[3] && !modes[4] && !modes[5]) usage();
       break;
     default: usage();
     }
