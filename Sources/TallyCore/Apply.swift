@@ -116,10 +116,10 @@ extension Machine {
   {
     var out = [String]()
     for l in legs {
-      guard let a = try state.account(l.account) else {
+      guard let partner = try state.accountPartner(l.account) else {
         throw ApplyError(seq: seq, reason: "account \(l.account) does not exist")
       }
-      if !out.contains(a.partner) { out.append(a.partner) }
+      if !out.contains(partner) { out.append(partner) }
     }
     return out
   }

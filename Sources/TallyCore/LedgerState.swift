@@ -6,6 +6,9 @@ public protocol LedgerState {
   mutating func account(_ name: String) throws -> AccountRecord?
   /// The account's number, when it exists (replay's hot path: no record copy).
   mutating func accountNumber(_ name: String) throws -> UInt64?
+  /// The partner owning the account, when it exists (the partner views' hot path: no
+  /// record copy). By default read from `account`.
+  mutating func accountPartner(_ name: String) throws -> String?
   /// Zero for an account without activity.
   mutating func balances(_ number: UInt64) throws -> Balances
   func idRecord(_ id: String) throws -> IdRecord?
@@ -75,5 +78,11 @@ public struct ApplyError: Error, CustomStringConvertible, Sendable {
 extension LedgerState {
   public mutating func accountNumber(_ name: String) throws -> UInt64? {
     try account(name)?.number
+  }
+}
+
+extension LedgerState {
+  public mutating func accountPartner(_ name: String) throws -> String? {
+    try account(name)?.partner
   }
 }

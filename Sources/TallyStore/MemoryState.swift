@@ -64,6 +64,13 @@ struct MemoryState: LedgerState {
   /// Name → number, kept apart from the records so the hot path copies no record.
   var numbers: [String: UInt64] = [:]
   func accountNumber(_ name: String) throws -> UInt64? { numbers[name] }
+  /// Partner by account number - 1 (with `numbers`: the partner views copy no record).
+  var partnerOf: [String] = []
+  func accountPartner(_ name: String) throws -> String? {
+    guard let n = numbers[name] else { return nil }
+    let i = Int(n) - 1
+    return i >= 0 && i < partnerOf.count ? partnerOf[i] : accounts[name]?.partner
+  }
 
   func balances(_ number: UInt64) throws -> Balances {
     let i = Int(number) - 1
@@ -95,8 +102,11 @@ struct MemoryState: LedgerState {
   mutating func putAccount(_ r: AccountRecord) throws {
     if r.number == UInt64(names.count) + 1 {
       names.append(r.name)
+      partnerOf.append(r.partner)
       balanceRows.append((.zero, 0))
       historyRows.append((0, Self.digestSeed))
+    } else if r.number >= 1 && r.number <= UInt64(partnerOf.count) {
+      partnerOf[Int(r.number) - 1] = r.partner
     }
     accounts[r.name] = r
     numbers[r.name] = r.number
