@@ -1,5 +1,7 @@
 import CLMDB
+import Dispatch
 import Glibc
+import Synchronization
 import TallyCore
 import TallyTestSupport
 import Testing
@@ -226,4 +228,65 @@ struct StorageTests {
       #expect(try reader.balances("b") == ledger.balances("b"))
     }
   }
+
+  @Test("Past 60 % of the map a write grows it only when nothing reads, and never waits for it")
+  func mapGrowsEarlyWhenNothingReads() throws {
+    try withLedger { ledger in
+      try applyAll(ledger, [open("a"), open("b", normal: .credit)])
+      let md = meta(("note", String(repeating: "m", count: 400)), ("source", "early-growth"))
+      var n = 0
+      func batch(_ count: Int) throws {
+        let commands = (0..<count).map { _ in
+          n += 1
+          return post("e-\(n)", [debit("a", 1), credit("b", 1)], metadata: md)
+        }
+        _ = try ledger.apply(commands, now: t0 + Int64(n))
+      }
+      // Fill to just past 60 % of the initial map (the check runs before each write).
+      let initial = try ledger.stats().mapBytes
+      for _ in 0..<400 {
+        let s = try ledger.stats()
+        if s.usedBytes * 5 >= s.mapBytes * 3 { break }
+        try batch(500)
+      }
+      let filled = try ledger.stats()
+      #expect(filled.mapBytes == initial)
+      #expect(
+        filled.usedBytes * 5 >= filled.mapBytes * 3 && filled.usedBytes * 5 < filled.mapBytes * 4)
+
+      // A read in flight on another thread: the write neither grows the map nor waits.
+      let holding = DispatchSemaphore(value: 0)
+      let release = DispatchSemaphore(value: 0)
+      let done = DispatchSemaphore(value: 0)
+      let released = ReleasedFlag()
+      let reader = ledger.reader
+      DispatchQueue.global().async {
+        _ = try? reader.read(waitDurable: false) { _ in
+          holding.signal()
+          // Bounded: a write that waited for this read would be let go after 20 s (and the
+          // expectations below would then fail).
+          _ = release.wait(timeout: .now() + 20)
+          released.value.store(true, ordering: .releasing)
+        }
+        done.signal()
+      }
+      holding.wait()
+      try batch(10)
+      let waited = released.value.load(ordering: .acquiring)
+      #expect(!waited, "the write waited for the read")
+      #expect(try ledger.stats().mapBytes == initial)
+      release.signal()
+      done.wait()
+
+      // Nothing reads now: the next write grows the map.
+      try batch(10)
+      #expect(try ledger.stats().mapBytes > initial)
+      #expect(try ledger.balances("a").postedDebits == Int128(n))
+    }
+  }
+}
+
+/// Set by the reading thread once its read ended.
+private final class ReleasedFlag: Sendable {
+  let value = Atomic<Bool>(false)
 }
