@@ -58,6 +58,8 @@ public final class Journal: @unchecked Sendable {
   private var waitCond = pthread_cond_t()
   /// Set when a sync failed: nothing more is written or acknowledged (no fsync retries).
   private let poisoned = Atomic<Bool>(false)
+  /// The next segment's file, made ahead of time off the writer (see `prepareNext`).
+  let preparer = SegmentPreparer()
 
   init(
     directory: String, files: JournalFiles, ledgerID: [UInt8], segmentBytes: Int,
@@ -74,6 +76,7 @@ public final class Journal: @unchecked Sendable {
   }
 
   deinit {
+    preparer.discard(files)
     if fd >= 0 { files.close(fd) }
     pthread_mutex_destroy(&waitMutex)
     pthread_cond_destroy(&waitCond)
@@ -417,6 +420,7 @@ public final class Journal: @unchecked Sendable {
     lastChain = scan.lastChain
     if segments.isEmpty {
       try files.syncDirectory(directory)
+      prepareNext(after: 0)
       return
     }
     let keep = scan.segmentIndex
@@ -435,6 +439,7 @@ public final class Journal: @unchecked Sendable {
     try files.syncDirectory(directory)
     written.store(lastSeq, ordering: .releasing)
     durable.store(lastSeq, ordering: .releasing)
+    prepareNext(after: capacity)
   }
 
   private func unfinishedSegment(_ name: String) -> Bool {
@@ -501,26 +506,25 @@ public final class Journal: @unchecked Sendable {
     // for 64 MiB of zeros before its first entry, and zero-filling stays within the bytes
     // already journaled.
     let previous = segments.last.map { Int($0.header.capacityBytes) } ?? 0
-    let grown = min(segmentBytes, max(JournalFormat.segmentBytesFirst, previous * 2))
-    let cap = max(grown, JournalFormat.headerBytes + groupBytes)
+    let cap = max(nextCapacity(after: previous), JournalFormat.headerBytes + groupBytes)
     let header = SegmentHeader(
       ledgerID: ledgerID, firstSeq: first, chainBefore: chainBefore, capacityBytes: UInt64(cap))
     let name = JournalFormat.segmentName(first)
     let path = directory + "/" + name
-    let tmp = path + ".tmp"
-    try files.unlink(tmp)
-    let nfd = try files.open(tmp, create: true)
+    // The file prepared ahead of time when it has this capacity (waiting for a preparation
+    // under way costs at most what writing the zeros here would); else the zeros now.
+    let prepared = preparer.take(capacity: cap, files)
+    let tmp = prepared == nil ? path + ".tmp" : directory + "/" + SegmentPreparer.fileName
+    let nfd: Int32
+    if let prepared {
+      nfd = prepared
+    } else {
+      try files.unlink(tmp)
+      nfd = try files.open(tmp, create: true)
+    }
     do throws(StoreError) {
       try withBytes(header.encode()) { (b) throws(StoreError) in try files.write(nfd, b, at: 0) }
-      let chunk = [UInt8](repeating: 0, count: 1 << 20)
-      var o = JournalFormat.headerBytes
-      while o < cap {
-        let n = min(chunk.count, cap - o)
-        try withBytes(chunk) { (b) throws(StoreError) in
-          try files.write(nfd, UnsafeRawBufferPointer(rebasing: b[0..<n]), at: o)
-        }
-        o += n
-      }
+      if prepared == nil { try Self.zeroFill(nfd, from: JournalFormat.headerBytes, to: cap, files) }
       try files.sync(nfd)
       try files.rename(tmp, path)
     } catch {
@@ -547,6 +551,38 @@ public final class Journal: @unchecked Sendable {
     writeOffset = JournalFormat.headerBytes
     segments.append(Segment(name: name, header: header, path: path))
     wakeWaiters()
+    prepareNext(after: cap)
+  }
+
+  /// Segments start at 1 MiB and double up to `segmentBytes`.
+  private func nextCapacity(after previous: Int) -> Int {
+    min(segmentBytes, max(JournalFormat.segmentBytesFirst, previous * 2))
+  }
+
+  /// Starts making the file of the segment after one of `capacity` bytes on a thread of its
+  /// own: `next.tmp`, zero-filled and synced, which the next roll gives a header and renames.
+  /// A roll then costs a header write, two syncs and a rename instead of writing and syncing
+  /// up to `segmentBytes` of zeros while every client waits. An open removes a leftover
+  /// `next.tmp` with the other temporary files; a failed preparation only means the roll
+  /// writes the zeros itself.
+  private func prepareNext(after capacity: Int) {
+    preparer.start(
+      capacity: nextCapacity(after: capacity), path: directory + "/" + SegmentPreparer.fileName,
+      files)
+  }
+
+  static func zeroFill(_ fd: Int32, from: Int, to: Int, _ files: JournalFiles)
+    throws(StoreError)
+  {
+    let chunk = [UInt8](repeating: 0, count: 1 << 20)
+    var o = from
+    while o < to {
+      let n = min(chunk.count, to - o)
+      try withBytes(chunk) { (b) throws(StoreError) in
+        try files.write(fd, UnsafeRawBufferPointer(rebasing: b[0..<n]), at: o)
+      }
+      o += n
+    }
   }
 
   public static let poisonError = StoreError.io(
@@ -596,11 +632,86 @@ public final class Journal: @unchecked Sendable {
 
   /// Closes the current segment (after a final sync).
   func close() throws(StoreError) {
+    preparer.discard(files)
     if fd >= 0 {
       try sync()
       files.close(fd)
       fd = -1
     }
+  }
+}
+
+/// The next segment's file, made by a thread of its own (`Journal.prepareNext`): at most one
+/// preparation at a time, and at most one prepared file, kept open for the roll.
+final class SegmentPreparer: Sendable {
+  static let fileName = "next.tmp"
+  private struct State {
+    var thread: WorkerThread?
+    /// The prepared file's descriptor and capacity, once zero-filled and synced.
+    var ready: (fd: Int32, capacity: Int)?
+  }
+  private let state = Mutex(State())
+
+  /// Waits for a preparation under way, then hands over the prepared file if it has
+  /// `capacity` bytes (else closes it: the caller makes its own).
+  func take(capacity: Int, _ files: JournalFiles) -> Int32? {
+    join()
+    return state.withLock { s in
+      guard let r = s.ready else { return nil }
+      s.ready = nil
+      if r.capacity == capacity { return r.fd }
+      files.close(r.fd)
+      return nil
+    }
+  }
+
+  func start(capacity: Int, path: String, _ files: JournalFiles) {
+    join()
+    state.withLock { s in
+      if let r = s.ready {
+        if r.capacity == capacity { return }
+        files.close(r.fd)
+        s.ready = nil
+      }
+      s.thread = WorkerThread { [self] in
+        var fd: Int32 = -1
+        do throws(StoreError) {
+          try files.unlink(path)
+          fd = try files.open(path, create: true)
+          try Journal.zeroFill(fd, from: 0, to: capacity, files)
+          try files.sync(fd)
+          let made = fd
+          state.withLock { $0.ready = (made, capacity) }
+        } catch {
+          if fd >= 0 { files.close(fd) }
+        }
+      }
+    }
+  }
+
+  /// The capacity of the prepared file once its preparation has ended (nil: none, or it
+  /// failed).
+  var readyCapacity: Int? {
+    join()
+    return state.withLock { $0.ready?.capacity }
+  }
+
+  /// Stops using a prepared file (it stays on disk; an open removes it).
+  func discard(_ files: JournalFiles) {
+    join()
+    state.withLock { s in
+      if let r = s.ready { files.close(r.fd) }
+      s.ready = nil
+    }
+  }
+
+  private func join() {
+    let t = state.withLock { s -> WorkerThread? in
+      let t = s.thread
+      s.thread = nil
+      return t
+    }
+    t?.join()
   }
 }
 

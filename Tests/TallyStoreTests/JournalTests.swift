@@ -133,6 +133,65 @@ struct JournalTests {
     }
   }
 
+  @Test("A roll takes the segment prepared ahead; a leftover prepared file is never trusted")
+  func rollsUsePreparedSegments() throws {
+    try withTempDir { dir in
+      var options = LedgerOptions()
+      options.segmentBytes = 1 << 20
+      let next = dir.ledgerPath + "/journal/" + SegmentPreparer.fileName
+      // The writer's ledger lives in this scope (its lock goes with it).
+      do {
+        let ledger = try Ledger.create(at: dir.ledgerPath, now: t0, options: options)
+        try applyAll(ledger, [open("x"), open("y", normal: .credit)])
+        let journal = try #require(ledger.journal)
+        var n = 0
+        func postUntilRoll() throws {
+          let before = try segmentPaths(dir.ledgerPath).count
+          for _ in 0..<10_000 where try segmentPaths(dir.ledgerPath).count == before {
+            try applyAll(
+              ledger,
+              (0..<50).map { _ in
+                n += 1
+                return post("r\(n)", [debit("x", 5), credit("y", 5)])
+              })
+          }
+        }
+        try postUntilRoll()
+        for _ in 0..<2 {
+          // The file of the next segment is ready: 1 MiB of zeros, synced, under its own name.
+          #expect(journal.preparer.readyCapacity == 1 << 20)
+          var st = stat()
+          try #require(stat(next, &st) == 0)
+          #expect(st.st_size == 1 << 20)
+          #expect(try readFile(next).allSatisfy { $0 == 0 })
+          let inode = st.st_ino
+          try postUntilRoll()
+          // The new segment is that file, renamed.
+          let newest = try #require(try segmentPaths(dir.ledgerPath).sorted().last)
+          var seg = stat()
+          try #require(stat(newest, &seg) == 0)
+          #expect(seg.st_ino == inode)
+        }
+        try ledger.close()
+      }
+      #expect(try Ledger(path: dir.ledgerPath, mode: .readOnly).verify().ok)
+
+      // A prepared file that holds anything (here: bytes of a record) is removed at the next
+      // open and made again, never renamed into the journal as it is.
+      try writeAt(next, 4096, Array(repeating: 0xAB, count: 512))
+      let reopened = try Ledger(path: dir.ledgerPath, mode: .readWrite, options: options)
+      let j2 = try #require(reopened.journal)
+      #expect(j2.preparer.readyCapacity == 1 << 20)
+      #expect(try readFile(next).allSatisfy { $0 == 0 })
+      for i in 0..<400 {
+        try applyAll(reopened, [post("after\(i)", [debit("x", 5), credit("y", 5)])])
+      }
+      try reopened.close()
+      let v = try Ledger(path: dir.ledgerPath, mode: .readOnly).verify()
+      #expect(v.ok, "\(v)")
+    }
+  }
+
   @Test("A torn record after the last complete one is cut; the complete ones are kept")
   func tornTailIsCut() throws {
     try withTempDir { dir in
