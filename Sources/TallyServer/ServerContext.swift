@@ -67,6 +67,10 @@ final class ServerInfo: Sendable {
       ("snapshots", n(w.snapshots.load(ordering: .relaxed))),
       ("snapshot_seq", n(w.snapshotSeq.load(ordering: .relaxed))),
       ("snapshot_failures", n(w.snapshotFailures.load(ordering: .relaxed))),
+      (
+        "segment_prepare_failures",
+        n(writer.segmentPreparer?.failures.load(ordering: .relaxed) ?? 0)
+      ),
       ("write_queue", n(writer.queue.depth)),
       ("uptime_s", .number(String(up))),
       ("durable", .bool(true)),

@@ -274,6 +274,8 @@ final class Writer: Sendable {
   let snapshotPolicy: SnapshotPolicy
   /// Where imports record their intent before their first group (read off the writer).
   let intents: ReconIntents
+  /// The journal's maker of next segments (its failure count, for STATS).
+  let segmentPreparer: SegmentPreparer?
   private let thread = Mutex<WorkerThread?>(nil)
   private let syncThread = Mutex<WorkerThread?>(nil)
   /// The thread copying the projections into a snapshot, while one runs (at most one).
@@ -286,6 +288,7 @@ final class Writer: Sendable {
     groupCommandsMax = config.groupCommandsMax
     snapshotPolicy = config.snapshots
     intents = ledger.reconIntents
+    segmentPreparer = ledger.journal?.preparer
     self.logger = logger
   }
 

@@ -59,7 +59,7 @@ public final class Journal: @unchecked Sendable {
   /// Set when a sync failed: nothing more is written or acknowledged (no fsync retries).
   private let poisoned = Atomic<Bool>(false)
   /// The next segment's file, made ahead of time off the writer (see `prepareNext`).
-  let preparer = SegmentPreparer()
+  public let preparer = SegmentPreparer()
 
   init(
     directory: String, files: JournalFiles, ledgerID: [UInt8], segmentBytes: Int,
@@ -643,7 +643,7 @@ public final class Journal: @unchecked Sendable {
 
 /// The next segment's file, made by a thread of its own (`Journal.prepareNext`): at most one
 /// preparation at a time, and at most one prepared file, kept open for the roll.
-final class SegmentPreparer: Sendable {
+public final class SegmentPreparer: Sendable {
   static let fileName = "next.tmp"
   private struct State {
     var thread: WorkerThread?
@@ -651,6 +651,9 @@ final class SegmentPreparer: Sendable {
     var ready: (fd: Int32, capacity: Int)?
   }
   private let state = Mutex(State())
+  /// Preparations that failed (the roll then wrote its own zeros); the last one's error.
+  public let failures = Atomic<Int>(0)
+  let lastFailure = Mutex<StoreError?>(nil)
 
   /// Waits for a preparation under way, then hands over the prepared file if it has
   /// `capacity` bytes (else closes it: the caller makes its own).
@@ -684,6 +687,8 @@ final class SegmentPreparer: Sendable {
           state.withLock { $0.ready = (made, capacity) }
         } catch {
           if fd >= 0 { files.close(fd) }
+          failures.add(1, ordering: .relaxed)
+          lastFailure.withLock { $0 = error }
         }
       }
     }

@@ -192,6 +192,38 @@ struct JournalTests {
     }
   }
 
+  @Test("A preparation that fails is counted, and the roll writes its own zeros")
+  func failedPreparationFallsBack() throws {
+    try withTempDir { dir in
+      var options = LedgerOptions()
+      options.segmentBytes = 1 << 20
+      options.files = RefusingNextSegment()
+      do {
+        let ledger = try Ledger.create(at: dir.ledgerPath, now: t0, options: options)
+        try applyAll(ledger, [open("x"), open("y", normal: .credit)])
+        let journal = try #require(ledger.journal)
+        #expect(journal.preparer.readyCapacity == nil)
+        #expect(journal.preparer.failures.load(ordering: .relaxed) >= 1)
+        var n = 0
+        while try segmentPaths(dir.ledgerPath).count < 3 && n < 200_000 {
+          try applyAll(
+            ledger,
+            (0..<50).map { _ in
+              n += 1
+              return post("f\(n)", [debit("x", 5), credit("y", 5)])
+            })
+        }
+        #expect(try segmentPaths(dir.ledgerPath).count == 3)
+        #expect(journal.preparer.failures.load(ordering: .relaxed) >= 3)
+        let failure = journal.preparer.lastFailure.withLock { $0 }
+        #expect(failure == .io("refused for the test"), "\(String(describing: failure))")
+        try ledger.close()
+      }
+      let v = try Ledger(path: dir.ledgerPath, mode: .readOnly).verify()
+      #expect(v.ok, "\(v)")
+    }
+  }
+
   @Test("A torn record after the last complete one is cut; the complete ones are kept")
   func tornTailIsCut() throws {
     try withTempDir { dir in
@@ -554,5 +586,13 @@ struct Format3FixtureTests {
     let text = String(decoding: try readWholeFile(fixture + "/expected.txt"), as: UTF8.self)
     let parts = text.split(whereSeparator: \.isWhitespace)
     return (try #require(UInt64(parts[0])), String(parts[1]))
+  }
+}
+
+/// A file layer that cannot create the journal's prepared next segment.
+private final class RefusingNextSegment: JournalFiles, @unchecked Sendable {
+  override func open(_ path: String, create: Bool) throws(StoreError) -> Int32 {
+    if path.hasSuffix("/" + SegmentPreparer.fileName) { throw .io("refused for the test") }
+    return try super.open(path, create: create)
   }
 }

@@ -571,6 +571,8 @@ struct VerbTests {
       #expect(try s.int("requests") >= 10)
       #expect(try s.int("write_commands") >= 10)
       #expect(s["durable"] as? Bool == true)
+      #expect(try s.int("segment_prepare_failures") == 0)
+      #expect(try s.int("snapshot_failures") == 0)
     }
   }
 
