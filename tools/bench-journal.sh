@@ -52,6 +52,7 @@
 # goes to the results dir, whose path is printed last. Only 127.0.0.1 is used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/lib/stop.sh
 ROOT="$(pwd)"
 
 QUICK="${QUICK:-0}"
@@ -120,17 +121,8 @@ tb_reap() {  # replicas running our binary with our run dir as cwd (normally the
 }
 stop_tallyd() {
   [ -n "$tallyd_pid" ] || return 0
-  kill -TERM "$tallyd_pid" 2>/dev/null || true
-  local _
-  for _ in $(seq 1 150); do
-    kill -0 "$tallyd_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$tallyd_pid" 2>/dev/null; then
-    note "tallyd did not stop within 15 s of SIGTERM; killing it"
-    kill -KILL "$tallyd_pid" 2>/dev/null || true
-  fi
-  wait "$tallyd_pid" 2>/dev/null && tallyd_rc=0 || tallyd_rc=$?
+  stop_gracefully "$tallyd_pid" 15 && tallyd_rc=0 || tallyd_rc=$?
+  [ "$stop_killed" = 0 ] || note "tallyd did not stop within 15 s of SIGTERM; killed it"
   tallyd_pid=""
 }
 cleanup() {

@@ -16,6 +16,7 @@
 # the ledgers. Results go to .build-bench/recon-stall-<timestamp>/ (summary.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/lib/stop.sh
 ENTRIES="${ENTRIES:-1000000}"
 LINES="${LINES:-100000}"
 DUR="${DUR:-10}"
@@ -34,16 +35,10 @@ mkdir -p "$out"
 tallyd_pid=""
 stop_tallyd() {
   [ -n "$tallyd_pid" ] || return 0
-  kill -TERM "$tallyd_pid" 2>/dev/null || true
-  for _ in $(seq 1 200); do
-    kill -0 "$tallyd_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$tallyd_pid" 2>/dev/null; then
-    echo "tallyd did not stop within 20 s of SIGTERM; killing it" | tee -a "$out/summary.txt" >&2
-    kill -KILL "$tallyd_pid" 2>/dev/null || true
+  stop_gracefully "$tallyd_pid" 20 || true
+  if [ "$stop_killed" = 1 ]; then
+    echo "tallyd did not stop within 20 s of SIGTERM; killed it" | tee -a "$out/summary.txt" >&2
   fi
-  wait "$tallyd_pid" 2>/dev/null || true
   tallyd_pid=""
 }
 trap stop_tallyd EXIT

@@ -17,6 +17,7 @@
 # script ends. The summary printed at the end is also in summary.txt in the results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/lib/stop.sh
 peer="${1:?usage: tools/load-compare.sh PATH/TO/peer/run.sh}"
 peer="$(cd "$(dirname "$peer")" && pwd)/$(basename "$peer")"
 [ -f "$peer" ] || { echo "no peer script at $peer" >&2; exit 2; }
@@ -38,17 +39,10 @@ peer_pid=""
 
 stop_tallyd() {
   [ -n "$tallyd_pid" ] || return 0
-  kill -TERM "$tallyd_pid" 2>/dev/null || true
-  # Bounded wait for a clean shutdown, then force.
-  for _ in $(seq 1 100); do
-    kill -0 "$tallyd_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$tallyd_pid" 2>/dev/null; then
-    echo "tallyd did not stop within 10 s of SIGTERM; killing it" | tee -a "$out/notes.txt"
-    kill -KILL "$tallyd_pid" 2>/dev/null || true
+  stop_gracefully "$tallyd_pid" 10 && tallyd_rc=0 || tallyd_rc=$?
+  if [ "$stop_killed" = 1 ]; then
+    echo "tallyd did not stop within 10 s of SIGTERM; killed it" | tee -a "$out/notes.txt"
   fi
-  wait "$tallyd_pid" 2>/dev/null && tallyd_rc=0 || tallyd_rc=$?
   tallyd_pid=""
 }
 cleanup() {

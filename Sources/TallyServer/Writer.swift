@@ -38,7 +38,8 @@ struct WriteJob: Sendable {
   var weight: Int {
     switch work {
     case .commands(let c, _): return max(c.count, 1)
-    // One write group: a slice of at most a thousand lines and its matches.
+    // One write group: a slice of at most `Limits.reconLinesPerGroupMax` lines and its
+    // matches.
     case .reconImport: return 2
     default: return 1
     }
@@ -338,11 +339,7 @@ final class Writer: Sendable {
   /// not run ahead of the log: a checkpoint signs the head).
   private func syncNow(_ ledger: Ledger) throws(StoreError) { try ledger.journal?.sync() }
 
-  static func now() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-  }
+  static func now() -> Int64 { Ledger.wallClockNanos() }
 
   private func run() {
     let ledger = handoff.ledger

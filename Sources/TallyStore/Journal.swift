@@ -431,7 +431,7 @@ public final class Journal: @unchecked Sendable {
     capacity = Int(seg.header.capacityBytes)
     writeOffset = scan.offset
     if case .torn = scan.end {
-      try zero(from: scan.offset, to: capacity)
+      try Self.zeroFill(fd, from: scan.offset, to: capacity, files)
     }
     // Records a killed process left in the page cache are part of the log now: make them
     // durable before anything is served from them.
@@ -444,18 +444,6 @@ public final class Journal: @unchecked Sendable {
 
   private func unfinishedSegment(_ name: String) -> Bool {
     JournalFormat.segmentFirstSeq(name) != nil && !segments.contains { $0.name == name }
-  }
-
-  private func zero(from: Int, to: Int) throws(StoreError) {
-    let chunk = [UInt8](repeating: 0, count: 1 << 20)
-    var o = from
-    while o < to {
-      let n = min(chunk.count, to - o)
-      try withBytes(chunk) { (b) throws(StoreError) in
-        try files.write(fd, UnsafeRawBufferPointer(rebasing: b[0..<n]), at: o)
-      }
-      o += n
-    }
   }
 
   // MARK: writing
@@ -483,7 +471,7 @@ public final class Journal: @unchecked Sendable {
   func unappend(groupBytes: Int, toSeq seq: UInt64, chain: Hash32) throws(StoreError) {
     let from = writeOffset - groupBytes
     precondition(from >= JournalFormat.headerBytes, "unappend across a segment")
-    do { try zero(from: from, to: writeOffset) } catch {
+    do { try Self.zeroFill(fd, from: from, to: writeOffset, files) } catch {
       // The journal now holds records LMDB does not: write nothing more (a restart replays
       // or cuts them).
       poison()
@@ -571,6 +559,7 @@ public final class Journal: @unchecked Sendable {
       files)
   }
 
+  /// Writes zeros over `from..<to` of `fd`, 1 MiB at a time.
   static func zeroFill(_ fd: Int32, from: Int, to: Int, _ files: JournalFiles)
     throws(StoreError)
   {

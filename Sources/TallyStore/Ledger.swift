@@ -28,7 +28,7 @@ public final class Ledger {
   /// balances from its last `history` row (the `balances` table stays, empty). An older directory is
   /// migrated on its first read-write open (docs/FORMAT.md, "Compatibility").
   public static let formatVersion: UInt32 = 5
-  /// First map size; the map grows by doubling (up to +4 GiB a step) when 80 % full.
+  /// First map size; the map doubles (up to +4 GiB a step): see `growIfNeeded`.
   static let initialMapBytes = 64 << 20
   static let mapGrowthStepMaxBytes = 4 << 30
 
@@ -384,7 +384,7 @@ public final class Ledger {
     } else if used * 5 >= map * 3 {
       // No wait, so no sync first (see `grow`): a read in flight just defers this.
       _ = try reader.gate.tryExclusive { () throws(StoreError) in
-        try env.setMapSize(map + min(map, Self.mapGrowthStepMaxBytes))
+        try env.setMapSize(Self.grown(map))
       }
     }
   }
@@ -398,9 +398,12 @@ public final class Ledger {
     // mdb_env_set_mapsize requires that no transaction is active in this process: wait
     // for in-flight reads on other threads to finish, and hold new ones off meanwhile.
     try reader.gate.exclusive { () throws(StoreError) in
-      try env.setMapSize(map + min(map, Self.mapGrowthStepMaxBytes))
+      try env.setMapSize(Self.grown(map))
     }
   }
+
+  /// The map size after one growth step from `map`.
+  static func grown(_ map: Int) -> Int { map + min(map, mapGrowthStepMaxBytes) }
 
   /// `extend`, when given, runs after each accepted command's events are applied, in the
   /// same transaction, and returns more events for that command (the matches an import

@@ -200,8 +200,13 @@ extension Ledger {
     for (k, st) in specs.enumerated() where seen.insert(st.account).inserted {
       guard let opening = st.header.opening, let account = try state.account(st.account),
         let last = try state.reconAccount(account.number)?.lastImportSeq, last != 0,
-        last <= before, case .reconImported(let earlier) = try state.event(at: last).body,
-        let closing = earlier.header.closing, opening.dateDays >= closing.dateDays,
+        last <= before
+      else { continue }
+      guard case .reconImported(let earlier) = try state.event(at: last).body else {
+        throw StoreError.corrupt(
+          "account \(st.account)'s last import seq \(last) is not a recon_imported event")
+      }
+      guard let closing = earlier.header.closing, opening.dateDays >= closing.dateDays,
         !Self.sameStatement(earlier.header, st.header), opening.amountMinor != closing.amountMinor
       else { continue }
       out.append(

@@ -202,7 +202,8 @@ extension Ledger {
     return reports
   }
 
-  static func wallClockNanos() -> Int64 {
+  /// Nanoseconds since the epoch (CLOCK_REALTIME): the `now` of events written here.
+  public static func wallClockNanos() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)

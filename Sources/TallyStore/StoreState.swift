@@ -329,5 +329,4 @@ struct StoreState: LedgerState {
     try flushHistory()
     try flushViews()
   }
-
 }

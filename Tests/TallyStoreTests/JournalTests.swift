@@ -37,6 +37,22 @@ private func segmentPaths(_ path: String) throws -> [String] {
 
 private func readFile(_ path: String) throws -> [UInt8] { try readWholeFile(path) }
 
+/// Posts batches of 50 two-leg entries (ids `prefix` 1, 2, …) until the journal at `path`
+/// has one segment more than it had (a roll); bounded.
+private func postUntilRoll(_ ledger: Ledger, _ path: String, prefix: String) throws {
+  let before = try segmentPaths(path).count
+  var n = 0
+  while try segmentPaths(path).count == before {
+    try #require(n < 200_000, "no roll after \(n) entries")
+    try applyAll(
+      ledger,
+      (0..<50).map { _ in
+        n += 1
+        return post("\(prefix)\(n)", [debit("x", 5), credit("y", 5)])
+      })
+  }
+}
+
 private func writeAt(_ path: String, _ offset: Int, _ bytes: [UInt8]) throws {
   let fd = Glibc.open(path, O_WRONLY)
   try #require(fd >= 0)
@@ -144,20 +160,8 @@ struct JournalTests {
         let ledger = try Ledger.create(at: dir.ledgerPath, now: t0, options: options)
         try applyAll(ledger, [open("x"), open("y", normal: .credit)])
         let journal = try #require(ledger.journal)
-        var n = 0
-        func postUntilRoll() throws {
-          let before = try segmentPaths(dir.ledgerPath).count
-          for _ in 0..<10_000 where try segmentPaths(dir.ledgerPath).count == before {
-            try applyAll(
-              ledger,
-              (0..<50).map { _ in
-                n += 1
-                return post("r\(n)", [debit("x", 5), credit("y", 5)])
-              })
-          }
-        }
-        try postUntilRoll()
-        for _ in 0..<2 {
+        try postUntilRoll(ledger, dir.ledgerPath, prefix: "r0-")
+        for round in 1...2 {
           // The file of the next segment is ready: 1 MiB of zeros, synced, under its own name.
           #expect(journal.preparer.readyCapacity == 1 << 20)
           var st = stat()
@@ -165,7 +169,7 @@ struct JournalTests {
           #expect(st.st_size == 1 << 20)
           #expect(try readFile(next).allSatisfy { $0 == 0 })
           let inode = st.st_ino
-          try postUntilRoll()
+          try postUntilRoll(ledger, dir.ledgerPath, prefix: "r\(round)-")
           // The new segment is that file, renamed.
           let newest = try #require(try segmentPaths(dir.ledgerPath).sorted().last)
           var seg = stat()
@@ -183,9 +187,7 @@ struct JournalTests {
       let j2 = try #require(reopened.journal)
       #expect(j2.preparer.readyCapacity == 1 << 20)
       #expect(try readFile(next).allSatisfy { $0 == 0 })
-      for i in 0..<400 {
-        try applyAll(reopened, [post("after\(i)", [debit("x", 5), credit("y", 5)])])
-      }
+      try postUntilRoll(reopened, dir.ledgerPath, prefix: "after-")
       try reopened.close()
       let v = try Ledger(path: dir.ledgerPath, mode: .readOnly).verify()
       #expect(v.ok, "\(v)")
@@ -204,15 +206,8 @@ struct JournalTests {
         let journal = try #require(ledger.journal)
         #expect(journal.preparer.readyCapacity == nil)
         #expect(journal.preparer.failures.load(ordering: .relaxed) >= 1)
-        var n = 0
-        while try segmentPaths(dir.ledgerPath).count < 3 && n < 200_000 {
-          try applyAll(
-            ledger,
-            (0..<50).map { _ in
-              n += 1
-              return post("f\(n)", [debit("x", 5), credit("y", 5)])
-            })
-        }
+        try postUntilRoll(ledger, dir.ledgerPath, prefix: "f1-")
+        try postUntilRoll(ledger, dir.ledgerPath, prefix: "f2-")
         #expect(try segmentPaths(dir.ledgerPath).count == 3)
         #expect(journal.preparer.failures.load(ordering: .relaxed) >= 3)
         let failure = journal.preparer.lastFailure.withLock { $0 }

@@ -142,6 +142,51 @@ import Testing
     }
   }
 
+  @Test func aLastImportSeqThatIsNoImportIsCorruptionAndNothingIsImported() throws {
+    try withLedger { l in
+      try ReconStoreTests.setUp(l)
+      // Two MT940 days of `bank`; the second opens with the first's closing.
+      func day(_ d: Int, _ open: String, _ close: String, _ ref: String) -> [UInt8] {
+        Array(
+          """
+          :20:D\(d)
+          :25:DE89370400440532013000
+          :28C:\(d)/1
+          :60F:C2311\(d - 1)EUR\(open)
+          :61:2311\(d)11\(d)D1,00NTRFNONREF//\(ref)
+          :86:fee
+          :62F:C2311\(d)EUR\(close)
+          -
+          """.utf8)
+      }
+      let routing = ReconRouting(account: "bank")
+      let first = try l.importStatements(
+        day(14, "10,00", "9,00", "B1"), format: .mt940, routing: routing, now: t0 + oneSecond)
+      guard case .success = first else { throw TestFailure("first day refused: \(first)") }
+      // Damage the projection: the account's last import now names the first event.
+      let number = try #require(try l.account("bank")).record.number
+      var rec = try #require(try l.reader.readState { s in try s.reconAccount(number) })
+      rec.lastImportSeq = 1
+      try l.writeLMDB { (t, _) throws(StoreError) in
+        try withBytes(Records.encode(rec)) { (v) throws(StoreError) in
+          try t.put(l.dbs.reconAccounts, u64: number, v)
+        }
+      }
+      let head = l.head
+      do {
+        let r = try l.importStatements(
+          day(15, "9,00", "8,00", "B2"), format: .mt940, routing: routing, now: t0 + 2 * oneSecond)
+        Issue.record("imported over a damaged projection: \(r)")
+      } catch {
+        #expect(
+          (error as? StoreError)?.code == "CORRUPT" && "\(error)".contains("last import seq 1"),
+          "\(error)")
+      }
+      #expect(l.head == head)
+      #expect(try directoryNames(l.path + "/recon-intents")?.isEmpty ?? true)
+    }
+  }
+
   @Test func aDamagedIntentStopsTheOpenAndATmpOneIsRemoved() throws {
     try withTempDir { dir in
       let path = dir.ledgerPath
