@@ -77,7 +77,8 @@ struct ReconImportGroupTests {
       importer.close()
       admin.close()
 
-      try await server.restart()
+      // The open finishes the interrupted import before it listens.
+      try await server.restart(listenTimeout: patience)
       let after = try await server.admin()
       defer { after.close() }
       let counts = try await reconCounts(after, "cash", timeout: patience)

@@ -166,14 +166,15 @@ final class TallydProcess: @unchecked Sendable {
   }
 
   /// Starts the server again on the same data directory (after `terminate` or `kill`), with
-  /// `flags` if given, else the previous ones. The port changes.
-  func restart(flags: [String]? = nil) async throws {
+  /// `flags` if given, else the previous ones. The port changes. `listenTimeout` bounds the
+  /// wait for it to listen (an open that first finishes an interrupted import takes longer).
+  func restart(flags: [String]? = nil, listenTimeout: Double = startTimeout) async throws {
     if pid != 0 && exited == nil { try await kill() }
     if let flags { self.flags = flags }
-    try await launch(initialize: false)
+    try await launch(initialize: false, listenTimeout: listenTimeout)
   }
 
-  private func launch(initialize: Bool) async throws {
+  private func launch(initialize: Bool, listenTimeout: Double = startTimeout) async throws {
     Glibc.signal(SIGPIPE, SIG_IGN)
     let exe = try Binaries.tallyd()
     unlink(portFile)
@@ -200,7 +201,7 @@ final class TallydProcess: @unchecked Sendable {
     }
     // Listening: the port file exists and stdout (fully buffered into a file, flushed after
     // the "listening" line) has the key lines.
-    let deadline = monotonicSeconds() + Self.startTimeout
+    let deadline = monotonicSeconds() + listenTimeout
     while true {
       if let status = try reapIfExited() {
         throw StartFailed(
@@ -218,7 +219,7 @@ final class TallydProcess: @unchecked Sendable {
       if monotonicSeconds() > deadline {
         killNow()
         throw StartFailed(
-          description: "tallyd did not listen within \(Self.startTimeout)s; stderr:\n"
+          description: "tallyd did not listen within \(listenTimeout)s; stderr:\n"
             + log().suffix(3000))
       }
       try await Task.sleep(for: .milliseconds(10))
