@@ -22,6 +22,7 @@ let package = Package(
     .library(name: "TallyProtocol", targets: ["TallyProtocol"]),
     .library(name: "TallyWorkload", targets: ["TallyWorkload"]),
     .library(name: "TallyReconcile", targets: ["TallyReconcile"]),
+    .library(name: "TallyNATS", targets: ["TallyNATS"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -45,6 +46,15 @@ let package = Package(
     .target(name: "TallyAudit", dependencies: ["TallyCore", "TallyCrypto"], swiftSettings: strict),
     .target(
       name: "TallyStore", dependencies: ["TallyCore", "TallyCrypto", "TallyReconcile", "CLMDB"],
+      swiftSettings: strict),
+    // A NATS and JetStream client on SwiftNIO (the change stream and replicas).
+    .target(
+      name: "TallyNATS",
+      dependencies: [
+        "TallyProtocol",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
       swiftSettings: strict),
     .target(
       name: "TallyServer",
@@ -131,6 +141,13 @@ let package = Package(
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "NIOTestUtils", package: "swift-nio"),
+      ]),
+    .testTarget(
+      name: "TallyNATSTests",
+      dependencies: [
+        "TallyNATS", "TallyTestSupport",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
       ]),
     .testTarget(
       name: "TallydTests",
