@@ -82,6 +82,26 @@ public final class Ledger {
   public static func create(
     at path: String, now: Int64, origin: String? = nil, options: LedgerOptions = .init()
   ) throws(StoreError) -> Ledger {
+    let ledger = try createEmpty(at: path, origin: origin, options: options)
+    let out = try ledger.apply(
+      [.createPartner(PartnerCreated(id: Machine.platformPartner, name: "Platform"))], now: now)
+    guard case .applied = out[0] else {
+      throw .corrupt("could not create the platform partner: \(out[0])")
+    }
+    return ledger
+  }
+
+  /// Creates and initialises a data directory for a read replica: no event at all (its
+  /// first event, the primary's platform partner, comes from the stream).
+  public static func createReplica(
+    at path: String, origin: String? = nil, options: LedgerOptions = .init()
+  ) throws(StoreError) -> Ledger {
+    try createEmpty(at: path, origin: origin, options: options)
+  }
+
+  static func createEmpty(
+    at path: String, origin: String?, options: LedgerOptions
+  ) throws(StoreError) -> Ledger {
     var st = stat()
     if stat(path, &st) != 0 {
       if mkdir(path, 0o750) != 0 {
@@ -96,15 +116,9 @@ public final class Ledger {
     let env = try Environment(path: path, readOnly: false)
     try env.setMapSize(initialMapBytes)
     try Self.initializeEnvironment(env, ledgerID: journal.ledgerID, aux: [])
-    let ledger = try Ledger(
+    return try Ledger(
       env: env, lock: lock, path: path, readOnly: false, origin: origin, journal: journal,
       options: options)
-    let out = try ledger.apply(
-      [.createPartner(PartnerCreated(id: Machine.platformPartner, name: "Platform"))], now: now)
-    guard case .applied = out[0] else {
-      throw .corrupt("could not create the platform partner: \(out[0])")
-    }
-    return ledger
   }
 
   /// Creates the named databases of an empty environment and records the format, the
@@ -534,7 +548,7 @@ public final class Ledger {
     return (outcomes, receipts)
   }
 
-  static func storeError(_ error: any Error) -> StoreError {
+  public static func storeError(_ error: any Error) -> StoreError {
     switch error {
     case let e as StoreError: e
     case let e as ApplyError: .corrupt(e.description)

@@ -11,6 +11,19 @@ public struct LogRecord: Sendable {
   public var chain: Hash32
 }
 
+/// One event as the change stream carries it (docs/REPLICATION.md).
+public struct StreamRecord: Sendable {
+  public var seq: UInt64
+  /// The canonical event bytes (docs/FORMAT.md), as in the journal and exports.
+  public var bytes: [UInt8]
+  public var leaf: Hash32
+  public var chain: Hash32
+  public var type: EventType
+  public var timestampNanos: Int64
+  /// The partners it concerns (`Machine.eventPartners`); empty for ledger-wide events.
+  public var partners: [String]
+}
+
 public struct Stats: Sendable {
   public var head: LogHead
   public var formatVersion: UInt32
@@ -45,6 +58,10 @@ public final class LedgerReader: @unchecked Sendable {
   /// When set (a server syncing on its own thread), a read waits until its snapshot is
   /// durable, so nothing that a crash could take back is ever read.
   nonisolated(unsafe) var durability: Journal?
+
+  /// The ledger's name in its checkpoints and change stream (`tally.ledger/…`); nil for a
+  /// directory without a signing key yet.
+  public var origin: String? { signer?.name }
 
   init(env: Environment, dbs: DBs, signer: NoteSigner?) {
     self.env = env
@@ -244,6 +261,34 @@ extension LedgerQuerying {
           LogRecord(
             event: try EventCodec.decode(v), bytes: Array(v), leaf: Hash32(raw: h),
             chain: Hash32(raw: UnsafeRawBufferPointer(rebasing: h[32..<64]))))
+        row = try c.get(MDB_NEXT)
+      }
+      return out
+    }
+  }
+
+  /// Durable events from `fromSeq` (inclusive), at most `limit`, each with its canonical
+  /// bytes, hashes and the partners it concerns: what the change stream publishes.
+  public func streamRecords(fromSeq: UInt64, limit: Int) throws(StoreError) -> [StreamRecord] {
+    try reader.readState { s in
+      let c = try s.txn.cursor(reader.dbs.log)
+      defer { c.close() }
+      var out = [StreamRecord]()
+      var row = try withBytes(of: max(fromSeq, 1).bigEndian) { (k) throws(StoreError) in
+        try c.get(MDB_SET_RANGE, key: k)
+      }
+      while let (k, v) = row, out.count < limit {
+        let seq = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
+        guard let h = try s.txn.get(reader.dbs.hashes, u64: seq), h.count == 64 else {
+          throw StoreError.corrupt("no hashes for seq \(seq)")
+        }
+        let event = try EventCodec.decode(v)
+        out.append(
+          StreamRecord(
+            seq: seq, bytes: Array(v), leaf: Hash32(raw: h),
+            chain: Hash32(raw: UnsafeRawBufferPointer(rebasing: h[32..<64])), type: event.body.type,
+            timestampNanos: event.timestampNanos,
+            partners: try Machine.eventPartners(event, &s)))
         row = try c.get(MDB_NEXT)
       }
       return out
