@@ -59,7 +59,7 @@ let package = Package(
     .target(
       name: "TallyServer",
       dependencies: [
-        "TallyCore", "TallyStore", "TallyProtocol", "TallyCrypto", "TallyReconcile",
+        "TallyCore", "TallyStore", "TallyProtocol", "TallyCrypto", "TallyReconcile", "TallyNATS",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
@@ -152,7 +152,7 @@ let package = Package(
     .testTarget(
       name: "TallydTests",
       dependencies: [
-        "TallyCore", "TallyProtocol", "TallyCrypto", "TallyClient", "TallyTestSupport",
+        "TallyCore", "TallyProtocol", "TallyCrypto", "TallyClient", "TallyTestSupport", "TallyNATS",
         .product(name: "Subprocess", package: "swift-subprocess"),
       ]),
     .testTarget(

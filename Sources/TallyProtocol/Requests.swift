@@ -49,6 +49,8 @@ public enum Request: Sendable {
   /// `by` is never taken from the request: the server records the key that asked.
   case reconResolve(item: UInt64, reason: String, entry: String?)
   case reconUnmatch(item: UInt64, reason: String?)
+  /// Turns a caught-up read replica into the primary (docs/REPLICATION.md, "Fail-over").
+  case replicaPromote
 
   /// Whether the request changes the ledger (goes through the writer).
   public var isWrite: Bool {
@@ -403,6 +405,7 @@ public enum RequestParser {
           throw b.fieldError("item", "item is required")
         }
         return .success(.reconUnmatch(item: item, reason: try b.optString("reason")))
+      case "REPLICA.PROMOTE": try b.only([]); return .success(.replicaPromote)
       default:
         throw WireError(.unknownVerb, "unknown verb \(verb)")
       }

@@ -43,6 +43,13 @@ public enum WireCode: String, Sendable, CaseIterable {
   case timeout = "TIMEOUT"
   case shuttingDown = "SHUTTING_DOWN"
   case `internal` = "INTERNAL"
+  /// A write verb sent to a read replica; `details.primary` names the primary when known.
+  case readOnly = "READ_ONLY"
+  /// `--durability stream`: the write is in the local journal but the stream did not
+  /// acknowledge it (`details.seq`: the last seq of its group).
+  case notReplicated = "NOT_REPLICATED"
+  /// `REPLICA.PROMOTE` on a replica that does not hold everything the stream holds yet.
+  case notCaughtUp = "NOT_CAUGHT_UP"
 
   /// The wire code of an engine rejection. Static-shape rules collapse into `BAD_REQUEST`
   /// and the not-found family into `NOT_FOUND`; the engine code stays in `reason`.

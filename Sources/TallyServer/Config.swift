@@ -44,6 +44,13 @@ public struct ServerConfig: Sendable {
   public var eventLoopThreads = 1
   /// Seconds a graceful shutdown waits for in-flight requests before closing anyway.
   public var shutdownGraceSeconds: Int64 = 30
+  /// Publishes every committed event to a JetStream stream when set (`--stream`).
+  public var stream: ChangeStreamConfig?
+  /// Serves as a read replica of the primary publishing to this stream (`--replica-of`):
+  /// write verbs answer `READ_ONLY`; no expiry or checkpoint of its own.
+  public var replica: ReplicaConfig?
+  /// What `OK` means (`--durability`): synced locally, or also acknowledged by the stream.
+  public var durability = Durability.local
 
   public init() {}
 }

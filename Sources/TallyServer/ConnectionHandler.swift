@@ -222,7 +222,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
           switch request {
           // An import is parsed off the writer before it is queued: it runs alone so that
           // writes after it on this connection cannot be applied before it.
-          case .auth, .quit, .reconImport: .barrier
+          case .auth, .quit, .reconImport, .replicaPromote: .barrier
           default: request.isWrite ? .write : .read
           }
         waiting.append(Pending(slot: slot, request: request, kind: kind))
@@ -290,6 +290,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
         p.slot.closeAfter = true
         stopReading = true
         waiting.removeAll()
+        flushReady()
+        return true
+      }
+      if case .replicaPromote = p.request {
+        startPromote(p)
+        return true
+      }
+      if p.request.isWrite, let refusal = server.replication.writeRefusal(server.config) {
+        p.slot.line = refusal.line
         flushReady()
         return true
       }
@@ -444,6 +453,24 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
   }
 
+  /// `REPLICA.PROMOTE`: runs alone (a barrier) and answers once the server is the primary,
+  /// or why it is not.
+  func startPromote(_ p: Pending) {
+    running += 1
+    runningKind = .barrier
+    let loop = context.eventLoop
+    let bound = NIOLoopBound(self, eventLoop: loop)
+    let slot = NIOLoopBound(p.slot, eventLoop: loop)
+    let replication = server.replication
+    Task {
+      let line = await replication.promote()
+      loop.execute {
+        slot.value.line = line
+        bound.value.finished()
+      }
+    }
+  }
+
   /// Queues a parsed import; when the writer's queue is full, waits for space and retries
   /// (the import is already counted as running, so nothing after it starts meanwhile).
   func queueImport(_ slot: Slot, _ request: Request, _ work: WriteWork) {
@@ -569,6 +596,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
       slot.line =
         WireError(.internal, "the write failed and was not applied; see the server log")
         .line
+    case .notReplicated(let seq, let reason):
+      slot.line =
+        WireError(
+          .notReplicated,
+          "committed locally up to seq \(seq) but not acknowledged by the stream (\(reason)); "
+            + "retry with the same id to learn the outcome",
+          details: ["seq": String(seq)]
+        ).line
+    case .replicated:
+      preconditionFailure("connections never send replicated events")
     case .imported(.success(let report)):
       slot.line = WireOK.line(Views.reconImport(report))
     case .imported(.failure(let r)):

@@ -192,6 +192,14 @@ enum Execute {
           ("counts", .object(JSONObject(st.counts.map { ($0.name, n($0.entries)) }))),
           ("map_bytes", n(st.mapBytes)), ("used_bytes", n(st.usedBytes)),
           ("server", .object(server.snapshot())),
+          (
+            "stream",
+            server.replication.stream.withLock { $0 }.map { .object($0.snapshot()) } ?? .null
+          ),
+          (
+            "replica",
+            server.replication.replica.withLock { $0 }.map { .object($0.snapshot()) } ?? .null
+          ),
         ]))
     case .partnerView(let id, let after, let limit, let asOf):
       // A service key sees its own partner: any other is answered as if it did not exist.

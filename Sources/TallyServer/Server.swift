@@ -5,6 +5,8 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import TallyCore
+import TallyNATS
+import TallyProtocol
 import TallyStore
 
 /// `tallyd`: the line-protocol server over one data directory.
@@ -17,15 +19,38 @@ public final class TallyServer: Sendable {
   let checkpointTask: Mutex<RepeatedTask?> = Mutex(nil)
   let checkpointQueued = Atomic<Bool>(false)
   let done = Mutex<Bool>(false)
+  /// The ledger's journal and name, for a publisher made at promotion.
+  let journal: Journal?
+  let origin: String
 
   /// Takes over `ledger` (opened read-write): from here on only the writer thread uses it.
   public init(ledger: Ledger, config: ServerConfig, logger: Logger) {
     let writer = Writer(ledger: ledger, config: config, logger: logger)
+    let origin = ledger.reader.origin ?? "tally.ledger/unnamed"
+    self.origin = origin
+    journal = ledger.journal
     let pool = NIOThreadPool(numberOfThreads: config.readThreads)
     pool.start()
     context = ServerContext(
       config: config, writer: writer, reader: ledger.reader, readPool: pool, logger: logger)
+    if let s = config.stream {
+      context.replication.stream.withLock {
+        $0 = ChangeStreamPublisher(
+          config: s, reader: ledger.reader, journal: ledger.journal,
+          origin: origin, logger: logger)
+      }
+    }
+    if let r = config.replica {
+      context.replication.replica.withLock {
+        $0 = ReplicaFollower(config: r, writer: writer, reader: ledger.reader, logger: logger)
+      }
+    }
     group = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoopThreads)
+    context.replication.promoter.withLock {
+      $0 = { [weak self] in
+        await self?.promote() ?? WireError(.shuttingDown, "the server is shutting down").line
+      }
+    }
   }
 
   /// Binds and starts serving; returns the bound port (useful with port 0).
@@ -46,9 +71,82 @@ public final class TallyServer: Sendable {
       }
     let channel = try bootstrap.bind(host: context.config.host, port: context.config.port).wait()
     serverChannel.withLock { $0 = channel }
+    let port = channel.localAddress?.port ?? context.config.port
+    context.replication.address.withLock { $0 = "\(context.config.host):\(port)" }
+    if let follower = context.replication.replica.withLock({ $0 }) {
+      // Events, expiries included, come from the primary; nothing is signed here.
+      follower.start()
+    } else {
+      startPrimary()
+    }
+    return port
+  }
+
+  /// `REPLICA.PROMOTE`: stops following, checks that this replica holds everything the
+  /// stream holds, then serves as the primary: writes, expiry, checkpoints, and publishing
+  /// to the same stream (whose expected-last-sequence check fences the old primary).
+  func promote() async -> String {
+    let replication = context.replication
+    guard let follower = replication.replica.withLock({ $0 }) else {
+      return WireError(.badRequest, "this server is not a read replica", reason: "NOT_A_REPLICA")
+        .line
+    }
+    if let refused = follower.status.withLock({ $0.refused }) {
+      return WireError(
+        .badRequest, "this replica refused the stream at \(refused); it cannot be promoted",
+        reason: "REPLICA_FAILED", details: ["seq": String(refused.seq)]
+      ).line
+    }
+    await follower.stop()
+    let r = follower.config
+    let head: UInt64
+    let streamSeq: UInt64
+    do {
+      let conn = try await NATSConnection.connect(r.servers)
+      defer { Task { await conn.close() } }
+      streamSeq = try await JetStream(conn).streamInfo(r.streamName)?.lastSeq ?? 0
+      head = try context.reader.currentHead().seq
+    } catch {
+      follower.start()
+      return WireError(.internal, "cannot read the stream's position: \(error)").line
+    }
+    if head != streamSeq {
+      follower.start()
+      return WireError(
+        .notCaughtUp,
+        "this replica holds seq \(head), the stream \(streamSeq): promote it once caught up",
+        details: ["seq": String(head), "stream_seq": String(streamSeq)]
+      ).line
+    }
+    var s = ChangeStreamConfig(servers: r.servers)
+    s.streamName = r.streamName
+    s.subjectPrefix = r.subjectPrefix
+    s.replicas = r.replicas
+    s.ackWaitNanos = r.ackWaitNanos
+    let publisher = ChangeStreamPublisher(
+      config: s, reader: context.reader, journal: journal, origin: origin, logger: context.logger)
+    replication.stream.withLock { $0 = publisher }
+    replication.replica.withLock { $0 = nil }
+    startPrimary()
+    context.logger.notice("promoted to primary", metadata: ["seq": "\(head)"])
+    return WireOK.line(
+      JSONObject([
+        ("promoted", .bool(true)), ("seq", .number(String(head))),
+        ("stream", .string(r.streamName)),
+        ("durability", .string(context.config.durability.rawValue)),
+      ]))
+  }
+
+  /// What a primary runs beside serving: hold expiry, kept checkpoints, the change stream.
+  func startPrimary() {
     startExpiry()
     startCheckpoints()
-    return channel.localAddress?.port ?? context.config.port
+    if let stream = context.replication.stream.withLock({ $0 }) {
+      context.writer.streamAcks.withLock {
+        $0 = context.config.durability == .stream ? stream : nil
+      }
+      stream.start(primaryAddress: context.replication.address.withLock { $0 } ?? "")
+    }
   }
 
   /// Appends expiry events for holds past their deadline, on a timer. At most one expiry
@@ -120,6 +218,18 @@ public final class TallyServer: Sendable {
     }
     let left = context.channels.withLock { Array($0.values) }
     for ch in left { ch.close(promise: nil) }
+    let stream = context.replication.stream.withLock { $0 }
+    let follower = context.replication.replica.withLock { $0 }
+    if stream != nil || follower != nil {
+      // Everything answered is durable: give the stream a bounded moment to take it.
+      let stopped = DispatchSemaphore(value: 0)
+      Task {
+        await follower?.stop()
+        await stream?.stop()
+        stopped.signal()
+      }
+      stopped.wait()
+    }
     context.writer.stop()
     try? context.readPool.syncShutdownGracefully()
     try? group.syncShutdownGracefully()

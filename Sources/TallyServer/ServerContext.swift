@@ -20,6 +20,8 @@ final class ServerContext: Sendable {
   let throttle: AuthThrottle
   let shuttingDown = Atomic<Bool>(false)
   let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+  /// The change stream and replica roles (docs/REPLICATION.md).
+  var replication: Replication { info.replication }
 
   init(
     config: ServerConfig, writer: Writer, reader: LedgerReader, readPool: NIOThreadPool,
@@ -46,6 +48,7 @@ final class ServerInfo: Sendable {
   let responses = Atomic<Int>(0)
   let authFailures = Atomic<Int>(0)
   let started = NIODeadline.now()
+  let replication = Replication()
 
   init(writer: Writer) { self.writer = writer }
 

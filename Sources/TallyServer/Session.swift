@@ -132,7 +132,7 @@ public enum Access {
   public static func allowed(_ request: Request, _ role: Role) -> Bool {
     switch request {
     case .ping, .quit, .auth: return true
-    case .keyCreate, .keyRevoke, .keyList, .partnerCreate: return role == .admin
+    case .keyCreate, .keyRevoke, .keyList, .partnerCreate, .replicaPromote: return role == .admin
     case .partnerGet, .partnerList, .accountGet, .accountList, .entryGet, .balanceGet,
       .statementGet:
       return role == .admin || role == .ops || role == .service

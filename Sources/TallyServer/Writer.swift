@@ -18,6 +18,9 @@ enum WriteWork: Sendable {
   /// behind what waits, so other clients' groups run in between. `intent` is removed once
   /// the last group is synced.
   case reconImport(ReconImportRun, intent: String?)
+  /// A read replica's next events from the primary's stream (docs/REPLICATION.md): checked
+  /// against this ledger's chain and appended as one write group.
+  case replicate([ReplicatedEvent])
 }
 
 enum WriteResult: Sendable {
@@ -26,6 +29,11 @@ enum WriteResult: Sendable {
   case keyRevoked(KeyRecord?)
   case checkpointKept(Checkpoint?)
   case imported(Result<ReconImportReport, Rejection>)
+  /// In `--durability stream`: the group is in the local journal (synced) but the stream did
+  /// not acknowledge it in time, or refused it (this server was fenced).
+  case notReplicated(seq: UInt64, reason: String)
+  /// The replica's head after the group (durable), or why it was refused (nothing applied).
+  case replicated(Result<LogHead, ReplicationRefusal>)
   /// The store failed (disk, map): nothing of the group was committed.
   case failed(StoreError)
 }
@@ -41,6 +49,7 @@ struct WriteJob: Sendable {
     // One write group: a slice of at most `Limits.reconLinesPerGroupMax` lines and its
     // matches.
     case .reconImport: return 2
+    case .replicate(let events): return max(events.count, 1)
     default: return 1
     }
   }
@@ -282,6 +291,9 @@ final class Writer: Sendable {
   /// The thread copying the projections into a snapshot, while one runs (at most one).
   private let snapshotThread = Mutex<WorkerThread?>(nil)
   private let snapshotting = Atomic<Bool>(false)
+  /// Set in `--durability stream` while primary: groups are answered once the stream
+  /// acknowledged them.
+  let streamAcks = Mutex<ChangeStreamPublisher?>(nil)
 
   init(ledger: Ledger, config: ServerConfig, logger: Logger) {
     handoff = LedgerHandoff(ledger)
@@ -363,6 +375,10 @@ final class Writer: Sendable {
           importStep(ledger, job, run, intent)
           continue
         }
+        if case .replicate(let events) = job.work {
+          replicateStep(ledger, job, events)
+          continue
+        }
         // What a job outside the group answers must not run ahead of the durable log.
         do { try syncNow(ledger) } catch {
           job.complete(.failed(error))
@@ -387,7 +403,7 @@ final class Writer: Sendable {
             logger.error("key revoke failed", metadata: ["error": "\(error)"])
             job.complete(.failed(error))
           }
-        case .reconImport: continue
+        case .reconImport, .replicate: continue
         case .keepCheckpoint:
           do {
             job.complete(.checkpointKept(try ledger.keepCheckpoint()))
@@ -422,6 +438,56 @@ final class Writer: Sendable {
         "statement import failed; its intent stays for the next open",
         metadata: ["error": "\(error)", "intent": "\(intent ?? "-")"])
       job.complete(.failed(error))
+    }
+  }
+
+  /// Runs `answers` once everything appended so far is synced.
+  private func answerWhenDurable(_ ledger: Ledger, _ answers: @escaping () -> Void) {
+    if queue.depth == 0 && syncs.idle {
+      // Nothing else waits: sync here and answer, one thread handoff fewer. With more
+      // load, the syncer overlaps this group's sync with the next group's apply.
+      do {
+        try syncNow(ledger)
+        stats.syncs.add(1, ordering: .relaxed)
+      } catch {
+        stats.failures.add(1, ordering: .relaxed)
+        logger.critical("journal sync failed", metadata: ["error": "\(error)"])
+      }
+      answers()
+    } else {
+      syncs.push(answers)
+    }
+  }
+
+  /// A replica's group: appended (journal, then LMDB) and answered once synced, like a
+  /// client's group; a refused group changes nothing and is answered with the refusal.
+  private func replicateStep(_ ledger: Ledger, _ job: WriteJob, _ events: [ReplicatedEvent]) {
+    do {
+      let result: Result<LogHead, ReplicationRefusal>
+      do {
+        result = .success(try ledger.appendReplicated(events))
+      } catch let refusal as ReplicationRefusal {
+        // The events before the refused one were appended: they are answered durable too.
+        result = .failure(refusal)
+      }
+      let head = ledger.head
+      stats.groups.add(1, ordering: .relaxed)
+      stats.commands.add(events.count, ordering: .relaxed)
+      stats.largestGroup.max(events.count, ordering: .relaxed)
+      let journal = ledger.journal
+      answerWhenDurable(ledger) {
+        if let journal, journal.durableSeq < head.seq {
+          job.complete(.failed(Journal.poisonError))
+        } else {
+          job.complete(.replicated(result))
+        }
+      }
+      startSnapshotIfDue(ledger)
+    } catch {
+      stats.failures.add(1, ordering: .relaxed)
+      logger.error(
+        "replicated group failed; nothing of it was committed", metadata: ["error": "\(error)"])
+      job.complete(.failed(Ledger.storeError(error)))
     }
   }
 
@@ -475,14 +541,7 @@ final class Writer: Sendable {
       stats.largestGroup.max(commands.count, ordering: .relaxed)
       let last = ledger.head.seq
       let journal = ledger.journal
-      let answers = { [outcomes, receipts] in
-        // After the sync: a group whose records did not become durable is answered failed.
-        if let journal, journal.durableSeq < last {
-          for job in jobs {
-            if case .commands = job.work { job.complete(.failed(Journal.poisonError)) }
-          }
-          return
-        }
+      let answerAll: @Sendable () -> Void = { [outcomes, receipts] in
         var at = 0
         for job in jobs {
           guard case .commands(let cs, _) = job.work else { continue }
@@ -491,20 +550,27 @@ final class Writer: Sendable {
           job.complete(.outcomes(Array(outcomes[range]), Array(receipts[range])))
         }
       }
-      if queue.depth == 0 && syncs.idle {
-        // Nothing else waits: sync here and answer, one thread handoff fewer. With more
-        // load, the syncer overlaps this group's sync with the next group's apply.
-        do {
-          try syncNow(ledger)
-          stats.syncs.add(1, ordering: .relaxed)
-        } catch {
-          stats.failures.add(1, ordering: .relaxed)
-          logger.critical("journal sync failed", metadata: ["error": "\(error)"])
+      let streamAcks = self.streamAcks.withLock { $0 }
+      let answers = {
+        // After the sync: a group whose records did not become durable is answered failed.
+        if let journal, journal.durableSeq < last {
+          for job in jobs {
+            if case .commands = job.work { job.complete(.failed(Journal.poisonError)) }
+          }
+          return
         }
-        answers()
-      } else {
-        syncs.push(answers)
+        guard let streamAcks else { return answerAll() }
+        streamAcks.whenAcked(last) { verdict in
+          switch verdict {
+          case .acked: answerAll()
+          case .refused(let why):
+            for job in jobs {
+              if case .commands = job.work { job.complete(.notReplicated(seq: last, reason: why)) }
+            }
+          }
+        }
       }
+      answerWhenDurable(ledger, answers)
     } catch {
       stats.failures.add(1, ordering: .relaxed)
       logger.error(

@@ -50,6 +50,33 @@ struct Tallyd: ParsableCommand {
   var snapshotMaxInterval: Int64?
   @Option(help: "Threads serving reads (default 2).") var readThreads: Int?
   @Option(help: "Event loop threads (default 1).") var eventLoops: Int?
+  @Option(
+    help: """
+      Publish every committed event to NATS JetStream: nats://HOST:PORT[,HOST:PORT…] \
+      (docs/REPLICATION.md). Off unless set.
+      """)
+  var stream: String?
+  @Option(
+    help: """
+      Serve as a read replica of the primary publishing to this stream: \
+      nats://HOST:PORT[,HOST:PORT…]. Writes answer READ_ONLY. With --initialize, creates an \
+      empty replica directory (its events all come from the stream).
+      """)
+  var replicaOf: String?
+  @Option(
+    help: """
+      What OK means: local (synced in the local journal) or stream (also acknowledged by \
+      the --stream; a replica given it keeps it once promoted). Default local.
+      """)
+  var durability: String?
+  @Option(help: "Seconds a write waits for the stream's ack in --durability stream (default 5).")
+  var streamAckTimeout: Int64?
+  @Option(help: "JetStream stream for --stream and --replica-of (default TALLY).")
+  var streamName: String?
+  @Option(help: "Subject prefix for --stream (default tally.events).")
+  var streamSubjectPrefix: String?
+  @Option(help: "Replicas when --stream creates the stream (default 1; 3 on a cluster).")
+  var streamReplicas: Int?
 
   func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 
@@ -102,13 +129,61 @@ struct Tallyd: ParsableCommand {
       snapshotMaxInterval, "TALLY_SNAPSHOT_MAX_INTERVAL", c.snapshots.maxSeconds)
     c.readThreads = try value(readThreads, "TALLY_READ_THREADS", c.readThreads)
     c.eventLoopThreads = try value(eventLoops, "TALLY_EVENT_LOOPS", c.eventLoopThreads)
+    if let urls = stream ?? env("TALLY_STREAM") {
+      var s: ChangeStreamConfig
+      do { s = try ChangeStreamConfig(urls: urls) } catch {
+        throw ValidationError("--stream: \(error)")
+      }
+      s.streamName = try value(streamName, "TALLY_STREAM_NAME", s.streamName)
+      s.subjectPrefix = try value(
+        streamSubjectPrefix, "TALLY_STREAM_SUBJECT_PREFIX", s.subjectPrefix)
+      s.replicas = try value(streamReplicas, "TALLY_STREAM_REPLICAS", s.replicas)
+      let ackSeconds = try value(streamAckTimeout, "TALLY_STREAM_ACK_TIMEOUT", Int64(5))
+      if ackSeconds < 1 || ackSeconds > 3600 {
+        throw ValidationError("--stream-ack-timeout must be 1…3600")
+      }
+      s.ackWaitNanos = ackSeconds * 1_000_000_000
+      c.stream = s
+    }
+    let replicaURLs = replicaOf ?? env("TALLY_REPLICA_OF")
+    if let urls = replicaURLs {
+      if c.stream != nil {
+        throw ValidationError(
+          "--replica-of and --stream exclude each other (a replica publishes nothing)")
+      }
+      var r: ReplicaConfig
+      do { r = try ReplicaConfig(urls: urls) } catch {
+        throw ValidationError("--replica-of: \(error)")
+      }
+      r.streamName = try value(streamName, "TALLY_STREAM_NAME", r.streamName)
+      if !ChangeStreamConfig.isStreamName(r.streamName) {
+        throw ValidationError("--stream-name must be 1…64 characters of [A-Za-z0-9_-]")
+      }
+      r.subjectPrefix = try value(
+        streamSubjectPrefix, "TALLY_STREAM_SUBJECT_PREFIX", r.subjectPrefix)
+      r.replicas = try value(streamReplicas, "TALLY_STREAM_REPLICAS", r.replicas)
+      r.ackWaitNanos =
+        try value(streamAckTimeout, "TALLY_STREAM_ACK_TIMEOUT", Int64(5)) * 1_000_000_000
+      c.replica = r
+    }
+    let mode = try value(durability, "TALLY_DURABILITY", "local")
+    guard let d = Durability(rawValue: mode) else {
+      throw ValidationError("--durability must be local or stream")
+    }
+    if d == .stream && c.stream == nil && c.replica == nil {
+      throw ValidationError(
+        "--durability stream needs --stream (or --replica-of, for after a promotion)")
+    }
+    c.durability = d
     try check(c)
 
     let ledger: Ledger
     do {
       var st = stat()
       if initialize && stat(dir + "/data.mdb", &st) != 0 {
-        ledger = try Ledger.create(at: dir, now: nowNanos())
+        ledger =
+          c.replica != nil
+          ? try Ledger.createReplica(at: dir) : try Ledger.create(at: dir, now: nowNanos())
         let k = try ledger.createKey(role: .admin, partner: nil, now: nowNanos()).get()
         print("initialised \(dir)")
         print("first admin key (shown once; keep the secret safe):")
@@ -168,6 +243,17 @@ struct Tallyd: ParsableCommand {
     try range(Int(c.snapshots.maxSeconds), 1, 86_400 * 7, "--snapshot-max-interval")
     try range(c.readThreads, 1, 64, "--read-threads")
     try range(c.eventLoopThreads, 1, 64, "--event-loops")
+    if let s = c.stream {
+      try range(s.replicas, 1, 5, "--stream-replicas")
+      if !ChangeStreamConfig.isStreamName(s.streamName) {
+        throw ValidationError("--stream-name must be 1…64 characters of [A-Za-z0-9_-]")
+      }
+      if !ChangeStreamConfig.isSubjectPrefix(s.subjectPrefix) {
+        throw ValidationError(
+          "--stream-subject-prefix must be dot-separated tokens of [A-Za-z0-9_-], e.g. tally.events"
+        )
+      }
+    }
   }
 }
 

@@ -52,6 +52,8 @@ struct HelpTests {
       recon                   Reconcile an account against its statements.
       call                    Send one protocol request to the server and print its
                               answer (needs --server).
+      promote                 Turn a caught-up read replica (tallyd --replica-of)
+                              into the primary.
 
       See 'tally help <subcommand>' for detailed help.
 
@@ -60,7 +62,7 @@ struct HelpTests {
   static let subcommands = [
     "init", "partner", "asset", "account", "post", "hold", "reverse", "balance", "statement",
     "log", "verify", "rebuild", "stats", "key", "proof", "checkpoint", "vkey", "signing-key",
-    "export", "recon", "call",
+    "export", "recon", "call", "promote",
   ]
 
   @Test("root --help matches the golden text (80 columns) and lists every subcommand")

@@ -124,6 +124,7 @@ let acceptedLines: [(String, Request)] = [
   (#"CHECKPOINT.GET {"size":5}"#, .checkpointGet(size: 5)),
   ("CHECKPOINT.LIST", .checkpointList(after: 0, limit: Limits.pageLimitDefault)),
   ("STATS", .stats),
+  ("REPLICA.PROMOTE", .replicaPromote),
   (
     "PARTNER.VIEW",
     .partnerView(partner: nil, after: nil, limit: Limits.pageLimitDefault, asOfSeq: nil)

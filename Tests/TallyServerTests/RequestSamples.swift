@@ -38,6 +38,7 @@ enum Samples {
     .reconStatus(account: "cash"),
     .reconItems(account: "cash", filter: .all, after: 0, limit: 10),
     .reconResolve(item: 1, reason: "r", entry: nil), .reconUnmatch(item: 1, reason: nil),
+    .replicaPromote,
   ]
 
   static func verb(of r: Request) -> String {
@@ -77,6 +78,7 @@ enum Samples {
     case .reconItems: "RECON.ITEMS"
     case .reconResolve: "RECON.RESOLVE"
     case .reconUnmatch: "RECON.UNMATCH"
+    case .replicaPromote: "REPLICA.PROMOTE"
     }
   }
 
@@ -84,7 +86,7 @@ enum Samples {
   static func same(_ a: Request, _ b: Request) -> Bool {
     switch (a, b) {
     case (.ping, .ping), (.quit, .quit), (.keyList, .keyList), (.logHead, .logHead),
-      (.stats, .stats):
+      (.stats, .stats), (.replicaPromote, .replicaPromote):
       return true
     case (.auth(let k1, let m1), .auth(let k2, let m2)): return k1 == k2 && m1 == m2
     case (.keyCreate(let r1, let p1, let g1), .keyCreate(let r2, let p2, let g2)):

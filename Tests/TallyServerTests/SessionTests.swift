@@ -200,6 +200,7 @@ let roleMatrix: [String: String] = [
   "CHECKPOINT.GET": "A--U",
   "CHECKPOINT.LIST": "A--U",
   "STATS": "A-O-",
+  "REPLICA.PROMOTE": "A---",
   "PARTNER.VIEW": "ASO-",
   "RECON.IMPORT": "A-O-",
   "RECON.STATUS": "A-OU",

@@ -23,7 +23,7 @@ func tag(_ j: WriteJob) -> String? {
   case .keyRevoke(let t): t
   case .commands(let c, _):
     if case .closeAccount(let t)? = c.first { t } else { nil }
-  case .keyCreate, .keepCheckpoint, .reconImport: nil
+  case .keyCreate, .keepCheckpoint, .reconImport, .replicate: nil
   }
 }
 

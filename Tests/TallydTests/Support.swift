@@ -188,6 +188,8 @@ final class TallydProcess: @unchecked Sendable {
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&fa, 1, stdoutPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
     posix_spawn_file_actions_addopen(&fa, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    // The test's own sockets (NIO opens them without close-on-exec) stay out of the server.
+    closeInheritedDescriptors(&fa)
     let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
     defer { for p in argv { free(p) } }
     var child: pid_t = 0

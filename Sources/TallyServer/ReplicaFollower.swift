@@ -1,0 +1,252 @@
+import Logging
+import Synchronization
+import TallyCore
+import TallyCrypto
+import TallyNATS
+import TallyProtocol
+import TallyStore
+
+/// A read replica's source (`tallyd --replica-of`; docs/REPLICATION.md, "Read replicas").
+public struct ReplicaConfig: Sendable {
+  public var servers: [NATSAddress]
+  public var streamName = "TALLY"
+  /// Used once promoted (the stream it then publishes to): as `ChangeStreamConfig`'s.
+  public var subjectPrefix = "tally.events"
+  public var replicas = 1
+  public var ackWaitNanos: Int64 = 5_000_000_000
+  /// Events fetched from the stream per request, and appended as one write group.
+  public var fetchBatch = 2048
+  /// How long one fetch waits for events when the replica has caught up.
+  public var fetchExpiresNanos: Int64 = 500_000_000
+  public var reconnectWaitNanos: Int64 = 500_000_000
+
+  public init(servers: [NATSAddress]) { self.servers = servers }
+
+  public init(urls: String) throws(NATSError) { servers = try NATSAddress.parseList(urls) }
+}
+
+/// Follows the primary's change stream: fetches events in seq order from the replica's
+/// head, has the writer check each against the replica's own chain and append it, and
+/// stops for good (naming the seq) at the first event that does not check out.
+public final class ReplicaFollower: Sendable {
+  public struct Status: Sendable {
+    /// `connecting`, `following`, `failed` (refused an event: see `refused`), `stopped`.
+    public var state = "connecting"
+    public var appliedSeq: UInt64 = 0
+    /// The stream's last seq as last seen.
+    public var streamSeq: UInt64 = 0
+    /// The primary's address, from the last event's `Tally-Primary` header.
+    public var primary: String?
+    public var connects = 0
+    public var lastError: String?
+    public var refused: ReplicationRefusal?
+  }
+
+  let config: ReplicaConfig
+  let writer: Writer
+  let reader: LedgerReader
+  let logger: Logger
+  let status = Mutex(Status())
+  let stopping = Atomic<Bool>(false)
+  private let task = Mutex<Task<Void, Never>?>(nil)
+
+  init(config: ReplicaConfig, writer: Writer, reader: LedgerReader, logger: Logger) {
+    self.config = config
+    self.writer = writer
+    self.reader = reader
+    self.logger = logger
+  }
+
+  /// Starts following (again, after `stop`).
+  func start() {
+    if let h = try? reader.currentHead() { status.withLock { $0.appliedSeq = h.seq } }
+    stopping.store(false, ordering: .releasing)
+    task.withLock { t in
+      t = Task { [self] in await run() }
+    }
+  }
+
+  func stop() async {
+    stopping.store(true, ordering: .releasing)
+    let t = task.withLock { $0 }
+    await t?.value
+    status.withLock { if $0.refused == nil { $0.state = "stopped" } }
+  }
+
+  var primaryAddress: String? { status.withLock { $0.primary } }
+
+  /// STATS `replica`.
+  func snapshot() -> JSONObject {
+    let s = status.withLock { $0 }
+    func n(_ v: UInt64) -> JSONValue { .number(String(v)) }
+    return JSONObject([
+      ("state", .string(s.state)),
+      ("stream", .string(config.streamName)),
+      ("seq", n(s.appliedSeq)),
+      ("stream_seq", n(s.streamSeq)),
+      ("lag", n(s.streamSeq > s.appliedSeq ? s.streamSeq - s.appliedSeq : 0)),
+      ("primary", s.primary.map { .string($0) } ?? .null),
+      ("connects", .number(String(s.connects))),
+      ("error", s.lastError.map { .string($0) } ?? .null),
+      (
+        "refused",
+        s.refused.map {
+          .object(JSONObject([("seq", n($0.seq)), ("reason", .string($0.reason))]))
+        } ?? .null
+      ),
+    ])
+  }
+
+  private var isStopping: Bool { stopping.load(ordering: .acquiring) }
+
+  private func run() async {
+    await reconnecting(
+      waitNanos: config.reconnectWaitNanos, isStopping: { isStopping },
+      session: { try await session() }
+    ) { error in
+      guard let refusal = error as? ReplicationRefusal else {
+        status.withLock {
+          $0.lastError = "\(error)"
+          $0.state = "connecting"
+        }
+        logger.warning("replica: reconnecting", metadata: ["error": "\(error)"])
+        return false
+      }
+      let head = try? reader.currentHead().seq
+      status.withLock {
+        $0.refused = refusal
+        $0.state = "failed"
+        if let head { $0.appliedSeq = head }
+      }
+      logger.critical(
+        "replica refused an event from the stream and stopped applying",
+        metadata: ["seq": "\(refusal.seq)", "reason": "\(refusal.reason)"])
+      return true
+    }
+  }
+
+  struct Lost: Error, CustomStringConvertible { var description: String }
+
+  private func session() async throws {
+    var options = NATSConnection.Options()
+    options.name = "tallyd replica"
+    let conn = try await NATSConnection.connect(config.servers, options: options)
+    defer { Task { await conn.close() } }
+    let js = JetStream(conn)
+    status.withLock { $0.connects += 1 }
+    guard let info = try await js.streamInfo(config.streamName) else {
+      throw Lost(description: "stream \(config.streamName) does not exist (yet)")
+    }
+    var head = try reader.currentHead().seq
+    status.withLock {
+      $0.streamSeq = info.lastSeq
+      $0.appliedSeq = head
+      $0.state = "following"
+      $0.lastError = nil
+    }
+    var consumerConfig = JetStream.ConsumerConfig()
+    consumerConfig.deliverPolicy = .byStartSequence(head + 1)
+    consumerConfig.ackPolicy = .none
+    consumerConfig.inactiveThreshold = .seconds(30)
+    let consumer = try await js.createConsumer(stream: config.streamName, consumerConfig)
+    defer {
+      let name = consumer.name
+      Task { try? await js.deleteConsumer(stream: config.streamName, name: name) }
+    }
+    logger.info(
+      "replica following", metadata: ["stream": "\(config.streamName)", "from_seq": "\(head + 1)"])
+    let (stream, name, batch, expires) = (
+      config.streamName, consumer.name, config.fetchBatch, config.fetchExpiresNanos
+    )
+    func fetch() -> Task<[JetStream.Delivered], any Error> {
+      Task {
+        try await js.fetch(
+          stream: stream, consumer: name, batch: batch, expires: .nanoseconds(expires))
+      }
+    }
+    // One fetch runs ahead while the writer applies the batch before it: the network and
+    // parsing overlap the apply, on the other core. Two pull requests on one consumer are
+    // served in order.
+    var next = fetch()
+    defer { next.cancel() }
+    while !isStopping {
+      let got = try await next.value
+      next = fetch()
+      if got.isEmpty { continue }
+      var events = [ReplicatedEvent]()
+      events.reserveCapacity(got.count)
+      var primary: String?
+      // Events up to a malformed message are applied; the malformed one is refused.
+      var malformed: ReplicationRefusal?
+      for d in got {
+        do {
+          events.append(try Self.event(d))
+        } catch {
+          malformed = error
+          break
+        }
+        if let p = d.message.headers["Tally-Primary"] { primary = p }
+      }
+      let last = got.last!
+      let streamSeq = last.streamSeq + last.pending
+      status.withLock {
+        $0.streamSeq = streamSeq
+        if let primary { $0.primary = primary }
+      }
+      if let first = events.first, first.seq != head + 1 {
+        // The consumer started at head + 1 and delivers in order: a gap is the stream's.
+        throw ReplicationRefusal(
+          seq: first.seq, reason: "the stream skipped from seq \(head) to \(first.seq)")
+      }
+      if !events.isEmpty {
+        head = try await apply(events).seq
+        status.withLock { $0.appliedSeq = head }
+      }
+      if let malformed { throw malformed }
+    }
+  }
+
+  /// One stream message as an event: its seq must be the stream's, its hashes well-formed.
+  static func event(_ d: JetStream.Delivered) throws(ReplicationRefusal) -> ReplicatedEvent {
+    let seq = d.streamSeq
+    let h = d.message.headers
+    guard h["Tally-Seq"] == String(seq) else {
+      throw ReplicationRefusal(
+        seq: seq, reason: "stream message \(seq) says Tally-Seq \(h["Tally-Seq"] ?? "none")")
+    }
+    guard let leaf = h["Tally-Leaf"].flatMap(hash32), let chain = h["Tally-Chain"].flatMap(hash32)
+    else {
+      throw ReplicationRefusal(seq: seq, reason: "missing or malformed Tally-Leaf/Tally-Chain")
+    }
+    return ReplicatedEvent(seq: seq, bytes: d.message.payload, leaf: leaf, chain: chain)
+  }
+
+  static func hash32(_ hex: String) -> Hash32? {
+    guard let b = [UInt8](hex: hex), b.count == 32 else { return nil }
+    return b.withUnsafeBytes { Hash32(raw: $0) }
+  }
+
+  /// Hands a group to the writer and waits for it to be durable (or refused).
+  private func apply(_ events: [ReplicatedEvent]) async throws -> LogHead {
+    let result: WriteResult = await withCheckedContinuation { done in
+      let job = WriteJob(work: .replicate(events)) { done.resume(returning: $0) }
+      push(job)
+    }
+    switch result {
+    case .replicated(.success(let h)): return h
+    case .replicated(.failure(let refusal)): throw refusal
+    case .failed(let e): throw Lost(description: "store: \(e)")
+    default: throw Lost(description: "unexpected writer result")
+    }
+  }
+
+  /// Queues `job`, waiting while the writer's queue is full (bounded by the queue).
+  private func push(_ job: WriteJob) {
+    switch writer.queue.tryPush(job) {
+    case .queued: return
+    case .closed: job.complete(.failed(.io("the server is stopping")))
+    case .full:
+      writer.queue.notifyWhenSpace { [self] in push(job) }
+    }
+  }
+}
