@@ -40,7 +40,7 @@ public final class NATSServerProcess: @unchecked Sendable {
   }
 
   /// How long a start waits for the server to accept clients (and JetStream to answer).
-  public static let startTimeout = 20.0
+  public static let startTimeout = 60.0
   /// How long `stop` waits after SIGTERM before SIGKILL.
   public static let stopTimeout = 10.0
   /// Starts retried with new ports when one was taken meanwhile.
@@ -107,12 +107,28 @@ public final class NATSServerProcess: @unchecked Sendable {
 
   public var isRunning: Bool { lock.withLock { pid != 0 && reapLocked() == nil } }
 
-  /// SIGTERM, then SIGKILL if it has not exited within `stopTimeout`; returns once it has
-  /// exited. Synchronous (it blocks for at most `stopTimeout`), so it can run in a `defer`.
+  /// SIGTERM, then SIGKILL if it has not exited within `stopTimeout`. Returns at once (so
+  /// it can run in a `defer` of an async test without holding one of the few threads of
+  /// the concurrency pool while JetStream shuts down); a GCD thread waits for the exit.
+  /// `restart` and `kill` work right after it.
   public func stop() {
+    let target = lock.withLock { pid }
     signal(SIGTERM)
-    if waitExit(timeout: Self.stopTimeout) { return }
-    kill()
+    DispatchQueue.global().async { [self] in
+      // Only this run's process: a `restart` meanwhile starts another under a new pid.
+      let deadline = monotonicNow() + Self.stopTimeout
+      while monotonicNow() < deadline {
+        if lock.withLock({ pid != target || reapLocked() != nil }) { return }
+        usleep(2_000)
+      }
+      lock.withLock {
+        guard pid == target, target != 0, reapLocked() == nil else { return }
+        _ = Glibc.kill(target, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(target, &status, 0) < 0 && errno == EINTR {}
+        exited = 128 + SIGKILL
+      }
+    }
   }
 
   /// SIGKILL; returns once the process has exited.
