@@ -155,6 +155,55 @@ public final class NATSConnection: Sendable {
     }
   }
 
+  /// One message of `publish(_:)`'s batch.
+  public struct Outgoing: Sendable {
+    public var subject: String
+    public var replyTo: String?
+    public var headers: NATSHeaders?
+    public var payload: [UInt8]
+    public init(
+      subject: String, replyTo: String? = nil, headers: NATSHeaders? = nil, payload: [UInt8]
+    ) {
+      self.subject = subject
+      self.replyTo = replyTo
+      self.headers = headers
+      self.payload = payload
+    }
+  }
+
+  /// Publishes `messages` in order with one write to the socket (one event-loop hop, one
+  /// flush): what a publisher of many small messages needs. Every message is checked
+  /// first; one that is invalid or too large fails the call and nothing is sent.
+  public func publish(_ messages: [Outgoing]) throws(NATSError) {
+    if messages.isEmpty { return }
+    var blocks = [[UInt8]?]()
+    blocks.reserveCapacity(messages.count)
+    var bytes = 0
+    for m in messages {
+      let block = try Self.checkPublish(m.subject, replyTo: m.replyTo, headers: m.headers)
+      blocks.append(block)
+      bytes +=
+        (block?.count ?? 0) + m.payload.count + m.subject.utf8.count
+        + (m.replyTo?.utf8.count ?? 0) + 64
+    }
+    try state.withLock { state throws(NATSError) in
+      let link = try state.requireLink()
+      var buffer = link.channel.allocator.buffer(capacity: bytes)
+      for (m, block) in zip(messages, blocks) {
+        let size = (block?.count ?? 0) + m.payload.count
+        guard size <= link.info.maxPayload else {
+          throw NATSError(
+            .payloadTooLarge,
+            "message of \(size) bytes exceeds the server's max_payload of \(link.info.maxPayload)")
+        }
+        ClientOps.publish(
+          subject: m.subject, replyTo: m.replyTo, headerBlock: block, payload: m.payload,
+          into: &buffer)
+      }
+      try send(buffer, on: link.channel)
+    }
+  }
+
   /// Publishes with a reply subject and waits for the first reply, at most `timeout`.
   ///
   /// Replies arrive on one wildcard subscription shared by all requests

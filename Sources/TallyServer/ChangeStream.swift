@@ -28,6 +28,13 @@ public struct ChangeStreamConfig: Sendable {
   /// `--durability stream`: how long a group waits for the stream's ack before it is
   /// answered `NOT_REPLICATED` (`--stream-ack-timeout`, seconds).
   public var ackWaitNanos: Int64 = 5_000_000_000
+  /// How long the publisher sleeps when it has sent everything durable. In `--durability
+  /// stream` every `OK` waits for it, so the server makes it shorter there.
+  public var idleWaitNanos: Int64 = 500_000
+  /// The stream's duplicate window when tallyd creates it. Exactly-once rests on the
+  /// expected last sequence; message ids only catch a resend within the window, so a short
+  /// one keeps the server's id table small at high rates.
+  public var duplicateWindowNanos: Int64 = 30_000_000_000
 
   public init(servers: [NATSAddress]) { self.servers = servers }
 
@@ -293,19 +300,21 @@ public final class ChangeStreamPublisher: Sendable {
     return prefix + "." + token + "." + type.description
   }
 
-  func headers(_ r: StreamRecord) -> NATSHeaders {
+  /// The headers of one event's message; `fixed` holds the ones every message of the
+  /// session carries (`Tally-Origin`, `Tally-Primary`, `Nats-Expected-Stream`).
+  func headers(_ r: StreamRecord, _ fixed: [(name: String, value: String)]) -> NATSHeaders {
+    var f = fixed
+    f.reserveCapacity(fixed.count + 8)
+    f.append(("Nats-Msg-Id", origin + ":" + String(r.seq)))
+    f.append(("Nats-Expected-Last-Sequence", String(r.seq - 1)))
+    f.append(("Tally-Seq", String(r.seq)))
+    f.append(("Tally-Leaf", r.leaf.hex))
+    f.append(("Tally-Chain", r.chain.hex))
+    f.append(("Tally-Type", r.type.description))
+    f.append(("Tally-Ts", String(r.timestampNanos)))
+    if !r.partners.isEmpty { f.append(("Tally-Partners", r.partners.joined(separator: ","))) }
     var h = NATSHeaders()
-    h["Nats-Msg-Id"] = origin + ":" + String(r.seq)
-    h["Nats-Expected-Last-Sequence"] = String(r.seq - 1)
-    h["Nats-Expected-Stream"] = config.streamName
-    h["Tally-Origin"] = origin
-    h["Tally-Seq"] = String(r.seq)
-    h["Tally-Leaf"] = r.leaf.hex
-    h["Tally-Chain"] = r.chain.hex
-    h["Tally-Type"] = r.type.description
-    h["Tally-Ts"] = String(r.timestampNanos)
-    if !r.partners.isEmpty { h["Tally-Partners"] = r.partners.joined(separator: ",") }
-    if let p = primary.withLock({ $0 }) { h["Tally-Primary"] = p }
+    h.fields = f
     return h
   }
 
@@ -323,6 +332,7 @@ public final class ChangeStreamPublisher: Sendable {
     var streamConfig = JetStream.StreamConfig(
       name: config.streamName, subjects: [config.subjectPrefix + ".>"])
     streamConfig.replicas = config.replicas
+    streamConfig.duplicateWindow = .nanoseconds(config.duplicateWindowNanos)
     let info = try await js.ensureStream(streamConfig)
     var last = info.lastSeq
     try await checkOwnership(js, last: last)
@@ -341,6 +351,11 @@ public final class ChangeStreamPublisher: Sendable {
     logger.info(
       "change stream publishing",
       metadata: ["stream": "\(config.streamName)", "from_seq": "\(last + 1)"])
+    var fixed: [(name: String, value: String)] = [
+      ("Nats-Expected-Stream", config.streamName), ("Tally-Origin", origin),
+    ]
+    if let p = primary.withLock({ $0 }) { fixed.append(("Tally-Primary", p)) }
+    let readCache = StreamReadCache()
     var sent = last
     while !isStopping {
       let t = tracker.state()
@@ -358,20 +373,21 @@ public final class ChangeStreamPublisher: Sendable {
       let room = config.unackedMax - Int(sent - t.acked)
       let durable = durableSeq()
       if room <= 0 || sent >= durable {
-        try? await Task.sleep(for: .microseconds(500))
+        try? await Task.sleep(for: .nanoseconds(config.idleWaitNanos))
         continue
       }
       let want = min(config.readBatchMax, room, Int(durable - sent))
-      let records = try query.streamRecords(fromSeq: sent + 1, limit: want)
+      let records = try query.streamRecords(fromSeq: sent + 1, limit: want, cache: readCache)
       guard let first = records.first, first.seq == sent + 1 else {
         throw Resync(description: "the log has no event at seq \(sent + 1)")
       }
       tracker.sending(upTo: records.last!.seq, now: monotonicNanos())
-      for r in records {
-        try conn.publish(
-          Self.subject(prefix: config.subjectPrefix, partners: r.partners, type: r.type),
-          replyTo: inbox + "." + String(r.seq), headers: headers(r), payload: r.bytes)
-      }
+      try conn.publish(
+        records.map { r in
+          NATSConnection.Outgoing(
+            subject: Self.subject(prefix: config.subjectPrefix, partners: r.partners, type: r.type),
+            replyTo: inbox + "." + String(r.seq), headers: headers(r, fixed), payload: r.bytes)
+        })
       sent = records.last!.seq
       status.withLock { $0.sentSeq = sent }
     }

@@ -11,6 +11,13 @@ public struct LogRecord: Sendable {
   public var chain: Hash32
 }
 
+/// Account records kept between `streamRecords` calls of one reader (not thread-safe: one
+/// caller at a time; bounded like the writer's cache).
+public final class StreamReadCache: @unchecked Sendable {
+  let accounts = BatchCache(accountCount: 0)
+  public init() {}
+}
+
 /// One event as the change stream carries it (docs/REPLICATION.md).
 public struct StreamRecord: Sendable {
   public var seq: UInt64
@@ -89,10 +96,12 @@ public final class LedgerReader: @unchecked Sendable {
     }
   }
 
-  func readState<R>(_ body: (inout StoreState) throws -> R) throws(StoreError) -> R {
+  func readState<R>(cache: BatchCache? = nil, _ body: (inout StoreState) throws -> R)
+    throws(StoreError) -> R
+  {
     try read { t in
       // Reads never allocate account numbers, so the cache's counter is irrelevant here.
-      var s = StoreState(txn: t, dbs: dbs, cache: BatchCache(accountCount: 0))
+      var s = StoreState(txn: t, dbs: dbs, cache: cache ?? BatchCache(accountCount: 0))
       return try body(&s)
     }
   }
@@ -268,9 +277,13 @@ extension LedgerQuerying {
   }
 
   /// Durable events from `fromSeq` (inclusive), at most `limit`, each with its canonical
-  /// bytes, hashes and the partners it concerns: what the change stream publishes.
-  public func streamRecords(fromSeq: UInt64, limit: Int) throws(StoreError) -> [StreamRecord] {
-    try reader.readState { s in
+  /// bytes, hashes and the partners it concerns: what the change stream publishes. `cache`
+  /// keeps the account records read across calls (an account's partner never changes).
+  public func streamRecords(
+    fromSeq: UInt64, limit: Int, cache: StreamReadCache? = nil
+  ) throws(StoreError) -> [StreamRecord] {
+    cache?.accounts.beginBatch()
+    return try reader.readState(cache: cache?.accounts) { s in
       let c = try s.txn.cursor(reader.dbs.log)
       defer { c.close() }
       var out = [StreamRecord]()
