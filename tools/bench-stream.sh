@@ -11,7 +11,8 @@
 # tallyd on 127.0.0.1, 10,000 load accounts, then tally-load (1) batched: 8 connections x 4
 # in flight x 1,000 entries per ENTRY.BATCH, (2) 64 connections x 1 in flight x 1 entry.
 # While (b) and (c) post, STATS `stream.lag` (events durable in the ledger and not yet
-# acknowledged by the stream) is sampled every 100 ms: its p99 and max, and how long the
+# acknowledged by the stream) is sampled every 0.5 s (in every run, for the same cost on
+# both sides of a ratio): its p99 and max, and how long the
 # stream took to catch up after each scenario. Then (d): a read replica started empty
 # against (b)'s stream follows it to its end; its apply rate is events / seconds.
 #
@@ -129,8 +130,8 @@ sample_lag() {
   : >"$f"
   for i in $(seq 1 12000); do
     [ -e "$f.stop" ] && break
-    stat_field 's["stream"]["lag"]' >>"$f"
-    sleep 0.1
+    stat_field 's["stream"]["lag"] if s["stream"] else "off"' >>"$f"
+    sleep 0.5
   done
 }
 lag_summary() {  # file -> "p99 max samples"
@@ -155,20 +156,19 @@ scenarios() {  # prefix, stream on (1/0)
   for sc in "batched|--connections 8 --inflight 4 --entries-per-request 1000" \
     "single|--connections 64 --inflight 1"; do
     local k="${p}_${sc%%|*}" args="${sc#*|}"
+    # STATS is sampled in every run, with the stream or without, so that the sampling's own
+    # cost is the same on both sides of a ratio.
+    rm -f "$OUT/$k.lag.stop"
+    sample_lag "$OUT/$k.lag" &
+    local sampler=$!
+    # shellcheck disable=SC2086
+    load "$k" $args
+    touch "$OUT/$k.lag.stop"
+    wait "$sampler" || true
     if [ "$on" = 1 ]; then
-      rm -f "$OUT/$k.lag.stop"
-      sample_lag "$OUT/$k.lag" &
-      local sampler=$!
-      # shellcheck disable=SC2086
-      load "$k" $args
-      touch "$OUT/$k.lag.stop"
-      wait "$sampler" || true
       read -r R[${k}_lag_p99] R[${k}_lag_max] R[${k}_lag_n] < <(lag_summary "$OUT/$k.lag")
       R[${k}_catchup]="$(catch_up_s)"
       say "$k: lag p99 ${R[${k}_lag_p99]} max ${R[${k}_lag_max]} events (${R[${k}_lag_n]} samples), caught up ${R[${k}_catchup]} s after"
-    else
-      # shellcheck disable=SC2086
-      load "$k" $args
     fi
   done
 }

@@ -294,7 +294,9 @@ public final class ChangeStreamPublisher: Sendable {
     let token: String
     switch partners.count {
     case 0: token = "@ledger"
-    case 1: token = partners[0].replacing(".", with: "%2E")
+    case 1:
+      let p = partners[0]
+      token = p.utf8.contains(UInt8(ascii: ".")) ? p.replacing(".", with: "%2E") : p
     default: token = "@multi"
     }
     return prefix + "." + token + "." + type.description
@@ -382,11 +384,17 @@ public final class ChangeStreamPublisher: Sendable {
         throw Resync(description: "the log has no event at seq \(sent + 1)")
       }
       tracker.sending(upTo: records.last!.seq, now: monotonicNanos())
+      // Only a batch's last message asks for an ack. Each message carries the seq it must
+      // follow, and one connection's messages are stored in order: the last one stored
+      // means every one before it was (a refused one, unanswered, makes every later one
+      // refused too, the last one's ack included).
+      let lastSeq = records.last!.seq
       try conn.publish(
         records.map { r in
           NATSConnection.Outgoing(
             subject: Self.subject(prefix: config.subjectPrefix, partners: r.partners, type: r.type),
-            replyTo: inbox + "." + String(r.seq), headers: headers(r, fixed), payload: r.bytes)
+            replyTo: r.seq == lastSeq ? inbox + "." + String(r.seq) : nil,
+            headers: headers(r, fixed), payload: r.bytes)
         })
       sent = records.last!.seq
       status.withLock { $0.sentSeq = sent }
@@ -471,13 +479,16 @@ final class AckTracker: Sendable {
           fail("publish of seq \(seq) refused: \(why)")
           return
         case .success(let ackSeq):
-          let expected = s.withLock { $0.acked + 1 }
+          // Acks come for the last message of each batch, in the order sent.
+          let expected = batches.withLock { $0.first?.0 }
           guard seq == expected, ackSeq == seq else {
-            fail("ack for seq \(seq) (stream seq \(ackSeq)) where \(expected) was next")
+            fail(
+              "ack for seq \(seq) (stream seq \(ackSeq)) where \(expected.map(String.init) ?? "none") "
+                + "was next")
             return
           }
           let oldest: Int64? = batches.withLock { b in
-            while let f = b.first, f.0 <= seq { b.removeFirst() }
+            b.removeFirst()
             return b.first?.1
           }
           s.withLock {

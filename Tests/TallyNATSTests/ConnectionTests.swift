@@ -29,6 +29,41 @@ struct ConnectionTests {
     }
   }
 
+  @Test func aBatchIsPublishedInOrderAndAnInvalidMessageSendsNoneOfIt() async throws {
+    try await withConnection { server, connection in
+      let subscription = try await connection.subscribe("batch.>")
+      let other = try await connect(server.url)
+      defer { Task { await other.close() } }
+      let batch = (0..<50).map { i in
+        NATSConnection.Outgoing(
+          subject: "batch.\(i % 3)", replyTo: i == 49 ? "_INBOX.x.\(i)" : nil,
+          headers: i % 2 == 0 ? NATSHeaders([("N", String(i))]) : nil, payload: bytes("m\(i)"))
+      }
+      try other.publish(batch)
+      let got = try await subscription.collect(50)
+      #expect(got.map(\.payload) == (0..<50).map { bytes("m\($0)") })
+      #expect(got.map(\.subject) == (0..<50).map { "batch.\($0 % 3)" })
+      #expect(got[48].headers["N"] == "48" && got[49].headers.isEmpty)
+      #expect(got[49].replyTo == "_INBOX.x.49" && got[48].replyTo == nil)
+      // One bad subject, or one payload over max_payload, and nothing of the batch goes out.
+      let tooBig = [UInt8](repeating: 1, count: try #require(other.maxPayload) + 1)
+      for bad in [
+        NATSConnection.Outgoing(subject: "batch.a b", payload: bytes("x")),
+        NATSConnection.Outgoing(subject: "batch.big", payload: tooBig),
+      ] {
+        do {
+          try other.publish([NATSConnection.Outgoing(subject: "batch.first", payload: [1]), bad])
+          Issue.record("a batch with \(bad.subject) was sent")
+        } catch let error as NATSError {
+          #expect(error.code == .invalid || error.code == .payloadTooLarge, "\(error)")
+        }
+      }
+      try other.publish([NATSConnection.Outgoing(subject: "batch.after", payload: [2])])
+      let next = try await subscription.collect(1)
+      #expect(next[0].subject == "batch.after", "a refused batch left \(next[0].subject)")
+    }
+  }
+
   @Test func requestGetsTheReplyOfAResponder() async throws {
     try await withConnection { server, connection in
       let responder = try await connect(server.url)
