@@ -60,6 +60,7 @@ let package = Package(
       name: "TallyServer",
       dependencies: [
         "TallyCore", "TallyStore", "TallyProtocol", "TallyCrypto", "TallyReconcile", "TallyNATS",
+        "TallyAudit",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
@@ -68,7 +69,7 @@ let package = Package(
     .executableTarget(
       name: "tallyd",
       dependencies: [
-        "TallyServer", "TallyStore",
+        "TallyServer", "TallyStore", "TallyAudit",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],

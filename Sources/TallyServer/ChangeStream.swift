@@ -59,6 +59,14 @@ public struct ChangeStreamConfig: Sendable {
     }
   }
 
+  /// The stream of the primary's signed checkpoints (beside the events' stream, whose
+  /// sequence must stay the ledger's), and its one subject, outside `<subjectPrefix>.>`.
+  public var checkpointStreamName: String { streamName + "_CHECKPOINTS" }
+  public var checkpointSubject: String { subjectPrefix + "-checkpoints" }
+
+  /// How often the publisher looks for newly kept checkpoints to publish.
+  public var checkpointPollNanos: Int64 = 1_000_000_000
+
   /// From `--stream nats://H:P[,H:P…]`; the message says what is wrong.
   public init(urls: String) throws(NATSError) { servers = try NATSAddress.parseList(urls) }
 }
@@ -338,6 +346,16 @@ public final class ChangeStreamPublisher: Sendable {
     let info = try await js.ensureStream(streamConfig)
     var last = info.lastSeq
     try await checkOwnership(js, last: last)
+    var checkpoints = JetStream.StreamConfig(
+      name: config.checkpointStreamName, subjects: [config.checkpointSubject])
+    checkpoints.replicas = config.replicas
+    _ = try await js.ensureStream(checkpoints)
+    var checkpointSize =
+      try await js.lastMessage(
+        stream: config.checkpointStreamName, subject: config.checkpointSubject
+      )
+      .flatMap { $0.headers["Tally-Size"].flatMap { UInt64($0) } } ?? 0
+    var checkpointPolled = monotonicNanos()
     let inbox = "_INBOX.tally-stream." + String(UInt64.random(in: 0...UInt64.max), radix: 16)
     let acks = try await conn.subscribe(inbox + ".*", pendingMax: config.unackedMax * 2)
     defer { acks.unsubscribe() }
@@ -372,6 +390,10 @@ public final class ChangeStreamPublisher: Sendable {
         status.withLock { $0.resyncs += 1 }
         throw Resync(description: "no ack for seq \(t.acked + 1) within the ack timeout")
       }
+      if monotonicNanos() - checkpointPolled >= config.checkpointPollNanos {
+        checkpointPolled = monotonicNanos()
+        checkpointSize = try await publishCheckpoints(js, after: checkpointSize, upTo: t.acked)
+      }
       let room = config.unackedMax - Int(sent - t.acked)
       let durable = durableSeq()
       if room <= 0 || sent >= durable {
@@ -399,6 +421,25 @@ public final class ChangeStreamPublisher: Sendable {
       sent = records.last!.seq
       status.withLock { $0.sentSeq = sent }
     }
+  }
+
+  /// Publishes the checkpoints this server signed and kept after tree size `after` (those
+  /// of seqs the stream holds), oldest first; returns the last size published. Replicas
+  /// verify them with the primary's verifier key (docs/REPLICATION.md).
+  private func publishCheckpoints(_ js: JetStream, after: UInt64, upTo acked: UInt64)
+    async throws -> UInt64
+  {
+    var size = after
+    for (n, note) in try query.checkpoints(after: after, limit: 16) where n <= acked {
+      var h = NATSHeaders()
+      h["Tally-Size"] = String(n)
+      h["Tally-Origin"] = origin
+      _ = try await js.publish(
+        config.checkpointSubject, headers: h, payload: Array(note.utf8),
+        msgId: origin + ":checkpoint:" + String(n))
+      size = n
+    }
+    return size
   }
 
   /// The stream's last message must be this ledger's event at that seq, and no further

@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import TallyAudit
 import TallyCore
 import TallyCrypto
 import TallyNATS
@@ -14,6 +15,12 @@ public struct ReplicaConfig: Sendable {
   public var subjectPrefix = "tally.events"
   public var replicas = 1
   public var ackWaitNanos: Int64 = 5_000_000_000
+  /// The primary's verifier key (`tally vkey` on the primary; `--primary-vkey`): with it, the
+  /// replica checks every checkpoint the primary signed against its own tree and chain.
+  public var primaryVerifierKey: String?
+  public var checkpointPollNanos: Int64 = 1_000_000_000
+  /// As `ChangeStreamConfig`'s: the stream of the primary's signed checkpoints.
+  public var checkpointStreamName: String { streamName + "_CHECKPOINTS" }
   /// Events fetched from the stream per request, and appended as one write group.
   public var fetchBatch = 2048
   /// How long one fetch waits for events when the replica has caught up.
@@ -40,6 +47,10 @@ public final class ReplicaFollower: Sendable {
     public var connects = 0
     public var lastError: String?
     public var refused: ReplicationRefusal?
+    /// Checkpoints of the primary whose signature verified and whose root and chain equal
+    /// this replica's at their size; the last such size.
+    public var checkpointsVerified = 0
+    public var checkpointSize: UInt64 = 0
   }
 
   let config: ReplicaConfig
@@ -87,6 +98,9 @@ public final class ReplicaFollower: Sendable {
       ("lag", n(s.streamSeq > s.appliedSeq ? s.streamSeq - s.appliedSeq : 0)),
       ("primary", s.primary.map { .string($0) } ?? .null),
       ("connects", .number(String(s.connects))),
+      ("checkpoints_verified", .number(String(s.checkpointsVerified))),
+      ("checkpoint_size", n(s.checkpointSize)),
+      ("checkpoints_checked", .bool(config.primaryVerifierKey != nil)),
       ("error", s.lastError.map { .string($0) } ?? .null),
       (
         "refused",
@@ -169,9 +183,17 @@ public final class ReplicaFollower: Sendable {
     // served in order.
     var next = fetch()
     defer { next.cancel() }
+    var checkpoints = CheckpointCheck(config: config)
+    defer { checkpoints.close(js) }
     while !isStopping {
       let got = try await next.value
       next = fetch()
+      try await checkpoints.poll(js, head: head, reader: reader) { size in
+        status.withLock {
+          $0.checkpointsVerified += 1
+          $0.checkpointSize = size
+        }
+      }
       if got.isEmpty { continue }
       var events = [ReplicatedEvent]()
       events.reserveCapacity(got.count)
@@ -248,5 +270,81 @@ public final class ReplicaFollower: Sendable {
     case .full:
       writer.queue.notifyWhenSpace { [self] in push(job) }
     }
+  }
+}
+
+/// The primary's signed checkpoints, from their stream: each must verify under the
+/// primary's verifier key, and once the replica holds its size, its root and chain must be
+/// the replica's own at that size. Either failing is a refusal naming the size.
+struct CheckpointCheck {
+  let config: ReplicaConfig
+  var consumer: String?
+  /// Verified signatures whose size the replica has not reached yet, in size order.
+  var pending: [SignedCheckpoint] = []
+  var lastPoll: Int64 = 0
+  /// Sizes seen (verified or pending) up to here are skipped when delivered again.
+  var seenSize: UInt64 = 0
+
+  init(config: ReplicaConfig) { self.config = config }
+
+  mutating func poll(
+    _ js: JetStream, head: UInt64, reader: LedgerReader, verified: (UInt64) -> Void
+  ) async throws {
+    guard let vkey = config.primaryVerifierKey else { return }
+    if monotonicNanos() - lastPoll >= config.checkpointPollNanos {
+      lastPoll = monotonicNanos()
+      try await fetch(js, vkey: vkey)
+    }
+    while let c = pending.first, c.size <= head {
+      pending.removeFirst()
+      guard case .success(let own)? = try reader.checkpoint(size: c.size) else {
+        throw ReplicationRefusal(
+          seq: c.size, reason: "cannot compute this replica's tree at \(c.size)")
+      }
+      if own.root != c.root || (c.chain != nil && c.chain != own.chain) {
+        throw ReplicationRefusal(
+          seq: c.size,
+          reason: "the primary's signed checkpoint at size \(c.size) has root \(c.root.hex) "
+            + "chain \(c.chain?.hex ?? "-"), this replica's is root \(own.root.hex) chain "
+            + own.chain.hex)
+      }
+      verified(c.size)
+    }
+  }
+
+  private mutating func fetch(
+    _ js: JetStream, vkey: String
+  ) async throws {
+    if consumer == nil {
+      // The primary creates the stream with its first publish session.
+      guard try await js.streamInfo(config.checkpointStreamName) != nil else { return }
+      var c = JetStream.ConsumerConfig()
+      c.ackPolicy = .none
+      c.inactiveThreshold = .seconds(30)
+      consumer = try await js.createConsumer(stream: config.checkpointStreamName, c).name
+    }
+    guard let consumer else { return }
+    let got = try await js.fetch(
+      stream: config.checkpointStreamName, consumer: consumer, batch: 256,
+      expires: .milliseconds(100), noWait: true)
+    for d in got {
+      let note = String(decoding: d.message.payload, as: UTF8.self)
+      switch SignedCheckpoint.open(note: note, vkey: vkey) {
+      case .failure(let why):
+        let size = d.message.headers["Tally-Size"].flatMap { UInt64($0) } ?? 0
+        throw ReplicationRefusal(
+          seq: size, reason: "the checkpoint at size \(size) does not verify: \(why)")
+      case .success(let c):
+        if c.size <= seenSize { continue }
+        seenSize = c.size
+        pending.append(c)
+      }
+    }
+  }
+
+  func close(_ js: JetStream) {
+    guard let consumer else { return }
+    let stream = config.checkpointStreamName
+    Task { try? await js.deleteConsumer(stream: stream, name: consumer) }
   }
 }

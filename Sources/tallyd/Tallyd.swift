@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import Logging
+import TallyAudit
 import TallyCore
 import TallyServer
 import TallyStore
@@ -63,6 +64,12 @@ struct Tallyd: ParsableCommand {
       empty replica directory (its events all come from the stream).
       """)
   var replicaOf: String?
+  @Option(
+    help: """
+      With --replica-of: the primary's verifier key (tally vkey on the primary). The replica \
+      then checks every checkpoint the primary signed against its own tree and chain.
+      """)
+  var primaryVkey: String?
   @Option(
     help: """
       What OK means: local (synced in the local journal) or stream (also acknowledged by \
@@ -146,6 +153,9 @@ struct Tallyd: ParsableCommand {
       c.stream = s
     }
     let replicaURLs = replicaOf ?? env("TALLY_REPLICA_OF")
+    if primaryVkey != nil && replicaURLs == nil {
+      throw ValidationError("--primary-vkey is for a replica: give --replica-of too")
+    }
     if let urls = replicaURLs {
       if c.stream != nil {
         throw ValidationError(
@@ -162,6 +172,10 @@ struct Tallyd: ParsableCommand {
       r.subjectPrefix = try value(
         streamSubjectPrefix, "TALLY_STREAM_SUBJECT_PREFIX", r.subjectPrefix)
       r.replicas = try value(streamReplicas, "TALLY_STREAM_REPLICAS", r.replicas)
+      r.primaryVerifierKey = primaryVkey ?? env("TALLY_PRIMARY_VKEY")
+      if let k = r.primaryVerifierKey, VerifierKey.name(k) == nil {
+        throw ValidationError("--primary-vkey must be a verifier key name+hash+base64 (tally vkey)")
+      }
       r.ackWaitNanos =
         try value(streamAckTimeout, "TALLY_STREAM_ACK_TIMEOUT", Int64(5)) * 1_000_000_000
       c.replica = r

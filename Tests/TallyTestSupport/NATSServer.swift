@@ -228,6 +228,12 @@ public final class NATSServerProcess: @unchecked Sendable {
       exited = code
       return code
     }
+    if r < 0 && errno == ECHILD {
+      // Reaped elsewhere: it is gone, and its pid may already be another process's. Never
+      // signal it again.
+      exited = -1
+      return exited
+    }
     return nil
   }
 

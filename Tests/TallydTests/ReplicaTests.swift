@@ -1,4 +1,5 @@
 import Foundation
+import TallyCore
 import TallyCrypto
 import TallyNATS
 import TallyTestSupport
@@ -47,11 +48,19 @@ import Testing
     return out
   }
 
+  /// The primary's verifier key, read from its directory (read-only, while it runs).
+  static func vkey(_ server: TallydProcess) async throws -> String {
+    let r = try await runTally(["vkey", "--data", server.dataDir])
+    try #require(r.status == 0, "tally vkey: \(r.stderr)")
+    return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
   @Test func aReplicaUnderLoadCatchesUpEqualsThePrimaryAndRefusesWrites() async throws {
     let nats = try await NATSServerProcess.start(jetstream: true)
     defer { nats.stop() }
-    try await withFixture(["--stream", nats.url]) { primary, admin in
-      try await withTallyd(["--replica-of", nats.url]) { replica in
+    try await withFixture(["--stream", nats.url, "--checkpoint-interval", "1"]) { primary, admin in
+      let vkey = try await Self.vkey(primary)
+      try await withTallyd(["--replica-of", nats.url, "--primary-vkey", vkey]) { replica in
         let r = try await replica.admin()
         // Load while the replica follows: pipelined posts, a hold and its capture.
         let lines = (0..<600).map {
@@ -67,6 +76,16 @@ import Testing
         let head = try await admin.head().seq
         _ = try await Self.waitReplica(r, seq: head, state: "following")
         #expect(try await Self.picture(r) == Self.picture(admin))
+        // The primary's signed checkpoints verify against the replica's own tree and chain.
+        let deadline = monotonicSeconds() + 60
+        var st: [String: Any] = [:]
+        while monotonicSeconds() < deadline {
+          st = try await Self.replicaStats(r)
+          if (st["checkpoints_verified"] as? Int ?? 0) >= 1 { break }
+          try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect((st["checkpoints_verified"] as? Int ?? 0) >= 1, "\(st)")
+        #expect(st["checkpoints_checked"] as? Bool == true)
         // Writes: READ_ONLY, naming the primary; nothing changes.
         let w = try await r.request(
           entryLine("on-replica", debit: Fixture.cash, credit: Fixture.bob, amount: "1"))
@@ -156,6 +175,109 @@ import Testing
         #expect(refused?["seq"] as? Int == Int(k), "\(stream): \(st)")
         #expect(try await r.head().seq == Int(k) - 1, "\(stream): applied past the bad event")
         #expect(replica.log().contains("refused"), "\(stream): the log does not say it")
+        r.close()
+      }
+    }
+  }
+}
+
+extension ReplicaTests {
+  /// Copies the primary's stream into `name`, rewriting event `k` (one payload byte) and
+  /// every chain hash from there on so that the chain stays consistent: only the primary's
+  /// signed checkpoints can tell. Copies its checkpoints too (`name`_CHECKPOINTS).
+  static func forgeConsistently(
+    _ js: JetStream, into name: String, events: UInt64, k: UInt64
+  ) async throws {
+    var config = JetStream.StreamConfig(name: name, subjects: [name + ".>"])
+    config.replicas = 1
+    _ = try await js.createStream(config)
+    let h = SHA256Hasher()
+    var chain = Hash32.zero
+    for s in 1...events {
+      var m = try #require(try await js.getMessage(stream: "TALLY", seq: s))
+      m.headers.fields.removeAll { $0.name.hasPrefix("Nats-") }
+      if s == k { m.payload[m.payload.count / 2] ^= 0x01 }
+      if s >= k {
+        let leaf = h.leaf(m.payload)
+        m.headers["Tally-Leaf"] = leaf.hex
+        chain = h.chain(chain, leaf)
+        m.headers["Tally-Chain"] = chain.hex
+      } else {
+        let raw = try #require([UInt8](hex: m.headers["Tally-Chain"] ?? ""))
+        chain = raw.withUnsafeBytes { Hash32(raw: $0) }
+      }
+      _ = try await js.publish(name + ".x", headers: m.headers, payload: m.payload)
+    }
+    var ck = JetStream.StreamConfig(name: name + "_CHECKPOINTS", subjects: [name + "-checkpoints"])
+    ck.replicas = 1
+    _ = try await js.createStream(ck)
+    let info = try #require(try await js.streamInfo("TALLY_CHECKPOINTS"))
+    for s in max(info.firstSeq, 1)...max(info.lastSeq, 1) where info.lastSeq > 0 {
+      let m = try #require(try await js.getMessage(stream: "TALLY_CHECKPOINTS", seq: s))
+      _ = try await js.publish(name + "-checkpoints", headers: m.headers, payload: m.payload)
+    }
+  }
+
+  @Test func aConsistentRewriteOfTheStreamIsCaughtByThePrimarysSignedCheckpoints() async throws {
+    let nats = try await NATSServerProcess.start(jetstream: true)
+    defer { nats.stop() }
+    var vkey = ""
+    var size = 0
+    try await withFixture(["--stream", nats.url, "--checkpoint-interval", "1"]) { primary, admin in
+      vkey = try await Self.vkey(primary)
+      for i in 0..<10 {
+        try await admin.post("cw-\(i)", debit: Fixture.cash, credit: Fixture.bob, amount: "5")
+      }
+      let head = try await ChangeStreamTests.waitCaughtUp(admin)
+      // Wait (bounded) for a checkpoint of the head in the checkpoint stream.
+      let conn = try await NATSConnection.connect(try NATSAddress.parseList(nats.url))
+      let js = JetStream(conn)
+      let deadline = monotonicSeconds() + 60
+      while monotonicSeconds() < deadline {
+        let last = try await js.lastMessage(
+          stream: "TALLY_CHECKPOINTS", subject: "tally.events-checkpoints")
+        size = Int(last?.headers["Tally-Size"] ?? "") ?? 0
+        if size == head { break }
+        try await Task.sleep(for: .milliseconds(100))
+      }
+      await conn.close()
+      try #require(size == head, "no checkpoint of the head was published")
+    }
+    let conn = try await NATSConnection.connect(try NATSAddress.parseList(nats.url))
+    let js = JetStream(conn)
+    let k = UInt64(size - 4)
+    try await Self.forgeConsistently(js, into: "REWRITTEN", events: UInt64(size), k: k)
+    // A note whose signature does not verify (another key signed it).
+    var bad = JetStream.StreamConfig(name: "BADSIG", subjects: ["BADSIG.>"])
+    bad.replicas = 1
+    _ = try await js.createStream(bad)
+    for s in 1...UInt64(size) {
+      var m = try #require(try await js.getMessage(stream: "TALLY", seq: s))
+      m.headers.fields.removeAll { $0.name.hasPrefix("Nats-") }
+      _ = try await js.publish("BADSIG.x", headers: m.headers, payload: m.payload)
+    }
+    var badCk = JetStream.StreamConfig(name: "BADSIG_CHECKPOINTS", subjects: ["BADSIG-checkpoints"])
+    badCk.replicas = 1
+    _ = try await js.createStream(badCk)
+    let real = try #require(
+      try await js.lastMessage(stream: "TALLY_CHECKPOINTS", subject: "tally.events-checkpoints"))
+    var forgedNote = String(decoding: real.payload, as: UTF8.self)
+    forgedNote = forgedNote.replacingOccurrences(of: "\n\(size)\n", with: "\n\(size - 1)\n")
+    _ = try await js.publish(
+      "BADSIG-checkpoints", headers: real.headers, payload: Array(forgedNote.utf8))
+    await conn.close()
+
+    for (stream, want, says) in [
+      ("REWRITTEN", size, "signed checkpoint"), ("BADSIG", size, "does not verify"),
+    ] {
+      try await withTallyd([
+        "--replica-of", nats.url, "--stream-name", stream, "--primary-vkey", vkey,
+      ]) { replica in
+        let r = try await replica.admin()
+        let st = try await Self.waitReplica(r, state: "failed")
+        let refused = st["refused"] as? [String: Any]
+        #expect(refused?["seq"] as? Int == want, "\(stream): \(st)")
+        #expect((refused?["reason"] as? String)?.contains(says) == true, "\(stream): \(st)")
         r.close()
       }
     }
