@@ -155,6 +155,28 @@ import Testing
     }
   }
 
+  @Test func losingOneServerOfAClusterMidRunLeavesTheStreamExactlyOnce() async throws {
+    let cluster = try await NATSCluster.start(size: 3)
+    defer { cluster.stop() }
+    let flags = ["--stream", cluster.urls, "--stream-replicas", "3"]
+    try await withFixture(flags) { server, admin in
+      let lines = (0..<600).map {
+        entryLine("m-\($0)", debit: Fixture.cash, credit: Fixture.bob, amount: "1") + "\n"
+      }
+      try await admin.send(lines[..<300].joined())
+      // One server goes (it may be the one tallyd publishes through, or the stream leader)
+      // while answers are still coming.
+      cluster.servers[0].kill()
+      for _ in 0..<300 { #expect(try await admin.readReply(timeout: 60).isOK) }
+      try await admin.send(lines[300...].joined())
+      for _ in 0..<300 { #expect(try await admin.readReply(timeout: 60).isOK) }
+      _ = try await Self.waitCaughtUp(admin, timeout: 120)
+      let log = try await Self.readLog(admin)
+      let alive = cluster.servers.dropFirst().map(\.url).joined(separator: ",")
+      try await Self.expectStreamEqualsLog(alive, log)
+    }
+  }
+
   @Test func sigkillOfTallydLeavesTheStreamExactlyOnceAfterRestart() async throws {
     let nats = try await NATSServerProcess.start(jetstream: true)
     defer { nats.stop() }
