@@ -28,9 +28,6 @@ public struct ChangeStreamConfig: Sendable {
   /// `--durability stream`: how long a group waits for the stream's ack before it is
   /// answered `NOT_REPLICATED` (`--stream-ack-timeout`, seconds).
   public var ackWaitNanos: Int64 = 5_000_000_000
-  /// How long the publisher sleeps when it has sent everything durable. In `--durability
-  /// stream` every `OK` waits for it, so the server makes it shorter there.
-  public var idleWaitNanos: Int64 = 500_000
   /// The stream's duplicate window when tallyd creates it. Exactly-once rests on the
   /// expected last sequence; message ids only catch a resend within the window, so a short
   /// one keeps the server's id table small at high rates.
@@ -121,6 +118,9 @@ public final class ChangeStreamPublisher: Sendable {
   let primary = Mutex<String?>(nil)
   private let task = Mutex<Task<Void, Never>?>(nil)
   private let watchdog = Mutex<Task<Void, Never>?>(nil)
+  /// Wakes the publishing loop: a sync made events durable, an ack arrived, or the
+  /// watchdog's tick (which bounds every wait).
+  let doorbell = Doorbell()
 
   /// What a group waiting in `--durability stream` is told.
   public enum Verdict: Sendable {
@@ -184,6 +184,7 @@ public final class ChangeStreamPublisher: Sendable {
   func acked(_ seq: UInt64) {
     status.withLock { if seq > $0.ackedSeq { $0.ackedSeq = seq } }
     fireWaiters()
+    doorbell.ring()
   }
 
   public init(
@@ -207,6 +208,7 @@ public final class ChangeStreamPublisher: Sendable {
   /// `Tally-Primary`, so that replicas can name the primary in `READ_ONLY`.
   public func start(primaryAddress: String) {
     primary.withLock { $0 = primaryAddress }
+    journal?.setDurableHook { [doorbell] in doorbell.ring() }
     task.withLock { t in
       precondition(t == nil, "change stream started twice")
       t = Task { [self] in await run() }
@@ -217,6 +219,7 @@ public final class ChangeStreamPublisher: Sendable {
         while !isStopping {
           try? await Task.sleep(for: .milliseconds(20))
           fireWaiters()
+          doorbell.ring()
         }
       }
     }
@@ -231,6 +234,8 @@ public final class ChangeStreamPublisher: Sendable {
       try? await Task.sleep(for: .milliseconds(5))
     }
     stopping.store(true, ordering: .releasing)
+    journal?.setDurableHook(nil)
+    doorbell.ring()
     let t = task.withLock { $0 }
     await t?.value
     await watchdog.withLock { $0 }?.value
@@ -397,7 +402,7 @@ public final class ChangeStreamPublisher: Sendable {
       let room = config.unackedMax - Int(sent - t.acked)
       let durable = durableSeq()
       if room <= 0 || sent >= durable {
-        try? await Task.sleep(for: .nanoseconds(config.idleWaitNanos))
+        await doorbell.wait()
         continue
       }
       let want = min(config.readBatchMax, room, Int(durable - sent))
@@ -570,4 +575,37 @@ enum PubAckReply {
   }
 
   struct AckError: Error, CustomStringConvertible { var description: String }
+}
+
+/// One waiter, many ringers: `wait` returns at once if rung since the last wait, else at the
+/// next ring. The publisher's watchdog rings every 20 ms, which bounds every wait.
+final class Doorbell: Sendable {
+  private let state = Mutex<(rung: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+  func ring() {
+    let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+      guard let w = s.waiter else {
+        s.rung = true
+        return nil
+      }
+      s.waiter = nil
+      return w
+    }
+    waiter?.resume()
+  }
+
+  func wait() async {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+      let now = state.withLock { s -> Bool in
+        if s.rung {
+          s.rung = false
+          return true
+        }
+        precondition(s.waiter == nil, "one waiter at a time: the publishing loop")
+        s.waiter = c
+        return false
+      }
+      if now { c.resume() }
+    }
+  }
 }

@@ -33,8 +33,7 @@ public final class TallyServer: Sendable {
     pool.start()
     context = ServerContext(
       config: config, writer: writer, reader: ledger.reader, readPool: pool, logger: logger)
-    if var s = config.stream {
-      if config.durability == .stream { s.idleWaitNanos = 100_000 }
+    if let s = config.stream {
       context.replication.stream.withLock {
         $0 = ChangeStreamPublisher(
           config: s, reader: ledger.reader, journal: ledger.journal,
@@ -124,7 +123,6 @@ public final class TallyServer: Sendable {
     s.subjectPrefix = r.subjectPrefix
     s.replicas = r.replicas
     s.ackWaitNanos = r.ackWaitNanos
-    if context.config.durability == .stream { s.idleWaitNanos = 100_000 }
     let publisher = ChangeStreamPublisher(
       config: s, reader: context.reader, journal: journal, origin: origin, logger: context.logger)
     replication.stream.withLock { $0 = publisher }

@@ -53,6 +53,7 @@ public final class Journal: @unchecked Sendable {
 
   private let written = Atomic<UInt64>(0)
   private let durable = Atomic<UInt64>(0)
+  private let durableHook = Mutex<(@Sendable () -> Void)?>(nil)
   private let syncLock = Mutex<StoreError?>(nil)
   private var waitMutex = pthread_mutex_t()
   private var waitCond = pthread_cond_t()
@@ -592,6 +593,13 @@ public final class Journal: @unchecked Sendable {
       durable.store(target, ordering: .releasing)
     }
     wakeWaiters()
+    durableHook.withLock { $0 }?()
+  }
+
+  /// Called after each sync that made records durable (from the syncing thread): lets a
+  /// follower of the log (the change stream) wake at once instead of polling.
+  public func setDurableHook(_ hook: (@Sendable () -> Void)?) {
+    durableHook.withLock { $0 = hook }
   }
 
   public var durableSeq: UInt64 { durable.load(ordering: .acquiring) }
