@@ -33,6 +33,7 @@ skip() { [[ ",$SKIP," == *",$1,"* ]]; }
 say() { echo "bench-stream: $*" >&2; }
 
 tools/setup
+command -v python3 >/dev/null || { say "needs python3 (free ports, STATS parsing): apt-get install python3"; exit 2; }
 if [ -n "${BIN:-}" ]; then
   bin="$(cd "$BIN" && pwd)"
 else
