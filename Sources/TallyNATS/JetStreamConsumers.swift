@@ -165,23 +165,42 @@ extension JetStream {
     /// Parses `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`, or the
     /// newer `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.…[.<token>]`.
     public init(replySubject reply: String) throws(JetStreamError) {
-      let tokens = reply.split(separator: ".", omittingEmptySubsequences: false)
-      guard tokens.count >= 9, tokens[0] == "$JS", tokens[1] == "ACK" else {
+      // Split over UTF-8 bytes: this runs once per delivered message, and String.split
+      // walks Characters (grapheme breaking) for nothing here.
+      let tokens = reply.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+      guard tokens.count >= 9, tokens[0].elementsEqual("$JS".utf8),
+        tokens[1].elementsEqual("ACK".utf8)
+      else {
         throw JetStreamError(.response, "reply subject \(reply) is not a JetStream ack subject")
       }
       let base = tokens.count == 9 ? 2 : 4
       guard tokens.count == 9 || tokens.count == 11 || tokens.count == 12,
-        let deliveries = UInt64(tokens[base + 2]), let streamSeq = UInt64(tokens[base + 3]),
-        let consumerSeq = UInt64(tokens[base + 4]), let pending = UInt64(tokens[base + 6])
+        let deliveries = Self.number(tokens[base + 2]),
+        let streamSeq = Self.number(tokens[base + 3]),
+        let consumerSeq = Self.number(tokens[base + 4]), let pending = Self.number(tokens[base + 6])
       else {
         throw JetStreamError(.response, "reply subject \(reply) has malformed metadata")
       }
-      self.stream = String(tokens[base])
-      self.consumer = String(tokens[base + 1])
+      self.stream = String(Substring(tokens[base]))
+      self.consumer = String(Substring(tokens[base + 1]))
       self.deliveries = deliveries
       self.streamSeq = streamSeq
       self.consumerSeq = consumerSeq
       self.pending = pending
+    }
+
+    /// A decimal UInt64 (digits only, no sign, no overflow), as `UInt64(String)` reads one.
+    static func number(_ token: Substring.UTF8View) -> UInt64? {
+      if token.isEmpty || token.count > 20 { return nil }
+      var value: UInt64 = 0
+      for c in token {
+        guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
+        let (m, o1) = value.multipliedReportingOverflow(by: 10)
+        let (a, o2) = m.addingReportingOverflow(UInt64(c - UInt8(ascii: "0")))
+        if o1 || o2 { return nil }
+        value = a
+      }
+      return value
     }
   }
 

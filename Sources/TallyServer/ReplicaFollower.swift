@@ -244,8 +244,26 @@ public final class ReplicaFollower: Sendable {
   }
 
   static func hash32(_ hex: String) -> Hash32? {
-    guard let b = [UInt8](hex: hex), b.count == 32 else { return nil }
-    return b.withUnsafeBytes { Hash32(raw: $0) }
+    var hex = hex
+    return hex.withUTF8 { u -> Hash32? in
+      guard u.count == 64 else { return nil }
+      func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: c - 48
+        case 97...102: c - 87
+        case 65...70: c - 55
+        default: nil
+        }
+      }
+      var out = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+      return withUnsafeMutableBytes(of: &out) { raw -> Hash32? in
+        for i in 0..<32 {
+          guard let hi = nibble(u[2 * i]), let lo = nibble(u[2 * i + 1]) else { return nil }
+          raw[i] = hi << 4 | lo
+        }
+        return Hash32(raw: UnsafeRawBufferPointer(raw))
+      }
+    }
   }
 
   /// Hands a group to the writer and waits for it to be durable (or refused).

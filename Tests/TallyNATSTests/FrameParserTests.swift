@@ -238,7 +238,13 @@ struct ValueTests {
       replySubject: "$JS.ACK.hub.ACCHASH.S.C.1.9.8.1700000000000000000.0.r4nd0m")
     #expect(new.stream == "S" && new.consumer == "C")
     #expect(new.deliveries == 1 && new.streamSeq == 9 && new.consumerSeq == 8 && new.pending == 0)
-    for bad in ["$JS.ACK.S.C.1.2.3", "$JS.NAK.S.C.1.2.3.4.5", "$JS.ACK.S.C.x.2.3.4.5", "a.b"] {
+    #expect(
+      try JetStream.AckMetadata(replySubject: "$JS.ACK.S.C.1.18446744073709551615.1.0.0")
+        .streamSeq == UInt64.max)
+    for bad in [
+      "$JS.ACK.S.C.1.2.3", "$JS.NAK.S.C.1.2.3.4.5", "$JS.ACK.S.C.x.2.3.4.5", "a.b",
+      "$JS.ACK.S.C.1.18446744073709551616.1.0.0", "$JS.ACK.S.C.1.-2.1.0.0", "$JS.ACK.S.C.1..1.0.0",
+    ] {
       #expect(throws: JetStreamError.self) { try JetStream.AckMetadata(replySubject: bad) }
     }
   }
