@@ -18,7 +18,8 @@
 #
 # Env: BIN (dir holding tallyd, tally, tally-load; default: build them, release), DUR
 # (measured seconds per scenario [10]), WARMUP [1], OUT (results dir
-# [.build-bench/stream-<UTC>]), SKIP (comma list of a,b,c,d). Only 127.0.0.1 is used; every
+# [.build-bench/stream-<UTC>]), SKIP (comma list of a,b,c,d), KEEP_DATA=1 (keep the ledgers
+# and JetStream stores, GBs; removed by default). Only 127.0.0.1 is used; every
 # process started here is stopped however the script ends, every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,8 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # The ledgers and JetStream stores are GBs after a run: kept only with KEEP_DATA=1.
+  if [ "${KEEP_DATA:-0}" != 1 ]; then rm -rf "$OUT"/a "$OUT"/b "$OUT"/c "$OUT"/d "$OUT"/nats-*; fi
 }
 trap cleanup EXIT
 
