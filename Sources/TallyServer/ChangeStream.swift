@@ -105,7 +105,6 @@ public final class ChangeStreamPublisher: Sendable {
     public var lastError: String?
     public var stop: ChangeStreamStop?
     public var server: String?
-    /// Lag samples (durable seq - acked seq) are not kept here; `lag` is computed on read.
   }
 
   let config: ChangeStreamConfig
@@ -274,17 +273,16 @@ public final class ChangeStreamPublisher: Sendable {
   /// then waits and does it again; until `stop`, or a stream that is not this ledger's.
   private func run() async {
     await reconnecting(
-      waitNanos: config.reconnectWaitNanos, isStopping: { isStopping },
-      session: { try await session() }
-    ) { error in
-      guard let stop = error as? StopPublishing else {
+      "change stream", logger: logger, waitNanos: config.reconnectWaitNanos,
+      isStopping: { isStopping }, session: { try await session() },
+      lost: { why in
         status.withLock {
-          $0.lastError = "\(error)"
+          $0.lastError = why
           $0.state = "connecting"
         }
-        logger.warning("change stream: reconnecting", metadata: ["error": "\(error)"])
-        return false
       }
+    ) { error in
+      guard let stop = error as? StopPublishing else { return false }
       status.withLock {
         $0.stop = stop.reason
         $0.state = "failed"
@@ -349,7 +347,7 @@ public final class ChangeStreamPublisher: Sendable {
     streamConfig.replicas = config.replicas
     streamConfig.duplicateWindow = .nanoseconds(config.duplicateWindowNanos)
     let info = try await js.ensureStream(streamConfig)
-    var last = info.lastSeq
+    let last = info.lastSeq
     try await checkOwnership(js, last: last)
     var checkpoints = JetStream.StreamConfig(
       name: config.checkpointStreamName, subjects: [config.checkpointSubject])
@@ -388,7 +386,6 @@ public final class ChangeStreamPublisher: Sendable {
         status.withLock { $0.resyncs += 1 }
         throw Resync(description: failure)
       }
-      if t.acked > last { last = t.acked }
       if sent > t.acked, let oldest = t.oldestSentNanos,
         monotonicNanos() - oldest > config.ackTimeoutNanos
       {
@@ -487,7 +484,6 @@ final class AckTracker: Sendable {
     /// When the oldest unacknowledged batch was sent.
     var oldestSentNanos: Int64?
     var failure: String?
-    var fenced: String?
   }
   private let s: Mutex<State>
   /// Send times of batches still unacknowledged: (last seq of the batch, nanos). Bounded

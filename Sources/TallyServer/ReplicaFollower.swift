@@ -9,27 +9,24 @@ import TallyStore
 
 /// A read replica's source (`tallyd --replica-of`; docs/REPLICATION.md, "Read replicas").
 public struct ReplicaConfig: Sendable {
-  public var servers: [NATSAddress]
-  public var streamName = "TALLY"
-  /// Used once promoted (the stream it then publishes to): as `ChangeStreamConfig`'s.
-  public var subjectPrefix = "tally.events"
-  public var replicas = 1
-  public var ackWaitNanos: Int64 = 5_000_000_000
-  /// The primary's verifier key (`tally vkey` on the primary; `--primary-vkey`): with it, the
-  /// replica checks every checkpoint the primary signed against its own tree and chain.
-  public var primaryVerifierKey: String?
+  /// The stream followed (servers, name), and how this server publishes to it once
+  /// promoted.
+  public var stream: ChangeStreamConfig
+  public var servers: [NATSAddress] { stream.servers }
+  public var streamName: String { stream.streamName }
+  public var checkpointStreamName: String { stream.checkpointStreamName }
+  /// The primary's verifier keys (`tally vkey` on the primary; `--primary-vkey`, repeatable:
+  /// after a signing-key rotation the old and the new): with them, the replica checks every
+  /// checkpoint the primary signed against its own tree and chain.
+  public var primaryVerifierKeys: [String] = []
   public var checkpointPollNanos: Int64 = 1_000_000_000
-  /// As `ChangeStreamConfig`'s: the stream of the primary's signed checkpoints.
-  public var checkpointStreamName: String { streamName + "_CHECKPOINTS" }
   /// Events fetched from the stream per request, and appended as one write group.
   public var fetchBatch = 2048
   /// How long one fetch waits for events when the replica has caught up.
   public var fetchExpiresNanos: Int64 = 500_000_000
   public var reconnectWaitNanos: Int64 = 500_000_000
 
-  public init(servers: [NATSAddress]) { self.servers = servers }
-
-  public init(urls: String) throws(NATSError) { servers = try NATSAddress.parseList(urls) }
+  public init(stream: ChangeStreamConfig) { self.stream = stream }
 }
 
 /// Follows the primary's change stream: fetches events in seq order from the replica's
@@ -100,7 +97,7 @@ public final class ReplicaFollower: Sendable {
       ("connects", .number(String(s.connects))),
       ("checkpoints_verified", .number(String(s.checkpointsVerified))),
       ("checkpoint_size", n(s.checkpointSize)),
-      ("checkpoints_checked", .bool(config.primaryVerifierKey != nil)),
+      ("checkpoints_checked", .bool(!config.primaryVerifierKeys.isEmpty)),
       ("error", s.lastError.map { .string($0) } ?? .null),
       (
         "refused",
@@ -115,17 +112,16 @@ public final class ReplicaFollower: Sendable {
 
   private func run() async {
     await reconnecting(
-      waitNanos: config.reconnectWaitNanos, isStopping: { isStopping },
-      session: { try await session() }
-    ) { error in
-      guard let refusal = error as? ReplicationRefusal else {
+      "replica", logger: logger, waitNanos: config.reconnectWaitNanos,
+      isStopping: { isStopping }, session: { try await session() },
+      lost: { why in
         status.withLock {
-          $0.lastError = "\(error)"
+          $0.lastError = why
           $0.state = "connecting"
         }
-        logger.warning("replica: reconnecting", metadata: ["error": "\(error)"])
-        return false
       }
+    ) { error in
+      guard let refusal = error as? ReplicationRefusal else { return false }
       let head = try? reader.currentHead().seq
       status.withLock {
         $0.refused = refusal
@@ -210,7 +206,9 @@ public final class ReplicaFollower: Sendable {
         if let p = d.message.headers["Tally-Primary"] { primary = p }
       }
       let last = got.last!
-      let streamSeq = last.streamSeq + last.pending
+      // Both counts come from the server: a sum past UInt64.max is clamped, never a trap.
+      let (sum, over) = last.streamSeq.addingReportingOverflow(last.pending)
+      let streamSeq = over ? UInt64.max : sum
       status.withLock {
         $0.streamSeq = streamSeq
         if let primary { $0.primary = primary }
@@ -236,34 +234,13 @@ public final class ReplicaFollower: Sendable {
       throw ReplicationRefusal(
         seq: seq, reason: "stream message \(seq) says Tally-Seq \(h["Tally-Seq"] ?? "none")")
     }
-    guard let leaf = h["Tally-Leaf"].flatMap(hash32), let chain = h["Tally-Chain"].flatMap(hash32)
+    // Lowercase hex, as the primary writes it (`Hash32(hex:)`, TallyAudit).
+    guard let leaf = h["Tally-Leaf"].flatMap(Hash32.init(hex:)),
+      let chain = h["Tally-Chain"].flatMap(Hash32.init(hex:))
     else {
       throw ReplicationRefusal(seq: seq, reason: "missing or malformed Tally-Leaf/Tally-Chain")
     }
     return ReplicatedEvent(seq: seq, bytes: d.message.payload, leaf: leaf, chain: chain)
-  }
-
-  static func hash32(_ hex: String) -> Hash32? {
-    var hex = hex
-    return hex.withUTF8 { u -> Hash32? in
-      guard u.count == 64 else { return nil }
-      func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 48...57: c - 48
-        case 97...102: c - 87
-        case 65...70: c - 55
-        default: nil
-        }
-      }
-      var out = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-      return withUnsafeMutableBytes(of: &out) { raw -> Hash32? in
-        for i in 0..<32 {
-          guard let hi = nibble(u[2 * i]), let lo = nibble(u[2 * i + 1]) else { return nil }
-          raw[i] = hi << 4 | lo
-        }
-        return Hash32(raw: UnsafeRawBufferPointer(raw))
-      }
-    }
   }
 
   /// Hands a group to the writer and waits for it to be durable (or refused).
@@ -297,8 +274,11 @@ public final class ReplicaFollower: Sendable {
 struct CheckpointCheck {
   let config: ReplicaConfig
   var consumer: String?
-  /// Verified signatures whose size the replica has not reached yet, in size order.
+  /// Verified signatures whose size the replica has not reached yet, in size order; at most
+  /// `pendingMax` (a day of checkpoints at the default minute; a replica far behind fetches
+  /// the next ones as it catches up).
   var pending: [SignedCheckpoint] = []
+  static let pendingMax = 1_440
   var lastPoll: Int64 = 0
   /// Sizes seen (verified or pending) up to here are skipped when delivered again.
   var seenSize: UInt64 = 0
@@ -308,10 +288,14 @@ struct CheckpointCheck {
   mutating func poll(
     _ js: JetStream, head: UInt64, reader: LedgerReader, verified: (UInt64) -> Void
   ) async throws {
-    guard let vkey = config.primaryVerifierKey else { return }
-    if monotonicNanos() - lastPoll >= config.checkpointPollNanos {
+    if config.primaryVerifierKeys.isEmpty { return }
+    // Checkpoints of sizes the replica has not reached wait here; past `pendingMax` the
+    // stream keeps the rest (no ack: they are fetched again later, in order).
+    if monotonicNanos() - lastPoll >= config.checkpointPollNanos
+      && pending.count < Self.pendingMax
+    {
       lastPoll = monotonicNanos()
-      try await fetch(js, vkey: vkey)
+      try await fetch(js, vkeys: config.primaryVerifierKeys)
     }
     while let c = pending.first, c.size <= head {
       pending.removeFirst()
@@ -330,9 +314,7 @@ struct CheckpointCheck {
     }
   }
 
-  private mutating func fetch(
-    _ js: JetStream, vkey: String
-  ) async throws {
+  private mutating func fetch(_ js: JetStream, vkeys: [String]) async throws {
     if consumer == nil {
       // The primary creates the stream with its first publish session.
       guard try await js.streamInfo(config.checkpointStreamName) != nil else { return }
@@ -343,11 +325,12 @@ struct CheckpointCheck {
     }
     guard let consumer else { return }
     let got = try await js.fetch(
-      stream: config.checkpointStreamName, consumer: consumer, batch: 256,
+      stream: config.checkpointStreamName, consumer: consumer,
+      batch: min(256, Self.pendingMax - pending.count),
       expires: .milliseconds(100), noWait: true)
     for d in got {
       let note = String(decoding: d.message.payload, as: UTF8.self)
-      switch SignedCheckpoint.open(note: note, vkey: vkey) {
+      switch SignedCheckpoint.open(note: note, vkeys: vkeys) {
       case .failure(let why):
         let size = d.message.headers["Tally-Size"].flatMap { UInt64($0) } ?? 0
         throw ReplicationRefusal(

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import TallyProtocol
 
@@ -51,17 +52,20 @@ final class Replication: Sendable {
 }
 
 /// Runs `session` again and again until `isStopping`, waiting `waitNanos` after each end (a
-/// lost connection, NATS down): the loop of the publisher and of the replica. `ended` is
-/// told why each session ended and returns true when that ends it for good.
+/// lost connection, NATS down): the loop of the publisher and of the replica. `final` turns
+/// the error that ends it for good into its handling (and returns true); any other error is
+/// logged as `what: reconnecting` and handed to `lost` (for STATS).
 func reconnecting(
-  waitNanos: Int64, isStopping: () -> Bool, session: () async throws -> Void,
-  ended: (any Error) -> Bool
+  _ what: String, logger: Logger, waitNanos: Int64, isStopping: () -> Bool,
+  session: () async throws -> Void, lost: (String) -> Void, final: (any Error) -> Bool
 ) async {
   while !isStopping() {
     do {
       try await session()
     } catch {
-      if ended(error) { return }
+      if final(error) { return }
+      lost("\(error)")
+      logger.warning("\(what): reconnecting", metadata: ["error": "\(error)"])
     }
     if isStopping() { break }
     try? await Task.sleep(for: .nanoseconds(waitNanos))

@@ -118,13 +118,9 @@ public final class TallyServer: Sendable {
         details: ["seq": String(head), "stream_seq": String(streamSeq)]
       ).line
     }
-    var s = ChangeStreamConfig(servers: r.servers)
-    s.streamName = r.streamName
-    s.subjectPrefix = r.subjectPrefix
-    s.replicas = r.replicas
-    s.ackWaitNanos = r.ackWaitNanos
     let publisher = ChangeStreamPublisher(
-      config: s, reader: context.reader, journal: journal, origin: origin, logger: context.logger)
+      config: r.stream, reader: context.reader, journal: journal, origin: origin,
+      logger: context.logger)
     replication.stream.withLock { $0 = publisher }
     replication.replica.withLock { $0 = nil }
     startPrimary()

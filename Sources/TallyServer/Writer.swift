@@ -441,8 +441,13 @@ final class Writer: Sendable {
     }
   }
 
-  /// Runs `answers` once everything appended so far is synced.
-  private func answerWhenDurable(_ ledger: Ledger, _ answers: @escaping () -> Void) {
+  /// Runs `answers(true)` once everything appended so far is synced, or `answers(false)`
+  /// when the sync failed and `seq` (the group's last) never became durable.
+  private func answerWhenDurable(
+    _ ledger: Ledger, through seq: UInt64, _ answers: @escaping (_ durable: Bool) -> Void
+  ) {
+    let journal = ledger.journal
+    let answer = { answers(journal.map { $0.durableSeq >= seq } ?? true) }
     if queue.depth == 0 && syncs.idle {
       // Nothing else waits: sync here and answer, one thread handoff fewer. With more
       // load, the syncer overlaps this group's sync with the next group's apply.
@@ -453,14 +458,15 @@ final class Writer: Sendable {
         stats.failures.add(1, ordering: .relaxed)
         logger.critical("journal sync failed", metadata: ["error": "\(error)"])
       }
-      answers()
+      answer()
     } else {
-      syncs.push(answers)
+      syncs.push(answer)
     }
   }
 
   /// A replica's group: appended (journal, then LMDB) and answered once synced, like a
-  /// client's group; a refused group changes nothing and is answered with the refusal.
+  /// client's group. A refused event is answered with the refusal once the events before it
+  /// (appended) are synced; nothing from it on is written.
   private func replicateStep(_ ledger: Ledger, _ job: WriteJob, _ events: [ReplicatedEvent]) {
     do {
       let result: Result<LogHead, ReplicationRefusal>
@@ -470,17 +476,11 @@ final class Writer: Sendable {
         // The events before the refused one were appended: they are answered durable too.
         result = .failure(refusal)
       }
-      let head = ledger.head
       stats.groups.add(1, ordering: .relaxed)
       stats.commands.add(events.count, ordering: .relaxed)
       stats.largestGroup.max(events.count, ordering: .relaxed)
-      let journal = ledger.journal
-      answerWhenDurable(ledger) {
-        if let journal, journal.durableSeq < head.seq {
-          job.complete(.failed(Journal.poisonError))
-        } else {
-          job.complete(.replicated(result))
-        }
+      answerWhenDurable(ledger, through: ledger.head.seq) { durable in
+        job.complete(durable ? .replicated(result) : .failed(Journal.poisonError))
       }
       startSnapshotIfDue(ledger)
     } catch {
@@ -540,7 +540,6 @@ final class Writer: Sendable {
       stats.commands.add(commands.count, ordering: .relaxed)
       stats.largestGroup.max(commands.count, ordering: .relaxed)
       let last = ledger.head.seq
-      let journal = ledger.journal
       let answerAll: @Sendable () -> Void = { [outcomes, receipts] in
         var at = 0
         for job in jobs {
@@ -551,9 +550,9 @@ final class Writer: Sendable {
         }
       }
       let streamAcks = self.streamAcks.withLock { $0 }
-      let answers = {
-        // After the sync: a group whose records did not become durable is answered failed.
-        if let journal, journal.durableSeq < last {
+      answerWhenDurable(ledger, through: last) { durable in
+        // A group whose records did not become durable is answered failed.
+        guard durable else {
           for job in jobs {
             if case .commands = job.work { job.complete(.failed(Journal.poisonError)) }
           }
@@ -570,7 +569,6 @@ final class Writer: Sendable {
           }
         }
       }
-      answerWhenDurable(ledger, answers)
     } catch {
       stats.failures.add(1, ordering: .relaxed)
       logger.error(

@@ -255,22 +255,10 @@ extension LedgerQuerying {
   /// Events from `fromSeq` (inclusive), at most `limit`.
   public func log(fromSeq: UInt64, limit: Int) throws(StoreError) -> [LogRecord] {
     try reader.read { t in
-      let c = try t.cursor(reader.dbs.log)
-      defer { c.close() }
       var out = [LogRecord]()
-      var row = try withBytes(of: max(fromSeq, 1).bigEndian) { (k) throws(StoreError) in
-        try c.get(MDB_SET_RANGE, key: k)
-      }
-      while let (k, v) = row, out.count < limit {
-        let seq = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
-        guard let h = try t.get(reader.dbs.hashes, u64: seq), h.count == 64 else {
-          throw StoreError.corrupt("no hashes for seq \(seq)")
-        }
+      try Self.walkLog(t, reader.dbs, fromSeq: fromSeq, limit: limit) { _, v, leaf, chain in
         out.append(
-          LogRecord(
-            event: try EventCodec.decode(v), bytes: Array(v), leaf: Hash32(raw: h),
-            chain: Hash32(raw: UnsafeRawBufferPointer(rebasing: h[32..<64]))))
-        row = try c.get(MDB_NEXT)
+          LogRecord(event: try EventCodec.decode(v), bytes: Array(v), leaf: leaf, chain: chain))
       }
       return out
     }
@@ -284,27 +272,41 @@ extension LedgerQuerying {
   ) throws(StoreError) -> [StreamRecord] {
     cache?.accounts.beginBatch()
     return try reader.readState(cache: cache?.accounts) { s in
-      let c = try s.txn.cursor(reader.dbs.log)
-      defer { c.close() }
       var out = [StreamRecord]()
-      var row = try withBytes(of: max(fromSeq, 1).bigEndian) { (k) throws(StoreError) in
-        try c.get(MDB_SET_RANGE, key: k)
-      }
-      while let (k, v) = row, out.count < limit {
-        let seq = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
-        guard let h = try s.txn.get(reader.dbs.hashes, u64: seq), h.count == 64 else {
-          throw StoreError.corrupt("no hashes for seq \(seq)")
-        }
+      try Self.walkLog(s.txn, reader.dbs, fromSeq: fromSeq, limit: limit) { seq, v, leaf, chain in
         let event = try EventCodec.decode(v)
         out.append(
           StreamRecord(
-            seq: seq, bytes: Array(v), leaf: Hash32(raw: h),
-            chain: Hash32(raw: UnsafeRawBufferPointer(rebasing: h[32..<64])), type: event.body.type,
+            seq: seq, bytes: Array(v), leaf: leaf, chain: chain, type: event.body.type,
             timestampNanos: event.timestampNanos,
             partners: try Machine.eventPartners(event, &s)))
-        row = try c.get(MDB_NEXT)
       }
       return out
+    }
+  }
+
+  /// Calls `body` with each stored event from `fromSeq` on, at most `limit`: its seq, bytes
+  /// (valid during the call) and hashes. A key or hashes row of the wrong size is corrupt.
+  static func walkLog(
+    _ t: Txn, _ dbs: DBs, fromSeq: UInt64, limit: Int,
+    _ body: (UInt64, UnsafeRawBufferPointer, Hash32, Hash32) throws -> Void
+  ) throws {
+    let c = try t.cursor(dbs.log)
+    defer { c.close() }
+    var row = try withBytes(of: max(fromSeq, 1).bigEndian) { (k) throws(StoreError) in
+      try c.get(MDB_SET_RANGE, key: k)
+    }
+    var n = 0
+    while let (k, v) = row, n < limit {
+      guard k.count == 8 else { throw StoreError.corrupt("a log key of \(k.count) bytes") }
+      let seq = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
+      guard let h = try t.get(dbs.hashes, u64: seq), h.count == 64 else {
+        throw StoreError.corrupt("no hashes for seq \(seq)")
+      }
+      try body(
+        seq, v, Hash32(raw: h), Hash32(raw: UnsafeRawBufferPointer(rebasing: h[32..<64])))
+      n += 1
+      row = try c.get(MDB_NEXT)
     }
   }
 

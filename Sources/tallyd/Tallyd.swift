@@ -67,9 +67,10 @@ struct Tallyd: ParsableCommand {
   @Option(
     help: """
       With --replica-of: the primary's verifier key (tally vkey on the primary). The replica \
-      then checks every checkpoint the primary signed against its own tree and chain.
+      then checks every checkpoint the primary signed against its own tree and chain. \
+      Repeat it after the primary's signing key was rotated (the old and the new key).
       """)
-  var primaryVkey: String?
+  var primaryVkey: [String] = []
   @Option(
     help: """
       What OK means: local (synced in the local journal) or stream (also acknowledged by \
@@ -137,23 +138,10 @@ struct Tallyd: ParsableCommand {
     c.readThreads = try value(readThreads, "TALLY_READ_THREADS", c.readThreads)
     c.eventLoopThreads = try value(eventLoops, "TALLY_EVENT_LOOPS", c.eventLoopThreads)
     if let urls = stream ?? env("TALLY_STREAM") {
-      var s: ChangeStreamConfig
-      do { s = try ChangeStreamConfig(urls: urls) } catch {
-        throw ValidationError("--stream: \(error)")
-      }
-      s.streamName = try value(streamName, "TALLY_STREAM_NAME", s.streamName)
-      s.subjectPrefix = try value(
-        streamSubjectPrefix, "TALLY_STREAM_SUBJECT_PREFIX", s.subjectPrefix)
-      s.replicas = try value(streamReplicas, "TALLY_STREAM_REPLICAS", s.replicas)
-      let ackSeconds = try value(streamAckTimeout, "TALLY_STREAM_ACK_TIMEOUT", Int64(5))
-      if ackSeconds < 1 || ackSeconds > 3600 {
-        throw ValidationError("--stream-ack-timeout must be 1…3600")
-      }
-      s.ackWaitNanos = ackSeconds * 1_000_000_000
-      c.stream = s
+      c.stream = try streamConfig(urls, flag: "--stream")
     }
     let replicaURLs = replicaOf ?? env("TALLY_REPLICA_OF")
-    if primaryVkey != nil && replicaURLs == nil {
+    if !primaryVkey.isEmpty && replicaURLs == nil {
       throw ValidationError("--primary-vkey is for a replica: give --replica-of too")
     }
     if let urls = replicaURLs {
@@ -161,23 +149,13 @@ struct Tallyd: ParsableCommand {
         throw ValidationError(
           "--replica-of and --stream exclude each other (a replica publishes nothing)")
       }
-      var r: ReplicaConfig
-      do { r = try ReplicaConfig(urls: urls) } catch {
-        throw ValidationError("--replica-of: \(error)")
-      }
-      r.streamName = try value(streamName, "TALLY_STREAM_NAME", r.streamName)
-      if !ChangeStreamConfig.isStreamName(r.streamName) {
-        throw ValidationError("--stream-name must be 1…64 characters of [A-Za-z0-9_-]")
-      }
-      r.subjectPrefix = try value(
-        streamSubjectPrefix, "TALLY_STREAM_SUBJECT_PREFIX", r.subjectPrefix)
-      r.replicas = try value(streamReplicas, "TALLY_STREAM_REPLICAS", r.replicas)
-      r.primaryVerifierKey = primaryVkey ?? env("TALLY_PRIMARY_VKEY")
-      if let k = r.primaryVerifierKey, VerifierKey.name(k) == nil {
+      // The stream it follows, and publishes to once promoted.
+      var r = ReplicaConfig(stream: try streamConfig(urls, flag: "--replica-of"))
+      r.primaryVerifierKeys =
+        primaryVkey.isEmpty ? (env("TALLY_PRIMARY_VKEY").map { [$0] } ?? []) : primaryVkey
+      for k in r.primaryVerifierKeys where VerifierKey.name(k) == nil {
         throw ValidationError("--primary-vkey must be a verifier key name+hash+base64 (tally vkey)")
       }
-      r.ackWaitNanos =
-        try value(streamAckTimeout, "TALLY_STREAM_ACK_TIMEOUT", Int64(5)) * 1_000_000_000
       c.replica = r
     }
     let mode = try value(durability, "TALLY_DURABILITY", "local")
@@ -238,6 +216,33 @@ struct Tallyd: ParsableCommand {
     server.runUntilSignalled()
   }
 
+  /// The stream `--stream` publishes to, or `--replica-of` follows (and publishes to once
+  /// promoted): servers, name, subject prefix, replicas and ack timeout, each checked.
+  func streamConfig(_ urls: String, flag: String) throws -> ChangeStreamConfig {
+    var s: ChangeStreamConfig
+    do { s = try ChangeStreamConfig(urls: urls) } catch {
+      throw ValidationError("\(flag): \(error)")
+    }
+    s.streamName = try value(streamName, "TALLY_STREAM_NAME", s.streamName)
+    s.subjectPrefix = try value(
+      streamSubjectPrefix, "TALLY_STREAM_SUBJECT_PREFIX", s.subjectPrefix)
+    s.replicas = try value(streamReplicas, "TALLY_STREAM_REPLICAS", s.replicas)
+    let ackSeconds = try value(streamAckTimeout, "TALLY_STREAM_ACK_TIMEOUT", Int64(5))
+    if ackSeconds < 1 || ackSeconds > 3600 {
+      throw ValidationError("--stream-ack-timeout must be 1…3600")
+    }
+    s.ackWaitNanos = ackSeconds * 1_000_000_000
+    if !(1...5).contains(s.replicas) { throw ValidationError("--stream-replicas must be 1…5") }
+    if !ChangeStreamConfig.isStreamName(s.streamName) {
+      throw ValidationError("--stream-name must be 1…64 characters of [A-Za-z0-9_-]")
+    }
+    if !ChangeStreamConfig.isSubjectPrefix(s.subjectPrefix) {
+      throw ValidationError(
+        "--stream-subject-prefix must be dot-separated tokens of [A-Za-z0-9_-], e.g. tally.events")
+    }
+    return s
+  }
+
   func check(_ c: ServerConfig) throws {
     func range(_ v: Int, _ lo: Int, _ hi: Int, _ name: String) throws {
       if v < lo || v > hi { throw ValidationError("\(name) must be \(lo)…\(hi)") }
@@ -257,17 +262,6 @@ struct Tallyd: ParsableCommand {
     try range(Int(c.snapshots.maxSeconds), 1, 86_400 * 7, "--snapshot-max-interval")
     try range(c.readThreads, 1, 64, "--read-threads")
     try range(c.eventLoopThreads, 1, 64, "--event-loops")
-    if let s = c.stream {
-      try range(s.replicas, 1, 5, "--stream-replicas")
-      if !ChangeStreamConfig.isStreamName(s.streamName) {
-        throw ValidationError("--stream-name must be 1…64 characters of [A-Za-z0-9_-]")
-      }
-      if !ChangeStreamConfig.isSubjectPrefix(s.subjectPrefix) {
-        throw ValidationError(
-          "--stream-subject-prefix must be dot-separated tokens of [A-Za-z0-9_-], e.g. tally.events"
-        )
-      }
-    }
   }
 }
 

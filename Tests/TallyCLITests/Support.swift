@@ -362,7 +362,7 @@ final class ChildProcess: @unchecked Sendable {
       var st: Int32 = 0
       let r = waitpid(pid, &st, WNOHANG)
       if r == pid {
-        let code: Int32 = (st & 0x7f) == 0 ? (st >> 8) & 0xff : 128 + (st & 0x7f)
+        let code = exitCode(waitStatus: st)
         reaped = code
         return code
       }

@@ -1,5 +1,4 @@
 import TallyCore
-import TallyCrypto
 import Testing
 
 @testable import TallyServer
@@ -42,15 +41,5 @@ import Testing
         == nil)
     #expect(parse("not json") == nil)
     #expect(parse(#"{"stream":"TALLY"}"#) == nil)
-  }
-
-  @Test func replicasReadHashHeadersStrictly() {
-    let bytes = (0..<32).map { UInt8($0 * 7 & 0xff) }
-    let want = bytes.withUnsafeBytes { Hash32(raw: $0) }
-    #expect(ReplicaFollower.hash32(bytes.hex) == want)
-    #expect(ReplicaFollower.hash32(bytes.hex.uppercased()) == want)
-    for bad in ["", String(bytes.hex.dropLast()), bytes.hex + "00", "g" + bytes.hex.dropFirst()] {
-      #expect(ReplicaFollower.hash32(bad) == nil, "\(bad)")
-    }
   }
 }

@@ -184,26 +184,11 @@ public final class NATSServerProcess: @unchecked Sendable {
   }
 
   func launch() throws {
-    Glibc.signal(SIGPIPE, SIG_IGN)
     let exe = try Self.executable()
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    // Nothing else may be inherited: SwiftNIO does not open sockets close-on-exec, so a server
-    // spawned while a test holds a client connection would keep that socket open after the
-    // client closed it (no FIN, no RST), and the peer would never see the close.
-    closeInheritedDescriptors(&actions)
-    let args = [exe, "-c", configPath]
-    let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-    defer { for arg in argv { free(arg) } }
-    var child: pid_t = 0
-    let rc = posix_spawn(&child, exe, &actions, nil, argv, environ)
-    guard rc == 0 else {
-      throw Failed(description: "posix_spawn nats-server: \(String(cString: strerror(rc)))")
-    }
+    let child: pid_t
+    do {
+      child = try spawnDetached(exe, ["-c", configPath], stdout: logPath, stderr: logPath)
+    } catch { throw Failed(description: error.description) }
     lock.withLock {
       pid = child
       exited = nil
@@ -224,7 +209,7 @@ public final class NATSServerProcess: @unchecked Sendable {
     var status: Int32 = 0
     let r = waitpid(pid, &status, WNOHANG)
     if r == pid {
-      let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+      let code = exitCode(waitStatus: status)
       exited = code
       return code
     }

@@ -274,12 +274,25 @@ import Testing
         ["--stream", "nats://127.0.0.1:4222", "--stream-subject-prefix", "tally.>"],
         "--stream-subject-prefix"
       ),
+      (["--stream", "nats://127.0.0.1:4222", "--stream-ack-timeout", "0"], "--stream-ack-timeout"),
+      (["--replica-of", "nats://127.0.0.1"], "--replica-of"),
+      (["--replica-of", "nats://127.0.0.1:4222", "--stream-replicas", "0"], "--stream-replicas"),
+      (
+        ["--replica-of", "nats://127.0.0.1:4222", "--stream", "nats://127.0.0.1:4222"],
+        "exclude each other"
+      ),
+      (["--replica-of", "nats://127.0.0.1:4222", "--primary-vkey", "nope"], "--primary-vkey"),
+      (["--primary-vkey", "a+b+c"], "--replica-of"),
+      (["--durability", "stream"], "--durability stream needs"),
+      (["--stream", "nats://127.0.0.1:4222", "--durability", "quorum"], "--durability"),
     ] {
       let r = try await run(
         try Binaries.tallyd(),
         ["--data", dir + "/d", "--initialize", "--listen", "127.0.0.1:0"]
           + flags)
       #expect(r.status != 0, "\(flags) was accepted")
+      // Refused before anything is initialised: no data directory.
+      #expect(!FileManager.default.fileExists(atPath: dir + "/d"), "\(flags) created it")
       #expect(r.stderr.contains(says), "\(flags): \(r.stderr)")
     }
   }

@@ -60,7 +60,15 @@ import Testing
     defer { nats.stop() }
     try await withFixture(["--stream", nats.url, "--checkpoint-interval", "1"]) { primary, admin in
       let vkey = try await Self.vkey(primary)
-      try await withTallyd(["--replica-of", nats.url, "--primary-vkey", vkey]) { replica in
+      // A second key, as after a rotation: a checkpoint verifies under either.
+      let other = try makeTempDir()
+      defer { try? FileManager.default.removeItem(atPath: other) }
+      #expect(try await runTally(["--data", other + "/l", "init"]).status == 0)
+      let otherKey = try await runTally(["vkey", "--data", other + "/l"]).stdout
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+      try await withTallyd([
+        "--replica-of", nats.url, "--primary-vkey", otherKey, "--primary-vkey", vkey,
+      ]) { replica in
         let r = try await replica.admin()
         // Load while the replica follows: pipelined posts, a hold and its capture.
         let lines = (0..<600).map {
@@ -166,8 +174,12 @@ import Testing
       m.payload[m.payload.count / 2] ^= 0x01
       m.headers["Tally-Leaf"] = SHA256Hasher().leaf(m.payload).hex
     }
+    // (e) a hash header that is not 64 lowercase hex digits.
+    try await Self.forge(js, into: "MALFORMED", from: good + [k]) { m in
+      m.headers["Tally-Leaf"] = (m.headers["Tally-Leaf"] ?? "").uppercased()
+    }
     await conn.close()
-    for stream in ["CHANGED", "SKIPPED", "REPLAYED", "REHASHED"] {
+    for stream in ["CHANGED", "SKIPPED", "REPLAYED", "REHASHED", "MALFORMED"] {
       try await withTallyd(["--replica-of", nats.url, "--stream-name", stream]) { replica in
         let r = try await replica.admin()
         let st = try await Self.waitReplica(r, state: "failed")
@@ -175,6 +187,13 @@ import Testing
         #expect(refused?["seq"] as? Int == Int(k), "\(stream): \(st)")
         #expect(try await r.head().seq == Int(k) - 1, "\(stream): applied past the bad event")
         #expect(replica.log().contains("refused"), "\(stream): the log does not say it")
+        // A replica that refused the stream cannot be promoted, and stays as it was.
+        let p = try await r.request("REPLICA.PROMOTE")
+        #expect(p.code == "BAD_REQUEST" && p.reason == "REPLICA_FAILED", "\(stream): \(p)")
+        #expect(try await r.head().seq == Int(k) - 1)
+        let w = try await r.request(
+          entryLine("after-refusal", debit: Fixture.cash, credit: Fixture.bob, amount: "1"))
+        #expect(w.code == "READ_ONLY", "\(stream): \(w)")
         r.close()
       }
     }

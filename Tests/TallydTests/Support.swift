@@ -175,28 +175,16 @@ final class TallydProcess: @unchecked Sendable {
   }
 
   private func launch(initialize: Bool, listenTimeout: Double = startTimeout) async throws {
-    Glibc.signal(SIGPIPE, SIG_IGN)
     let exe = try Binaries.tallyd()
     unlink(portFile)
     let stdoutBefore = fileSize(stdoutPath)
     var args = ["--data", dataDir, "--listen", "127.0.0.1:0", "--port-file", portFile]
     if initialize { args.append("--initialize") }
     args += flags
-    var fa = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&fa)
-    defer { posix_spawn_file_actions_destroy(&fa) }
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&fa, 1, stdoutPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_addopen(&fa, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    // The test's own sockets (NIO opens them without close-on-exec) stay out of the server.
-    closeInheritedDescriptors(&fa)
-    let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
-    defer { for p in argv { free(p) } }
-    var child: pid_t = 0
-    let rc = posix_spawn(&child, exe, &fa, nil, argv, environ)
-    guard rc == 0 else {
-      throw StartFailed(description: "posix_spawn tallyd: \(String(cString: strerror(rc)))")
-    }
+    let child: pid_t
+    do {
+      child = try spawnDetached(exe, args, stdout: stdoutPath, stderr: stderrPath)
+    } catch { throw StartFailed(description: error.description) }
     lock.withLock {
       pid = child
       exited = nil
@@ -249,7 +237,7 @@ final class TallydProcess: @unchecked Sendable {
       var st: Int32 = 0
       let r = waitpid(pid, &st, WNOHANG)
       if r == pid {
-        let code: Int32 = (st & 0x7f) == 0 ? (st >> 8) & 0xff : 128 + (st & 0x7f)
+        let code = exitCode(waitStatus: st)
         exited = code
         return code
       }
