@@ -25,7 +25,7 @@ struct ClusterTests {
     defer { cluster.stop() }
     let setup = try await connect(cluster.urls)
     defer { Task { await setup.close() } }
-    let setupJS = JetStream(setup, timeout: .seconds(2))
+    let setupJS = JetStream(setup, timeout: .seconds(10))
     // Right after the meta leader is elected, the peers may not all be known yet.
     let created = try await retrying(15) {
       try await setupJS.createStream(
@@ -44,7 +44,7 @@ struct ClusterTests {
     let connection = try await connect(urls.joined(separator: ","))
     defer { Task { await connection.close() } }
     #expect(connection.connectedServer?.port == leader.port)
-    let js = JetStream(connection, timeout: .seconds(2))
+    let js = JetStream(connection, timeout: .seconds(10))
 
     /// Publishes message `i` until it is acknowledged (the msg id makes retries safe).
     func publish(_ i: Int) async throws -> JetStream.PubAck {

@@ -204,8 +204,9 @@ struct JetStreamTests {
       // noWait answers at once.
       let quick = ContinuousClock.now
       let none = try await js.fetch(
-        stream: "EMPTY", consumer: consumer.name, batch: 5, expires: .seconds(5), noWait: true)
-      #expect(none.isEmpty && ContinuousClock.now - quick < .seconds(2))
+        stream: "EMPTY", consumer: consumer.name, batch: 5, expires: .seconds(60), noWait: true)
+      // Without waiting out the 60 s expiry (the bound leaves room for a loaded machine).
+      #expect(none.isEmpty && ContinuousClock.now - quick < .seconds(30))
     }
   }
 

@@ -31,7 +31,9 @@ func within<T: Sendable>(
 /// Options for tests: reconnect quickly, for up to about 20 s.
 func testOptions(_ name: String = "tally-tests") -> NATSConnection.Options {
   NATSConnection.Options(
-    name: name, connectTimeout: .seconds(2), reconnectWait: .milliseconds(100),
+    // Generous: the suite runs many servers and tests at once on few cores, and a
+    // subscribe waits for a PONG within this bound.
+    name: name, connectTimeout: .seconds(10), reconnectWait: .milliseconds(100),
     reconnectAttemptsMax: 200)
 }
 
