@@ -103,13 +103,13 @@ struct ConnectionTests {
     try await withConnection { _, connection in
       let start = ContinuousClock.now
       do {
-        _ = try await connection.request("nobody.home", payload: [], timeout: .seconds(10))
+        _ = try await connection.request("nobody.home", payload: [], timeout: .seconds(60))
         Issue.record("a request without responders succeeded")
       } catch let error as NATSError {
         #expect(error.code == .noResponders, "\(error)")
       }
       #expect(
-        ContinuousClock.now - start < .seconds(5), "no responders must not wait out the timeout")
+        ContinuousClock.now - start < .seconds(30), "no responders must not wait out the timeout")
     }
   }
 
@@ -124,7 +124,8 @@ struct ConnectionTests {
       } catch let error as NATSError {
         #expect(error.code == .timeout, "\(error)")
       }
-      #expect(ContinuousClock.now - start < .seconds(3))
+      // Bounded (no hang); the margin is for a loaded machine, not a speed check.
+      #expect(ContinuousClock.now - start < .seconds(30))
     }
   }
 
@@ -292,6 +293,6 @@ struct ConnectionTests {
       #expect(error.code == .connect, "\(error)")
       #expect(error.message.contains("127.0.0.1:\(port)"))
     }
-    #expect(ContinuousClock.now - start < .seconds(5))
+    #expect(ContinuousClock.now - start < .seconds(30))
   }
 }
