@@ -247,6 +247,16 @@ public final class ChangeStreamPublisher: Sendable {
     for x in left { x.done(.refused("the server is stopping")) }
   }
 
+  /// Durable events the stream has not acknowledged yet.
+  var lagEvents: UInt64 {
+    let acked = status.withLock { $0.ackedSeq }
+    let durable = durableSeq()
+    return durable > acked ? durable - acked : 0
+  }
+
+  /// Why it stopped publishing for good (a fenced or foreign stream), if it did.
+  var stopReason: String? { status.withLock { $0.stop.map(\.description) } }
+
   /// STATS `stream`: where the stream is and how far behind the ledger.
   public func snapshot() -> JSONObject {
     let s = status.withLock { $0 }

@@ -35,7 +35,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
   let server: ServerContext
   var session: Session
   var address = "?"
-  var slots = CircularBuffer<Slot>()
+  var slots = CircularBuffer<Slot>() {
+    // Keeps the server's in-flight count (a metric) equal to the sum of the slots.
+    didSet {
+      let d = slots.count - slotsCounted
+      if d != 0 {
+        server.info.inflight.wrappingAdd(d, ordering: .relaxed)
+        slotsCounted = slots.count
+      }
+    }
+  }
+  var slotsCounted = 0
+  /// The role counted in `connectionsByRole` once AUTH succeeded.
+  var countedRole: Role?
   var waiting = CircularBuffer<Pending>()
   var running = 0
   var runningKind = Kind.read
@@ -112,6 +124,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
     if counted {
       server.info.connections.wrappingSubtract(1, ordering: .relaxed)
       counted = false
+    }
+    if slotsCounted != 0 {
+      server.info.inflight.wrappingSubtract(slotsCounted, ordering: .relaxed)
+      slotsCounted = 0
+    }
+    if let role = countedRole {
+      server.info.connectionsByRole.withLock { $0[role, default: 0] -= 1 }
+      countedRole = nil
     }
     server.channels.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(context.channel)) }
     context.fireChannelInactive()
@@ -354,6 +374,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     switch session.authResult(principal, rateLimited: rateLimited) {
     case .accepted(let p):
       authTask?.cancel()
+      if countedRole == nil && counted {
+        countedRole = p.role
+        server.info.connectionsByRole.withLock { $0[p.role, default: 0] += 1 }
+      }
       server.logger.info(
         "authenticated", metadata: ["from": "\(address)", "key": "\(p.keyId)", "role": "\(p.role)"])
       slot.line = WireOK.line(
@@ -675,6 +699,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
       buf.writeString(line)
       buf.writeInteger(UInt8(ascii: "\n"))
       context.write(wrapOutboundOut(buf), promise: nil)
+      server.writer.metrics.recordErrorLine(line)
       wrote += 1
       if head.closeAfter {
         close = true

@@ -83,6 +83,17 @@ public final class ReplicaFollower: Sendable {
 
   var primaryAddress: String? { status.withLock { $0.primary } }
 
+  /// Events in the stream not applied here yet.
+  var lagEvents: UInt64 {
+    let s = status.withLock { $0 }
+    return s.streamSeq > s.appliedSeq ? s.streamSeq - s.appliedSeq : 0
+  }
+
+  /// Why it stopped applying (the refused event), if it did.
+  var refusal: String? {
+    status.withLock { s in s.refused.map { "seq \($0.seq): \($0.reason)" } }
+  }
+
   /// STATS `replica`.
   func snapshot() -> JSONObject {
     let s = status.withLock { $0 }

@@ -22,13 +22,18 @@ public final class TallyServer: Sendable {
   /// The ledger's journal and name, for a publisher made at promotion.
   let journal: Journal?
   let origin: String
+  /// The data directory (its filesystem's free space is a readiness check).
+  let dataPath: String
+  /// Set once `start` bound the socket and started the writer.
+  let serving = Atomic<Bool>(false)
 
   /// Takes over `ledger` (opened read-write): from here on only the writer thread uses it.
   public init(ledger: Ledger, config: ServerConfig, logger: Logger) {
-    let writer = Writer(ledger: ledger, config: config, logger: logger)
+    let writer = Writer(ledger: ledger, config: config, metrics: ServerMetrics(), logger: logger)
     let origin = ledger.reader.origin ?? "tally.ledger/unnamed"
     self.origin = origin
     journal = ledger.journal
+    dataPath = ledger.path
     let pool = NIOThreadPool(numberOfThreads: config.readThreads)
     pool.start()
     context = ServerContext(
@@ -79,6 +84,7 @@ public final class TallyServer: Sendable {
     } else {
       startPrimary()
     }
+    serving.store(true, ordering: .releasing)
     return port
   }
 
@@ -193,6 +199,20 @@ public final class TallyServer: Sendable {
     checkpointTask.withLock { $0 = task }
   }
 
+  /// Queues a last signed checkpoint of the head; the writer's stop runs it before closing,
+  /// so a restarted server (and an auditor) starts from a signed head.
+  func queueFinalCheckpoint() {
+    let logger = context.logger
+    let job = WriteJob(work: .keepCheckpoint) { result in
+      if case .checkpointKept(let c?) = result {
+        logger.info("final checkpoint kept", metadata: ["size": "\(c.size)"])
+      }
+    }
+    if context.writer.queue.tryPush(job) != .queued {
+      logger.warning("no final checkpoint: the write queue is full or closed")
+    }
+  }
+
   /// Graceful stop: stop accepting; connections answer what they read and close; the
   /// writer finishes its queue; then everything is released. Bounded by the grace period.
   public func shutdown() {
@@ -226,28 +246,11 @@ public final class TallyServer: Sendable {
       }
       stopped.wait()
     }
+    if context.replication.replica.withLock({ $0 }) == nil { queueFinalCheckpoint() }
     context.writer.stop()
     try? context.readPool.syncShutdownGracefully()
     try? group.syncShutdownGracefully()
     context.logger.info("stopped")
   }
 
-  /// Blocks until SIGTERM or SIGINT, then shuts down gracefully.
-  public func runUntilSignalled() {
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    signal(SIGPIPE, SIG_IGN)
-    let stop = DispatchSemaphore(value: 0)
-    let q = DispatchQueue(label: "tallyd.signals")
-    var sources = [any DispatchSourceSignal]()
-    for sig in [SIGTERM, SIGINT] {
-      let s = DispatchSource.makeSignalSource(signal: sig, queue: q)
-      s.setEventHandler { stop.signal() }
-      s.resume()
-      sources.append(s)
-    }
-    stop.wait()
-    shutdown()
-    withExtendedLifetime(sources) {}
-  }
 }

@@ -49,6 +49,10 @@ final class ServerInfo: Sendable {
   let authFailures = Atomic<Int>(0)
   let started = NIODeadline.now()
   let replication = Replication()
+  /// Requests read and not yet answered or dropped, over all connections.
+  let inflight = Atomic<Int>(0)
+  /// Open connections by the role of their key (after AUTH).
+  let connectionsByRole = Mutex<[Role: Int]>([:])
 
   init(writer: Writer) { self.writer = writer }
 

@@ -294,8 +294,13 @@ final class Writer: Sendable {
   /// Set in `--durability stream` while primary: groups are answered once the stream
   /// acknowledged them.
   let streamAcks = Mutex<ChangeStreamPublisher?>(nil)
+  let metrics: ServerMetrics
+  /// The newest checkpoint this process kept: its tree size and when (0: none yet).
+  let checkpointKeptSize = Atomic<UInt64>(0)
+  let checkpointKeptNanos = Atomic<Int64>(0)
 
-  init(ledger: Ledger, config: ServerConfig, logger: Logger) {
+  init(ledger: Ledger, config: ServerConfig, metrics: ServerMetrics, logger: Logger) {
+    self.metrics = metrics
     handoff = LedgerHandoff(ledger)
     queue = WriteQueue(capacity: config.writeQueueCommandsMax)
     groupCommandsMax = config.groupCommandsMax
@@ -334,12 +339,12 @@ final class Writer: Sendable {
     let ledger = handoff.ledger
     while let groups = syncs.take() {
       do {
-        try ledger.journal?.sync()
+        try timedSync(ledger)
         stats.syncs.add(1, ordering: .relaxed)
       } catch {
         // A failed sync is never retried: the groups were not acknowledged, the journal is
         // poisoned, and every later write fails until the server restarts and recovers.
-        stats.failures.add(1, ordering: .relaxed)
+        failed()
         logger.critical("journal sync failed", metadata: ["error": "\(error)"])
       }
       for complete in groups { complete() }
@@ -352,6 +357,18 @@ final class Writer: Sendable {
   private func syncNow(_ ledger: Ledger) throws(StoreError) { try ledger.journal?.sync() }
 
   static func now() -> Int64 { Ledger.wallClockNanos() }
+
+  private func failed() {
+    stats.failures.add(1, ordering: .relaxed)
+    metrics.writeFailures.increment()
+  }
+
+  /// One journal sync, timed.
+  private func timedSync(_ ledger: Ledger) throws(StoreError) {
+    let t0 = monotonicNanos()
+    try ledger.journal?.sync()
+    metrics.journalSync.recordNanoseconds(monotonicNanos() - t0)
+  }
 
   private func run() {
     let ledger = handoff.ledger
@@ -406,7 +423,12 @@ final class Writer: Sendable {
         case .reconImport, .replicate: continue
         case .keepCheckpoint:
           do {
-            job.complete(.checkpointKept(try ledger.keepCheckpoint()))
+            let kept = try ledger.keepCheckpoint()
+            if let kept {
+              checkpointKeptSize.store(kept.size, ordering: .relaxed)
+              checkpointKeptNanos.store(Self.now(), ordering: .relaxed)
+            }
+            job.complete(.checkpointKept(kept))
           } catch {
             logger.error("checkpoint failed", metadata: ["error": "\(error)"])
             job.complete(.failed(error))
@@ -433,7 +455,7 @@ final class Writer: Sendable {
       if let intent { try ledger.reconIntents.remove(intent) }
       job.complete(.imported(.success(run.report)))
     } catch {
-      stats.failures.add(1, ordering: .relaxed)
+      failed()
       logger.error(
         "statement import failed; its intent stays for the next open",
         metadata: ["error": "\(error)", "intent": "\(intent ?? "-")"])
@@ -452,10 +474,10 @@ final class Writer: Sendable {
       // Nothing else waits: sync here and answer, one thread handoff fewer. With more
       // load, the syncer overlaps this group's sync with the next group's apply.
       do {
-        try syncNow(ledger)
+        try timedSync(ledger)
         stats.syncs.add(1, ordering: .relaxed)
       } catch {
-        stats.failures.add(1, ordering: .relaxed)
+        failed()
         logger.critical("journal sync failed", metadata: ["error": "\(error)"])
       }
       answer()
@@ -484,7 +506,7 @@ final class Writer: Sendable {
       }
       startSnapshotIfDue(ledger)
     } catch {
-      stats.failures.add(1, ordering: .relaxed)
+      failed()
       logger.error(
         "replicated group failed; nothing of it was committed", metadata: ["error": "\(error)"])
       job.complete(.failed(Ledger.storeError(error)))
@@ -527,8 +549,12 @@ final class Writer: Sendable {
     _ ledger: Ledger, _ jobs: [WriteJob], _ commands: [Command], _ scopes: [Scope?]?
   ) {
     do {
+      let t0 = monotonicNanos()
       var (outcomes, receipts) = try ledger.applyWithReceipts(
         commands, scopes: scopes, now: Self.now())
+      metrics.groupApply.recordNanoseconds(monotonicNanos() - t0)
+      metrics.groupCommands.record(commands.count)
+      metrics.recordOutcomes(outcomes)
       // A retried write answers its original result: look up where it landed. Its group
       // may not be durable yet; the answer waits for the next sync like every other.
       for (i, o) in outcomes.enumerated() {
@@ -570,7 +596,7 @@ final class Writer: Sendable {
         }
       }
     } catch {
-      stats.failures.add(1, ordering: .relaxed)
+      failed()
       logger.error(
         "write group failed; nothing of it was committed",
         metadata: ["commands": "\(commands.count)", "error": "\(error)", "code": "\(error.code)"])

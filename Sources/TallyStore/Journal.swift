@@ -604,6 +604,19 @@ public final class Journal: @unchecked Sendable {
 
   public var durableSeq: UInt64 { durable.load(ordering: .acquiring) }
 
+  /// True once a failed write or sync stopped the journal (until the next open).
+  public var isPoisoned: Bool { poisoned.load(ordering: .acquiring) }
+
+  /// Bytes in the journal directory's files (segments, prepared ones included).
+  public func fileBytes() throws(StoreError) -> Int {
+    var total = 0
+    for name in try directoryNames(directory) ?? [] {
+      var st = stat()
+      if stat(directory + "/" + name, &st) == 0 { total += Int(st.st_size) }
+    }
+    return total
+  }
+
   private func poison() {
     poisoned.store(true, ordering: .releasing)
     wakeWaiters()

@@ -189,3 +189,22 @@ extension LedgerQuerying {
     try reader.readState { s in try s.reconMatch(number) }
   }
 }
+
+extension LedgerQuerying {
+  /// Reconciliation items over all accounts, by state (indexed by `ReconState.rawValue`):
+  /// one pass over the accounts that have imported statements, not over the items.
+  public func reconTotals() throws(StoreError) -> [UInt64] {
+    try reader.read { t in
+      let c = try t.cursor(reader.dbs.reconAccounts)
+      defer { c.close() }
+      var totals: [UInt64] = [0, 0, 0, 0]
+      var row = try c.get(MDB_FIRST)
+      while let (_, v) = row {
+        let a = try Records.decodeReconAccount(v)
+        for i in 0..<totals.count { totals[i] &+= a.counts[i] }
+        row = try c.get(MDB_NEXT)
+      }
+      return totals
+    }
+  }
+}

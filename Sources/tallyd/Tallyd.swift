@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import Logging
+import ServiceLifecycle
 import TallyAudit
 import TallyCore
 import TallyServer
@@ -8,7 +9,7 @@ import TallyStore
 
 /// `tallyd --data DIR --listen HOST:PORT`: serves the line protocol (docs/PROTOCOL.md).
 @main
-struct Tallyd: ParsableCommand {
+struct Tallyd: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tallyd",
     abstract: "Serve a Tally ledger over the line protocol (docs/PROTOCOL.md).",
@@ -27,6 +28,8 @@ struct Tallyd: ParsableCommand {
   var portFile: String?
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel: String?
+  @Option(help: "Log lines as text (default) or json: one object per line on stderr.")
+  var logFormat: String?
 
   @Option(help: "Longest request line in bytes (default 1048576).") var maxLineBytes: Int?
   @Option(help: "Entries per ENTRY.BATCH (default 10000, at most 100000).") var maxBatch: Int?
@@ -97,15 +100,22 @@ struct Tallyd: ParsableCommand {
     return def
   }
 
-  func run() throws {
+  func run() async throws {
     let level = try value(logLevel, "TALLY_LOG_LEVEL", "info")
     guard let lvl = Logger.Level(rawValue: level) else {
       throw ValidationError("--log-level must be trace, debug, info, notice, warning or error")
     }
-    LoggingSystem.bootstrap { label in
-      var h = StreamLogHandler.standardError(label: label)
-      h.logLevel = lvl
-      return h
+    switch try value(logFormat, "TALLY_LOG_FORMAT", "text") {
+    case "text":
+      LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = lvl
+        return h
+      }
+    case "json":
+      LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: lvl) }
+    default:
+      throw ValidationError("--log-format must be text or json")
     }
     let logger = Logger(label: "tallyd")
     var c = ServerConfig()
@@ -213,7 +223,20 @@ struct Tallyd: ParsableCommand {
     )
     print("connect: nc \(c.host) \(bound)   then AUTH (see docs/PROTOCOL.md)")
     fflush(nil)
-    server.runUntilSignalled()
+    signal(SIGPIPE, SIG_IGN)
+    // Startup is done above (recovery, bind); the group runs the services and, on SIGTERM
+    // or SIGINT, shuts them down in reverse order: drain, final checkpoint, close.
+    let group = ServiceGroup(
+      configuration: ServiceGroupConfiguration(
+        services: [
+          ServiceGroupConfiguration.ServiceConfiguration(
+            service: LedgerService(server: server),
+            successTerminationBehavior: .gracefullyShutdownGroup,
+            failureTerminationBehavior: .gracefullyShutdownGroup)
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+    try await group.run()
   }
 
   /// The stream `--stream` publishes to, or `--replica-of` follows (and publishes to once
