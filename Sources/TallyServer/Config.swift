@@ -51,6 +51,9 @@ public struct ServerConfig: Sendable {
   public var replica: ReplicaConfig?
   /// What `OK` means (`--durability`): synced locally, or also acknowledged by the stream.
   public var durability = Durability.local
+  /// Record metrics (`/metrics`). Set with the HTTP listener: with nothing to scrape them,
+  /// the hot path records nothing.
+  public var metrics = false
 
   public init() {}
 }

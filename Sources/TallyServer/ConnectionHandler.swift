@@ -699,7 +699,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
       buf.writeString(line)
       buf.writeInteger(UInt8(ascii: "\n"))
       context.write(wrapOutboundOut(buf), promise: nil)
-      server.writer.metrics.recordErrorLine(line)
+      server.writer.metrics?.recordErrorLine(line)
       wrote += 1
       if head.closeAfter {
         close = true

@@ -8,15 +8,16 @@ import TallyStore
 /// What `/metrics`, `/healthz` and `/readyz` read (docs/OPERATIONS.md). Reads that touch
 /// LMDB run on the read threads, never on the caller's (an event loop or a task).
 extension TallyServer {
-  public var metrics: ServerMetrics { context.writer.metrics }
+  /// Nil unless the server was configured with `metrics`.
+  public var metrics: ServerMetrics? { context.writer.metrics }
 
   /// Sets the levels (queue, connections, sizes, ages, lags) and renders every metric in
-  /// the Prometheus text format.
-  public func prometheusText() async throws -> [UInt8] {
+  /// the Prometheus text format. Nil when metrics are off.
+  public func prometheusText() async throws -> [UInt8]? {
+    guard let m = metrics else { return nil }
     let reader = context.reader
     let stats = try await context.readPool.runIfActive { try reader.stats() }
     let recon = try await context.readPool.runIfActive { try reader.reconTotals() }
-    let m = metrics
     let info = context.info
     let writer = context.writer
     m.queueDepth.record(writer.queue.depth)

@@ -29,7 +29,9 @@ public final class TallyServer: Sendable {
 
   /// Takes over `ledger` (opened read-write): from here on only the writer thread uses it.
   public init(ledger: Ledger, config: ServerConfig, logger: Logger) {
-    let writer = Writer(ledger: ledger, config: config, metrics: ServerMetrics(), logger: logger)
+    let writer = Writer(
+      ledger: ledger, config: config, metrics: config.metrics ? ServerMetrics() : nil,
+      logger: logger)
     let origin = ledger.reader.origin ?? "tally.ledger/unnamed"
     self.origin = origin
     journal = ledger.journal

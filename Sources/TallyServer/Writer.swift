@@ -294,12 +294,13 @@ final class Writer: Sendable {
   /// Set in `--durability stream` while primary: groups are answered once the stream
   /// acknowledged them.
   let streamAcks = Mutex<ChangeStreamPublisher?>(nil)
-  let metrics: ServerMetrics
+  /// Nil unless metrics are on (`ServerConfig.metrics`).
+  let metrics: ServerMetrics?
   /// The newest checkpoint this process kept: its tree size and when (0: none yet).
   let checkpointKeptSize = Atomic<UInt64>(0)
   let checkpointKeptNanos = Atomic<Int64>(0)
 
-  init(ledger: Ledger, config: ServerConfig, metrics: ServerMetrics, logger: Logger) {
+  init(ledger: Ledger, config: ServerConfig, metrics: ServerMetrics?, logger: Logger) {
     self.metrics = metrics
     handoff = LedgerHandoff(ledger)
     queue = WriteQueue(capacity: config.writeQueueCommandsMax)
@@ -360,11 +361,15 @@ final class Writer: Sendable {
 
   private func failed() {
     stats.failures.add(1, ordering: .relaxed)
-    metrics.writeFailures.increment()
+    metrics?.writeFailures.increment()
   }
 
   /// One journal sync, timed.
   private func timedSync(_ ledger: Ledger) throws(StoreError) {
+    guard let metrics else {
+      try ledger.journal?.sync()
+      return
+    }
     let t0 = monotonicNanos()
     try ledger.journal?.sync()
     metrics.journalSync.recordNanoseconds(monotonicNanos() - t0)
@@ -549,12 +554,14 @@ final class Writer: Sendable {
     _ ledger: Ledger, _ jobs: [WriteJob], _ commands: [Command], _ scopes: [Scope?]?
   ) {
     do {
-      let t0 = monotonicNanos()
+      let t0 = metrics == nil ? 0 : monotonicNanos()
       var (outcomes, receipts) = try ledger.applyWithReceipts(
         commands, scopes: scopes, now: Self.now())
-      metrics.groupApply.recordNanoseconds(monotonicNanos() - t0)
-      metrics.groupCommands.record(commands.count)
-      metrics.recordOutcomes(outcomes)
+      if let metrics {
+        metrics.groupApply.recordNanoseconds(monotonicNanos() - t0)
+        metrics.groupCommands.record(commands.count)
+        metrics.recordOutcomes(outcomes)
+      }
       // A retried write answers its original result: look up where it landed. Its group
       // may not be durable yet; the answer waits for the next sync like every other.
       for (i, o) in outcomes.enumerated() {
