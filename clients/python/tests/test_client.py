@@ -52,11 +52,14 @@ class ClientTests(support.LedgerTest):
         address, key, secret = support.server()
         wrong = ("0" if secret[0] != "0" else "1") + secret[1:]
         bad = Client(address, key, wrong, request_timeout=support.REQUEST_TIMEOUT)
+        failures = self.tally.stats()["server"]["auth_failures"]
         try:
             with self.assertRaises(AuthFailedError) as caught:
                 bad.ping()
             self.assertEqual(caught.exception.code, "AUTH_FAILED")
             self.assertEqual(bad.connections, 0)
+            # One AUTH was tried, not one per retry attempt.
+            self.assertEqual(self.tally.stats()["server"]["auth_failures"], failures + 1)
         finally:
             bad.close()
 
