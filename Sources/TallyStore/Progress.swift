@@ -101,7 +101,7 @@ public enum ProgressLine {
   /// A narrower bar says too little: below this the bar is left out.
   static let barWidthMin = 6
 
-  /// `label [#####---] done/total unit  pct%  rate unit/s  ETA m:ss`, fitted into `columns`
+  /// `label [#####---] done/total  pct%  rate unit/s  ETA m:ss`, fitted into `columns`
   /// − 1 characters by narrowing the bar (left out when too narrow: the figures matter
   /// more); without a bar, percent and ETA when `total` is 0 (unknown). `done > total` shows
   /// a full bar, 100% and no time left. The rate needs some elapsed time and the ETA
@@ -146,10 +146,9 @@ public enum ProgressLine {
     unit == .bytes ? "\(mebibytes(n)) MiB" : "\(n) \(unit.rawValue)"
   }
 
-  /// `123/456 events`, or `1.5/40.0 MiB`.
+  /// `123/456` (the rate names the unit), or `1.5/40.0 MiB`.
   static func fraction(_ done: UInt64, _ total: UInt64, _ unit: ProgressUnit) -> String {
-    unit == .bytes
-      ? "\(mebibytes(done))/\(mebibytes(total)) MiB" : "\(done)/\(total) \(unit.rawValue)"
+    unit == .bytes ? "\(mebibytes(done))/\(mebibytes(total)) MiB" : "\(done)/\(total)"
   }
 
   /// Bytes as MiB with one decimal, rounded down.

@@ -23,33 +23,33 @@ struct ProgressLineTests {
     // 50,000 of 200,000 in 2 s: 25,000 events/s, 150,000 left take 6 s.
     #expect(
       line(50_000, 200_000, elapsed: 2 * Self.second)
-        == "verify: log and chain [######------------------] 50000/200000 events  25%  "
+        == "verify: log and chain [######------------------] 50000/200000  25%  "
         + "25000 events/s  ETA 0:06")
   }
 
   @Test("The bar fills in proportion, rounded down; percent too")
   func barFill() {
-    #expect(line(1, 3, elapsed: Self.second).contains("[########----------------] 1/3 events  33%"))
-    #expect(line(0, 3, elapsed: Self.second).contains("[------------------------] 0/3 events  0%"))
+    #expect(line(1, 3, elapsed: Self.second).contains("[########----------------] 1/3  33%"))
+    #expect(line(0, 3, elapsed: Self.second).contains("[------------------------] 0/3  0%"))
     #expect(
-      line(3, 3, elapsed: Self.second).contains("[########################] 3/3 events  100%"))
+      line(3, 3, elapsed: Self.second).contains("[########################] 3/3  100%"))
   }
 
   @Test("A narrow terminal narrows the bar, then leaves it out; the figures stay")
   func narrow() {
-    let figures = "50000/200000 events  25%  25000 events/s  ETA 0:06"
+    let figures = "50000/200000  25%  25000 events/s  ETA 0:06"
     func at(_ columns: Int) -> String {
       ProgressLine.render(
         label: "verify: log and chain", unit: .events, done: 50_000, total: 200_000,
         elapsedNanos: 2_000_000_000, columns: columns)
     }
-    // 21 label + 1 + 2 brackets + 1 + 50 figures + 1 spare = 76 columns around the bar.
-    #expect(at(100) == "verify: log and chain [######------------------] \(figures)")
-    #expect(at(300) == at(100), "24 at most")
-    #expect(at(86) == "verify: log and chain [##--------] \(figures)")
-    #expect(at(82) == "verify: log and chain [#-----] \(figures)")
-    #expect(at(81) == "verify: log and chain \(figures)")
-    #expect(at(81).count < 81)
+    // 21 label + 1 + 2 brackets + 1 + 43 figures + 1 spare = 69 columns around the bar.
+    #expect(at(93) == "verify: log and chain [######------------------] \(figures)")
+    #expect(at(300) == at(93), "24 at most")
+    #expect(at(79) == "verify: log and chain [##--------] \(figures)")
+    #expect(at(75) == "verify: log and chain [#-----] \(figures)")
+    #expect(at(74) == "verify: log and chain \(figures)")
+    #expect(at(74).count < 74)
   }
 
   @Test("ETA rounds up to whole seconds and shows minutes and hours")
@@ -76,7 +76,7 @@ struct ProgressLineTests {
   func doneBeyondTotal() {
     #expect(
       line(250, 200, elapsed: Self.second, label: "x")
-        == "x [########################] 250/200 events  100%  250 events/s  ETA 0:00")
+        == "x [########################] 250/200  100%  250 events/s  ETA 0:00")
   }
 
   @Test("No elapsed time or nothing done yet: rate and ETA read -")
