@@ -165,7 +165,7 @@ struct ProgressCLITests {
   }
 
   @Test(
-    "rebuild and export on a terminal draw their own progress lines",
+    "rebuild, export and post --file on a terminal draw their own progress lines",
     .enabled(if: FileManager.default.isExecutableFile(atPath: script)))
   func rebuildAndExportOnTerminal() async throws {
     try await withLedger { s in
@@ -177,6 +177,14 @@ struct ProgressCLITests {
       #expect(es == 0, "\(export)")
       #expect(export.contains("\rexport ["), "\(export.debugDescription)")
       #expect(export.contains("exported seq 1…"), "\(export.debugDescription)")
+      // post --file of a regular file: its bytes read against its size.
+      let (ps, post) = try await onTerminal(s, ["post", "--file", s.file("entries.jsonl")])
+      #expect(ps == 0, "\(post)")
+      #expect(post.contains("\rpost --file ["), "\(post.debugDescription)")
+      #expect(post.contains(" MiB/s  ETA "), "\(post.debugDescription)")
+      #expect(
+        post.contains("\r\u{1B}[K5000 lines: 0 applied, 5000 duplicate"), "\(post.debugDescription)"
+      )
     }
   }
 }
