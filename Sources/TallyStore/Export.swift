@@ -30,7 +30,7 @@ extension LedgerQuerying {
   /// snapshot, so the export is consistent while a writer appends.
   public func export(
     to directory: String, fromSeq: UInt64?, toSeq: UInt64?,
-    progress: ((UInt64, UInt64) -> Void)? = nil
+    progress: ProgressHandler? = nil
   ) throws(StoreError) -> Result<ExportSummary, ExportError> {
     guard let signer = reader.signer else { return .failure(.noSigningKey) }
     return try reader.read { t -> Result<ExportSummary, ExportError> in
@@ -82,7 +82,7 @@ struct ExportWriter {
 
   mutating func write(
     _ t: Txn, _ dbs: DBs, _ signer: NoteSigner, from: UInt64, to: UInt64,
-    progress: ((UInt64, UInt64) -> Void)?
+    progress: ProgressHandler?
   ) throws -> ExportSummary {
     let p = from - 1
     let checkpoint = try Checkpoint.sign(t, dbs, signer, size: to)
@@ -99,6 +99,7 @@ struct ExportWriter {
       try c.get(MDB_SET_RANGE, key: k)
     }
     var seq = from
+    progress?(.export, 0, to - from + 1)
     while seq <= to {
       guard let (k, v) = row, UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == seq else {
         throw StoreError.corrupt("the log has no event at seq \(seq)")
@@ -117,7 +118,7 @@ struct ExportWriter {
         default: break
         }
       }
-      if seq % 65_536 == 0 { progress?(seq - from + 1, to - from + 1) }
+      if seq & 0xfff == 0 { progress?(.export, seq - from + 1, to - from + 1) }
       seq += 1
       row = try c.get(MDB_NEXT)
     }
@@ -210,7 +211,7 @@ struct ExportWriter {
       ).text)
     bytes += try manifest.close()
     try syncDirectory(directory)
-    progress?(to - from + 1, to - from + 1)
+    progress?(.export, to - from + 1, to - from + 1)
     return ExportSummary(
       from: from, to: to, events: to - from + 1, context: contextSeqs.count, bytes: bytes,
       checkpoint: checkpoint)

@@ -150,9 +150,11 @@ public final class Ledger {
   /// Opens an initialised data directory. `.readWrite` takes the writer lock, replays the
   /// journal's tail into the projections (or rebuilds them when they cannot be trusted:
   /// docs/FORMAT.md, "Crashes and recovery") and cuts a torn tail; `.readOnly` reads the
-  /// projections as they are.
+  /// projections as they are. `progress` sees a migration from an older format and the
+  /// journal replay, when the open does either.
   public convenience init(
-    path: String, mode: Mode = .readWrite, options: LedgerOptions = .init()
+    path: String, mode: Mode = .readWrite, options: LedgerOptions = .init(),
+    progress: ProgressHandler? = nil
   ) throws(StoreError) {
     let hasData = fileExists(path + "/data.mdb")
     let journalDir = path + "/journal"
@@ -205,7 +207,8 @@ public final class Ledger {
       env = try Environment(path: path, readOnly: false)
     }
     try self.init(
-      env: env, lock: lock, path: path, readOnly: false, journal: journal, options: options)
+      env: env, lock: lock, path: path, readOnly: false, journal: journal, options: options,
+      progress: progress)
     self.recovery = recovery
     // An import a crash interrupted is finished before anything else is written.
     try resumeReconImports()
@@ -213,7 +216,7 @@ public final class Ledger {
 
   init(
     env: Environment, lock: WriterLock?, path: String, readOnly: Bool, origin: String? = nil,
-    journal: Journal? = nil, options: LedgerOptions = .init()
+    journal: Journal? = nil, options: LedgerOptions = .init(), progress: ProgressHandler? = nil
   ) throws(StoreError) {
     self.env = env
     self.lock = lock
@@ -278,10 +281,12 @@ public final class Ledger {
     guard (1...Self.formatVersion).contains(found) else {
       throw .formatVersion(found: found, expected: Self.formatVersion)
     }
+    // Records the replay will apply, when known before it starts (0: not known).
+    var replayTotal: UInt64 = 0
     if found < 4 {
       // Formats 1–3 keep the log in LMDB only: write the journal from it, then recompute
       // every projection from the journal (docs/FORMAT.md, "Compatibility").
-      try migrateToJournal()
+      replayTotal = try migrateToJournal(progress: progress)
     } else if self.journal == nil {
       throw .corrupt(
         "\(path)/journal is missing: the projections of a format-\(found) directory are not "
@@ -296,7 +301,7 @@ public final class Ledger {
       }
       try env.sync()
     }
-    try recover()
+    try recover(progress: progress, total: replayTotal)
   }
 
   // MARK: meta

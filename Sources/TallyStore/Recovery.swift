@@ -108,7 +108,8 @@ extension Ledger {
 
   /// After opening read-write: mark LMDB as written without syncs, replay the journal's
   /// tail into the projections, cut a torn tail, and bring the aux state up to date.
-  func recover(progress: ((UInt64, UInt64) -> Void)? = nil) throws(StoreError) {
+  /// `progress` sees the replay; `total` is the journal's last seq when known (0: not).
+  func recover(progress: ProgressHandler? = nil, total: UInt64 = 0) throws(StoreError) {
     guard let journal else { throw .corrupt("recover without a journal") }
     try writeFileDurably(
       journal.directory + "/" + Self.markerName, Array((try options.currentBootID() + "\n").utf8),
@@ -122,7 +123,7 @@ extension Ledger {
     } catch {
       throw Self.storeError(error)
     }
-    let result = try replayJournal(progress: progress)
+    let result = try replayJournal(progress: progress, total: total)
     try journal.openForWriting(result)
     let (auxJournal, records) = try AuxJournal.open(
       directory: journal.directory, files: options.files, repair: true)
@@ -152,7 +153,7 @@ extension Ledger {
   /// Applies every journal record after the projections' head, in transactions of
   /// `replayBatchEvents`, and returns where the journal ends. The record at the head must
   /// carry the head's chain hash: otherwise the journal and LMDB are of different histories.
-  func replayJournal(progress: ((UInt64, UInt64) -> Void)? = nil) throws(StoreError)
+  func replayJournal(progress: ProgressHandler? = nil, total: UInt64 = 0) throws(StoreError)
     -> Journal.ScanResult
   {
     guard let journal else { throw .corrupt("replay without a journal") }
@@ -183,10 +184,13 @@ extension Ledger {
         if batch.count >= Self.replayBatchEvents {
           try applyReplay(batch)
           batch.removeAll(keepingCapacity: true)
-          progress?(head.seq, 0)
+          progress?(.replay, head.seq, total)
         }
       }
-      if !batch.isEmpty { try applyReplay(batch) }
+      if !batch.isEmpty {
+        try applyReplay(batch)
+        progress?(.replay, head.seq, total)
+      }
     } catch let e as JournalError {
       throw .corrupt(e.description)
     } catch {
@@ -266,8 +270,10 @@ extension Ledger {
   /// renamed to `journal`: an interrupted migration leaves no journal, or a whole one), then
   /// empties every table derived from it and records format 4; `recover` then replays the
   /// whole journal. Rerunning after an interruption at any point gives the same result.
-  func migrateToJournal() throws(StoreError) {
+  /// Returns the journal's last seq when it wrote the journal (0 when it was there).
+  func migrateToJournal(progress: ProgressHandler? = nil) throws(StoreError) -> UInt64 {
     let files = options.files
+    var copied: UInt64 = 0
     if journal == nil {
       let final = path + "/journal"
       let tmp = path + "/journal.new"
@@ -279,7 +285,7 @@ extension Ledger {
       }
       let j = try Journal.create(directory: tmp, files: files, segmentBytes: options.segmentBytes)
       try j.openForWriting(try j.scanEnd())
-      try copyLogToJournal(j)
+      copied = try copyLogToJournal(j, progress)
       try j.close()
       let (aux, _) = try AuxJournal.open(directory: tmp, files: files, repair: true)
       guard let aux else { throw .io("cannot create \(tmp)/\(AuxJournal.fileName)") }
@@ -291,12 +297,17 @@ extension Ledger {
     }
     guard let journal else { throw .corrupt("the migrated journal did not load") }
     try resetProjections(ledgerID: journal.ledgerID)
+    return copied
   }
 
   /// Copies the LMDB log into `j`, checking every leaf and chain hash on the way (a log that
-  /// does not verify is not migrated).
-  private func copyLogToJournal(_ j: Journal) throws(StoreError) {
+  /// does not verify is not migrated). Returns the last seq copied.
+  private func copyLogToJournal(_ j: Journal, _ progress: ProgressHandler?) throws(StoreError)
+    -> UInt64
+  {
     try reader.read { t in
+      let total = try Self.readHead(t, dbs).seq
+      progress?(.migrate, 0, total)
       let c = try t.cursor(dbs.log)
       defer { c.close() }
       var w = ByteWriter(capacity: 1 << 20)
@@ -315,6 +326,7 @@ extension Ledger {
         JournalFormat.frame(
           &w, seq: seq, syncedThrough: seq - 1, leaf: leaf, chain: chain, event: Array(v))
         prev = LogHead(seq: seq, timestampNanos: 0, chain: chain)
+        if seq & 0xfff == 0 { progress?(.migrate, seq, total) }
         if w.bytes.count >= 1 << 20 {
           try withBytes(w.bytes) { (b) throws(StoreError) in
             try j.append(
@@ -333,11 +345,13 @@ extension Ledger {
             chainBefore: groupStart.chain, chainAfter: prev.chain)
         }
       }
+      progress?(.migrate, prev.seq, total)
       let stored = try Self.readHead(t, dbs)
       guard stored.seq == prev.seq, stored.chain == prev.chain else {
         throw StoreError.corrupt(
           "the log (seq \(prev.seq)) does not match its head (seq \(stored.seq)); run verify")
       }
+      return prev.seq
     }
   }
 

@@ -83,18 +83,20 @@ extension Tree {
   /// Recomputes every complete subtree from the leaf hashes and compares it with the stored
   /// one; the first difference, or a stored node count other than n − popcount(n), is a
   /// problem.
-  static func verify(_ t: Txn, _ dbs: DBs, _ h: SHA256Hasher, size: UInt64) throws
-    -> VerifyProblem?
-  {
+  static func verify(
+    _ t: Txn, _ dbs: DBs, _ h: SHA256Hasher, size: UInt64, _ progress: ProgressHandler? = nil
+  ) throws -> VerifyProblem? {
     guard let tree = dbs.tree else {
       return VerifyProblem(kind: .projection, message: "the Merkle tree is missing")
     }
     var f = [Hash32](repeating: .zero, count: levelsMax)
     var seq: UInt64 = 0
     var bad: VerifyProblem?
+    progress?(.verifyTree, 0, size)
     try Ledger.scan(t, dbs.hashes) { _, v in
       if bad != nil { return }
       seq += 1
+      if seq & 0xfff == 0 { progress?(.verifyTree, seq, size) }
       var node = Hash32(raw: v)
       var i = seq - 1
       var level = 0
@@ -112,6 +114,7 @@ extension Tree {
       }
       f[level] = node
     }
+    progress?(.verifyTree, seq, size)
     if let bad { return bad }
     let expected = Int(size) - size.nonzeroBitCount
     let count = try t.count(tree)

@@ -45,9 +45,8 @@ extension Ledger {
   /// Recomputes every leaf and chain hash from the stored event bytes, checks seq and
   /// timestamp continuity, decodes and replays every event, compares the replayed
   /// projections with the stored ones, and checks debits = credits per currency.
-  public func verify(progress: ((UInt64, UInt64) -> Void)? = nil) throws(StoreError)
-    -> VerifyReport
-  {
+  /// `progress` sees the log walk, the projections and the tree in turn.
+  public func verify(progress: ProgressHandler? = nil) throws(StoreError) -> VerifyReport {
     let journal: Journal
     if let j = self.journal {
       journal = j
@@ -67,8 +66,10 @@ extension Ledger {
         t, head: head, journal: journal, tail: &tail, into: &mem, problems: &problems,
         stored: &stored, progress)
       if problems.isEmpty {
-        try compareProjections(t, mem, stored, &problems)
-        if let p = try Tree.verify(t, dbs, SHA256Hasher(), size: head.seq) { problems.append(p) }
+        try compareProjections(t, mem, stored, &problems, progress)
+        if let p = try Tree.verify(t, dbs, SHA256Hasher(), size: head.seq, progress) {
+          problems.append(p)
+        }
       }
       var totals: [String: (Int128, Int128, Int128, Int128)] = [:]
       for (i, name) in mem.names.enumerated() {
@@ -110,7 +111,7 @@ extension Ledger {
   func replayLog(
     _ t: Txn, head: LogHead, journal: Journal, tail: inout JournalTail,
     into mem: inout MemoryState, problems: inout [VerifyProblem],
-    stored: inout StoredDigests, _ progress: ((UInt64, UInt64) -> Void)?
+    stored: inout StoredDigests, _ progress: ProgressHandler?
   ) throws -> UInt64 {
     // Replay reads earlier events back (id lookups) in a transaction of this thread's own
     // (the producer thread uses `t`; a transaction serves one thread at a time). Only seqs
@@ -144,6 +145,7 @@ extension Ledger {
     }
     var seq: UInt64 = 0
     var failed = false
+    progress?(.verifyLog, 0, head.seq)
     // Bounded: the producer sends at most head.seq / chunk size + 1 chunks, then closes.
     while let chunk = channel.receive() {
       if failed { continue }  // drain so the producer can finish
@@ -162,7 +164,7 @@ extension Ledger {
         problems.append(p)
         failed = true
       }
-      progress?(seq, head.seq)
+      progress?(.verifyLog, seq, head.seq)
     }
     producer.join()
     if let producerError { throw producerError }
@@ -342,12 +344,23 @@ extension Ledger {
     return tail
   }
 
+  /// Tables `compareProjections` reports progress in: accounts, balances, history, ids,
+  /// partners, assets, holds, deadlines, and the reconciliation and partner views.
+  static let projectionTables: UInt64 = 9
+
   func compareProjections(
-    _ t: Txn, _ mem: MemoryState, _ stored: StoredDigests, _ problems: inout [VerifyProblem]
+    _ t: Txn, _ mem: MemoryState, _ stored: StoredDigests, _ problems: inout [VerifyProblem],
+    _ progress: ProgressHandler? = nil
   ) throws {
     func bad(_ account: String?, _ m: String) {
       problems.append(VerifyProblem(kind: .projection, account: account, message: m))
     }
+    var tablesDone: UInt64 = 0
+    func tableDone() {
+      tablesDone += 1
+      progress?(.verifyProjections, tablesDone, Self.projectionTables)
+    }
+    progress?(.verifyProjections, 0, Self.projectionTables)
     if try Self.readAccountCount(t, dbs) != mem.accountCount {
       bad(nil, "stored account count differs from replay (\(mem.accountCount))")
     }
@@ -365,6 +378,7 @@ extension Ledger {
     if seen != mem.accounts.count {
       bad(nil, "\(seen) stored accounts, \(mem.accounts.count) in replay")
     }
+    tableDone()
     // balances: read from each account's last history row (compared below); the table
     // kept from format 4 must be empty.
     var leftover = 0
@@ -372,6 +386,7 @@ extension Ledger {
     if leftover > 0 {
       bad(nil, "\(leftover) rows in balances, which format \(Self.formatVersion) leaves empty")
     }
+    tableDone()
     // history
     for p in stored.historyProblems.prefix(5) { bad(nil, p) }
     if stored.history.count > mem.names.count {
@@ -386,6 +401,7 @@ extension Ledger {
           "stored history (\(s.count) rows) differs from replay (\(mem.historyRows[i].count) rows)")
       }
     }
+    tableDone()
     // ids
     for id in stored.idsUndecodable { bad(nil, "id \(id): stored record does not decode") }
     if stored.ids.count != mem.idsDigest.count {
@@ -393,6 +409,7 @@ extension Ledger {
     } else if stored.ids != mem.idsDigest {
       bad(nil, "stored id records differ from the log (a seq, kind or reversal is wrong)")
     }
+    tableDone()
     // partners, assets, holds, deadlines
     seen = 0
     try Self.scan(t, dbs.partners) { k, v in
@@ -405,6 +422,7 @@ extension Ledger {
     if seen != mem.partners.count {
       bad(nil, "\(seen) stored partners, \(mem.partners.count) in replay")
     }
+    tableDone()
     seen = 0
     try Self.scan(t, dbs.assets) { k, v in
       seen += 1
@@ -414,6 +432,7 @@ extension Ledger {
       }
     }
     if seen != mem.assets.count { bad(nil, "\(seen) stored assets, \(mem.assets.count) in replay") }
+    tableDone()
     seen = 0
     try Self.scan(t, dbs.holds) { k, v in
       seen += 1
@@ -423,6 +442,7 @@ extension Ledger {
       }
     }
     if seen != mem.holds.count { bad(nil, "\(seen) stored holds, \(mem.holds.count) in replay") }
+    tableDone()
     seen = 0
     try Self.scan(t, dbs.deadlines) { k, v in
       seen += 1
@@ -437,7 +457,9 @@ extension Ledger {
     if seen != mem.deadlines.count {
       bad(nil, "\(seen) stored deadlines, \(mem.deadlines.count) in replay")
     }
+    tableDone()
     try compareViews(t, mem, &problems)
+    tableDone()
   }
 
   static func scan(
@@ -456,14 +478,12 @@ extension Ledger {
   /// Recomputes the log's LMDB rows and every projection from the journal in one write
   /// transaction (all or nothing): empties them, then applies every event through the same
   /// code as the live path. Returns the number of events replayed.
-  public func rebuild(progress: ((UInt64, UInt64) -> Void)? = nil) throws(StoreError)
-    -> UInt64
-  {
+  public func rebuild(progress: ProgressHandler? = nil) throws(StoreError) -> UInt64 {
     precondition(!readOnly, "rebuild on a read-only ledger")
     return try retryingMapFull { () throws(StoreError) in try rebuildOnce(progress) }
   }
 
-  func rebuildOnce(_ progress: ((UInt64, UInt64) -> Void)?) throws(StoreError) -> UInt64 {
+  func rebuildOnce(_ progress: ProgressHandler?) throws(StoreError) -> UInt64 {
     guard let journal else { throw .corrupt("rebuild without the journal") }
     let raw = try env.begin(readOnly: false)
     var committed = false
@@ -475,8 +495,9 @@ extension Ledger {
     }
     let cache = BatchCache(accountCount: 0)
     var state = StoreState(txn: txn, dbs: dbs, cache: cache)
-    let target = head
+    let target = journal.lastSeq
     var h = LogHead.empty
+    progress?(.rebuild, 0, target)
     var frontier = [Hash32](repeating: .zero, count: Tree.levelsMax)
     do {
       _ = try journal.scan(from: 1) { r in
@@ -489,7 +510,7 @@ extension Ledger {
           after: h)
         try Machine.apply(event, &state)
         h = LogHead(seq: r.seq, timestampNanos: event.timestampNanos, chain: r.chain)
-        if h.seq & 0xffff == 0 { progress?(h.seq, target.seq) }
+        if h.seq & 0xfff == 0 { progress?(.rebuild, h.seq, target) }
       }
       try state.flush()
     } catch let e as JournalError {
@@ -515,7 +536,7 @@ extension Ledger {
     reconCounts = cache.recon
     treeFrontier = frontier
     head = h
-    progress?(h.seq, target.seq)
+    progress?(.rebuild, h.seq, target)
     return h.seq
   }
 }

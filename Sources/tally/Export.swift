@@ -21,17 +21,15 @@ struct Export: ParsableCommand {
 
   func run() throws {
     let ledger = try global.open(.readOnly)
-    let progress = isTerminal(2)
     let start = nowNanos()
     let r: Result<ExportSummary, ExportError>
     do {
-      r = try ledger.export(to: out, fromSeq: fromSeq, toSeq: toSeq) { done, total in
-        if progress { FileHandleOut.stderr("\u{1B}[2K\rexport: \(done)/\(total) events\u{1B}[1A") }
+      r = try global.withProgress { (p) throws(StoreError) in
+        try ledger.export(to: out, fromSeq: fromSeq, toSeq: toSeq, progress: p)
       }
     } catch {
       throw fail(error)
     }
-    if progress { FileHandleOut.stderr("\u{1B}[2K\r") }
     let s: ExportSummary
     switch r {
     case .success(let v): s = v

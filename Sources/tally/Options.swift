@@ -12,6 +12,11 @@ struct GlobalOptions: ParsableArguments {
   @Flag(name: .long, help: "Print JSON instead of tables.")
   var json = false
 
+  @Flag(
+    name: .customLong("no-progress"),
+    help: "No progress line on stderr (also: TALLY_NO_PROGRESS=1; never shown when piped).")
+  var noProgress = false
+
   @Option(name: .long, help: "Run against a tallyd at HOST:PORT (default: $TALLY_SERVER).")
   var server: String?
 
@@ -43,12 +48,16 @@ struct GlobalOptions: ParsableArguments {
     return "tally-data"
   }
 
+  /// Opens the data directory; read-write, a migration from an older format or a long
+  /// journal replay shows progress.
   func open(_ mode: Ledger.Mode = .readWrite) throws -> Ledger {
     if server != nil {
       throw usage("this command works on a data directory (--data), not --server")
     }
     do {
-      return try Ledger(path: directory, mode: mode)
+      return try withProgress { (p) throws(StoreError) in
+        try Ledger(path: directory, mode: mode, progress: p)
+      }
     } catch {
       throw fail(error)
     }
@@ -64,6 +73,7 @@ struct CLIExit: Error {
 
 enum FileHandleOut {
   static func stderr(_ s: String) {
+    activeProgressBar?.clear()
     var line = s
     if !line.hasSuffix("\n") { line += "\n" }
     _ = line.withCString { write(2, $0, strlen($0)) }

@@ -54,7 +54,10 @@ struct Post: ParsableCommand {
     }
     let ledger = try global.open()
     if let file {
-      try PostFile(ledger: ledger, path: file, batch: batch, json: global.json).run()
+      try global.withProgress { p in
+        try PostFile(ledger: ledger, path: file, batch: batch, json: global.json, progress: p)
+          .run()
+      }
       return
     }
     let legs = try parseLegs(ledger, debit: debit, credit: credit, json: global.json)
@@ -84,6 +87,11 @@ struct PostFile {
   let path: String
   let batch: Int
   let json: Bool
+  /// Sees the bytes read of a regular file, or the lines read of a pipe.
+  let progress: ProgressHandler?
+
+  static let progressBytes = ProgressPhase("post --file", .bytes)
+  static let progressLines = ProgressPhase("post --file", .lines)
 
   struct Summary {
     var lines = 0
@@ -104,8 +112,10 @@ struct PostFile {
     var summary = Summary()
     var pending: [(line: Int, command: Command)] = []
     pending.reserveCapacity(batch)
-    let progress = isTerminal(2)
-    var lastProgress = nowNanos()
+    // A regular file's size is known; a pipe's is not (its lines are counted instead).
+    var st = stat()
+    let fileBytes: UInt64? =
+      fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? UInt64(st.st_size) : nil
 
     func flush() throws {
       if pending.isEmpty { return }
@@ -126,11 +136,12 @@ struct PostFile {
         }
       }
       pending.removeAll(keepingCapacity: true)
-      if progress && nowNanos() - lastProgress > 200_000_000 {
-        lastProgress = nowNanos()
-        FileHandleOut.stderr(
-          "\u{1B}[2K\rline \(summary.lines): applied \(summary.applied), duplicate "
-            + "\(summary.duplicate), rejected \(summary.rejected)\u{1B}[1A")
+      guard let progress else { return }
+      // The stream's position: read ahead by at most the reader's 1 MiB chunk.
+      if let fileBytes, case let at = ftello(fp), at >= 0 {
+        progress(Self.progressBytes, UInt64(at), fileBytes)
+      } else {
+        progress(Self.progressLines, UInt64(summary.lines), 0)
       }
     }
 
@@ -161,7 +172,7 @@ struct PostFile {
       if pending.count >= batch { try flush() }
     }
     try flush()
-    if progress { FileHandleOut.stderr("\u{1B}[2K\r") }
+    activeProgressBar?.clear()  // the summary goes to stdout, maybe the same terminal
     printSummary(summary)
     if summary.rejected > 0 { throw CLIExit.rejected }
   }

@@ -107,7 +107,9 @@ struct ReconCommand: ParsableCommand {
         let statement: (String, JSONValue) =
           String(validating: bytes, as: UTF8.self).map { ("statement", .string($0)) }
           ?? ("statement_base64", .string(Base64.encode(bytes)))
-        if isTerminal(2) { FileHandleOut.stderr("sending \(file) (\(bytes.count) bytes)…") }
+        if ProgressBar.enabled(noProgress: global.noProgress) {
+          FileHandleOut.stderr("sending \(file) (\(bytes.count) bytes)…")
+        }
         return try online.show(
           "RECON.IMPORT",
           body([
@@ -126,7 +128,9 @@ struct ReconCommand: ParsableCommand {
       }
       let ledger = try global.open()
       // On a terminal, each phase as it ends, with its time (stderr; stdout stays the result).
-      let progress = isTerminal(2) ? ImportProgress(file: file, bytes: bytes.count) : nil
+      let progress =
+        ProgressBar.enabled(noProgress: global.noProgress)
+        ? ImportProgress(file: file, bytes: bytes.count) : nil
       let routing = try routing()
       let result: Result<ReconImportReport, Rejection>
       do {

@@ -9,8 +9,9 @@ struct Tally: ParsableCommand {
     abstract: "Tally: an append-only, hash-chained double-entry ledger.",
     discussion: """
       Exit codes: 0 ok, 1 rejected or verification failed, 2 usage or I/O error.
-      Global options (--data DIR, --json, --server HOST:PORT, --key, --secret) may come \
-      before or after the command. With --server (or $TALLY_SERVER) commands run through \
+      Global options (--data DIR, --json, --no-progress, --server HOST:PORT, --key, \
+      --secret) may come before or after the command. Long commands show progress on \
+      stderr when it is a terminal. With --server (or $TALLY_SERVER) commands run through \
       tallyd and print its JSON answers.
       """,
     version: "0.1.0",
@@ -28,7 +29,7 @@ struct Tally: ParsableCommand {
     var globals = [String]()
     var rest = args[...]
     while let first = rest.first {
-      if first == "--json" {
+      if first == "--json" || first == "--no-progress" {
         globals.append(first)
         rest = rest.dropFirst()
       } else if ["--data", "--server", "--key", "--secret"].contains(first), rest.count >= 2 {

@@ -41,16 +41,12 @@ struct Verify: ParsableCommand {
     }
     let ledger = try global.open(.readOnly)
     let start = nowNanos()
-    let progress = isTerminal(2)
     let report: VerifyReport
     do {
-      report = try ledger.verify { done, total in
-        if progress { FileHandleOut.stderr("\u{1B}[2K\rverify: \(done)/\(total) events\u{1B}[1A") }
-      }
+      report = try global.withProgress { (p) throws(StoreError) in try ledger.verify(progress: p) }
     } catch {
       throw fail(error)
     }
-    if progress { FileHandleOut.stderr("\u{1B}[2K\r") }
     let seconds = Double(nowNanos() - start) / 1e9
     if global.json {
       let o = JSONObject([
@@ -129,7 +125,9 @@ struct Rebuild: ParsableCommand {
   func run() throws {
     let ledger = try global.open()
     let before: VerifyReport
-    do { before = try ledger.verify() } catch { throw fail(error) }
+    do {
+      before = try global.withProgress { (p) throws(StoreError) in try ledger.verify(progress: p) }
+    } catch { throw fail(error) }
     // The journal is the log: rebuild recomputes everything else from it (the LMDB copy of
     // the log and its hashes included), and cannot repair the journal itself.
     if let p = before.problems.first, p.kind == .journal || p.kind == .decode || p.kind == .replay {
@@ -137,9 +135,13 @@ struct Rebuild: ParsableCommand {
       throw CLIExit.rejected
     }
     let events: UInt64
-    do { events = try ledger.rebuild() } catch { throw fail(error) }
+    do {
+      events = try global.withProgress { (p) throws(StoreError) in try ledger.rebuild(progress: p) }
+    } catch { throw fail(error) }
     let after: VerifyReport
-    do { after = try ledger.verify() } catch { throw fail(error) }
+    do {
+      after = try global.withProgress { (p) throws(StoreError) in try ledger.verify(progress: p) }
+    } catch { throw fail(error) }
     if global.json {
       print(
         #"{"events":\#(events),"differences_before":\#(before.problems.count),"ok":\#(after.ok)}"#)

@@ -6,8 +6,9 @@ struct HelpTests {
     OVERVIEW: Tally: an append-only, hash-chained double-entry ledger.
 
     Exit codes: 0 ok, 1 rejected or verification failed, 2 usage or I/O error.
-    Global options (--data DIR, --json, --server HOST:PORT, --key, --secret) may
-    come before or after the command. With --server (or $TALLY_SERVER) commands run
+    Global options (--data DIR, --json, --no-progress, --server HOST:PORT, --key,
+    --secret) may come before or after the command. Long commands show progress on
+    stderr when it is a terminal. With --server (or $TALLY_SERVER) commands run
     through tallyd and print its JSON answers.
 
     USAGE: tally <subcommand>

@@ -551,10 +551,7 @@ struct Format3FixtureTests {
   func realFormat3Migrates() throws {
     try withTempDir { dir in
       let path = dir.ledgerPath
-      #expect(mkdir(path, 0o750) == 0)
-      for name in ["data.mdb", "signing.key"] {
-        try writeScratchFile(path + "/" + name, try readWholeFile(Self.fixture + "/" + name))
-      }
+      try Self.install(at: path)
       let expected = try Self.expected()
       #expect(throws: StoreError.formatVersion(found: 3, expected: Ledger.formatVersion)) {
         try Ledger(path: path, mode: .readOnly)
@@ -573,6 +570,14 @@ struct Format3FixtureTests {
         try Journal.load(directory: path + "/journal", files: JournalFiles()))
       #expect(try journal.scanEnd().lastSeq == expected.seq)
       #expect(try Ledger(path: path, mode: .readOnly).verify().ok)
+    }
+  }
+
+  /// A copy of the fixture as the data directory `path` (created).
+  static func install(at path: String) throws {
+    #expect(mkdir(path, 0o750) == 0)
+    for name in ["data.mdb", "signing.key"] {
+      try writeScratchFile(path + "/" + name, try readWholeFile(fixture + "/" + name))
     }
   }
 
