@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import TallyAudit
 import TallyCore
+import TallyHTTP
 import TallyServer
 import TallyStore
 
@@ -85,6 +86,16 @@ struct Tallyd: ParsableCommand {
   var streamSubjectPrefix: String?
   @Option(help: "Replicas when --stream creates the stream (default 1; 3 on a cluster).")
   var streamReplicas: Int?
+  @Option(
+    help: """
+      Serve the back office over HTTP on HOST:PORT (docs/BACKOFFICE.md), e.g. \
+      127.0.0.1:8080. Off unless set. A loopback host unless --http-public is given.
+      """)
+  var http: String?
+  @Flag(help: "Allow --http on a host other than loopback (put TLS in front of it).")
+  var httpPublic = false
+  @Option(help: "Write the HTTP listener's bound port to this file (useful with port 0).")
+  var httpPortFile: String?
 
   func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 
@@ -168,6 +179,7 @@ struct Tallyd: ParsableCommand {
     }
     c.durability = d
     try check(c)
+    let httpConfig = try httpConfig()
 
     let ledger: Ledger
     do {
@@ -200,20 +212,59 @@ struct Tallyd: ParsableCommand {
       FileHandleErr.write("tallyd: cannot listen on \(addr): \(error)")
       throw ExitCode(2)
     }
-    if let portFile {
-      let text = "\(bound)\n"
-      let fd = open(portFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-      if fd >= 0 {
-        _ = text.withCString { write(fd, $0, strlen($0)) }
-        close(fd)
-      }
-    }
+    if let portFile { writePort(bound, to: portFile) }
+    if let httpConfig { try startHTTP(server, httpConfig, logger) }
     print(
       "tallyd listening on \(c.host):\(bound), data \(dir) (durable: every OK is in the synced journal)"
     )
     print("connect: nc \(c.host) \(bound)   then AUTH (see docs/PROTOCOL.md)")
     fflush(nil)
     server.runUntilSignalled()
+  }
+
+  /// `--http HOST:PORT` (or TALLY_HTTP), checked: a loopback host unless --http-public.
+  func httpConfig() throws -> HTTPConfig? {
+    guard let addr = http ?? env("TALLY_HTTP") else {
+      if httpPublic || httpPortFile != nil {
+        throw ValidationError("--http-public and --http-port-file need --http HOST:PORT")
+      }
+      return nil
+    }
+    guard let colon = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: colon)...]),
+      port >= 0 && port <= 65535, colon > addr.startIndex
+    else { throw ValidationError("--http must be HOST:PORT, e.g. 127.0.0.1:8080") }
+    var host = String(addr[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    if !loopback && !httpPublic {
+      throw ValidationError(
+        "--http \(addr) is not a loopback address: give --http-public to serve it beyond this host"
+      )
+    }
+    var h = HTTPConfig()
+    h.host = host
+    h.port = port
+    return h
+  }
+
+  /// Runs the HTTP listener beside the socket server until the process ends; a listener
+  /// that cannot bind stops tallyd (exit 2), as the socket's does.
+  func startHTTP(_ server: TallyServer, _ config: HTTPConfig, _ logger: Logger) throws {
+    let portFile = httpPortFile
+    let app = try makeHTTPApplication(
+      server: server, config: config, logger: logger,
+      onListening: { port in
+        if let portFile { writePort(port, to: portFile) }
+        logger.info("back office listening", metadata: ["http": "\(config.host):\(port)"])
+      })
+    Task {
+      do {
+        try await app.run()
+      } catch {
+        FileHandleErr.write("tallyd: cannot serve HTTP on \(config.host):\(config.port): \(error)")
+        exit(2)
+      }
+    }
   }
 
   /// The stream `--stream` publishes to, or `--replica-of` follows (and publishes to once
@@ -262,6 +313,16 @@ struct Tallyd: ParsableCommand {
     try range(Int(c.snapshots.maxSeconds), 1, 86_400 * 7, "--snapshot-max-interval")
     try range(c.readThreads, 1, 64, "--read-threads")
     try range(c.eventLoopThreads, 1, 64, "--event-loops")
+  }
+}
+
+/// Writes a bound port for tests and scripts (`--port-file`, `--http-port-file`).
+func writePort(_ port: Int, to path: String) {
+  let text = "\(port)\n"
+  let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+  if fd >= 0 {
+    _ = text.withCString { write(fd, $0, strlen($0)) }
+    close(fd)
   }
 }
 
