@@ -262,7 +262,7 @@ struct Tallyd: ParsableCommand {
         try await app.run()
       } catch {
         FileHandleErr.write("tallyd: cannot serve HTTP on \(config.host):\(config.port): \(error)")
-        exit(2)
+        Glibc.exit(2)
       }
     }
   }

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -142,9 +143,10 @@ struct RouterTests {
       let from = a.text[next...].prefix { $0.isNumber }
       let page2 = try await b.get(client, "/account?name=cash&from=\(from)")
       #expect(page2.status == .ok)
-      #expect(page2.text.contains("6,000.06"))
-      let asOf = try await b.get(client, "/account?name=cash&as_of=5")
-      #expect(asOf.text.contains("id=\"balance-amount\">3,000.03<"))
+      #expect(page2.text.contains("60,000.60"))
+      // Seqs 1-4 are the platform, the partner and its two accounts; e1…e3 are 5…7.
+      let asOf = try await b.get(client, "/account?name=cash&as_of=7")
+      #expect(asOf.text.contains("id=\"balance-amount\">6,000.06<"))
       let bad = try await b.get(client, "/account?name=cash&as_of=-1")
       #expect(bad.status == .badRequest)
       #expect(bad.headers[HTTPField.Name("X-Tally-Error")!] == "BAD_FORM")

@@ -35,14 +35,14 @@ final class Office: Sendable {
             noOverdraft: false, limitMinor: nil, metadata: .empty)),
       ], now: now)
     for o in out {
-      guard case .applied = o else { throw TempDir.Failed(description: "setup: \(o)") }
+      guard case .applied = o else { throw SetupFailed(description: "setup: \(o)") }
     }
     try setup(ledger, now)
     var keys = [Role: KeyRecord]()
     for role in [Role.admin, .ops, .auditor, .service] {
       keys[role] = try ledger.createKey(
         role: role, partner: role == .service ? "acme" : nil,
-        grants: role == .service ? ["read"] : [], now: now
+        grants: [], now: now
       ).get()
     }
     self.keys = keys
@@ -70,6 +70,8 @@ final class Office: Sendable {
     try makeHTTPApplication(server: server, config: config, logger: Logger(label: "test"))
   }
 }
+
+struct SetupFailed: Error, CustomStringConvertible { var description: String }
 
 /// A browser's cookie jar of one: the session cookie the last answer set.
 struct Browser {

@@ -37,7 +37,7 @@ struct BackOfficeBrowserTests {
       #expect(try imported.int("unmatched") == 1, "\(imported)")
       let ops = try await admin.ok(#"KEY.CREATE {"role":"ops"}"#)
       let svc = try await admin.ok(
-        #"KEY.CREATE {"role":"service","partner":"acme","grants":["read"]}"#)
+        #"KEY.CREATE {"role":"service","partner":"acme"}"#)
 
       let deadline = monotonicSeconds() + 30
       var port = ""
