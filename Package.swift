@@ -34,6 +34,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+    .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
+    .package(url: "https://github.com/vapor/multipart-kit", exact: "4.7.1"),
+    .package(url: "https://github.com/apple/swift-http-types", exact: "1.8.0"),
   ],
   targets: [
     .systemLibrary(
@@ -71,10 +75,23 @@ let package = Package(
         .product(name: "Prometheus", package: "swift-prometheus"),
       ],
       swiftSettings: strict),
+    // The HTTP listener: the back office pages (server-rendered HTML) on Hummingbird.
+    .target(
+      name: "TallyHTTP",
+      dependencies: [
+        "TallyServer", "TallyCore", "TallyProtocol", "TallyCrypto",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "Mustache", package: "swift-mustache"),
+        .product(name: "MultipartKit", package: "multipart-kit"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "HTTPTypes", package: "swift-http-types"),
+      ],
+      swiftSettings: strict),
     .executableTarget(
       name: "tallyd",
       dependencies: [
-        "TallyServer", "TallyStore", "TallyAudit",
+        "TallyServer", "TallyStore", "TallyAudit", "TallyHTTP",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -149,6 +166,15 @@ let package = Package(
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "NIOTestUtils", package: "swift-nio"),
+      ]),
+    .testTarget(
+      name: "TallyHTTPTests",
+      dependencies: [
+        "TallyHTTP", "TallyServer", "TallyStore", "TallyCore", "TallyProtocol", "TallyCrypto",
+        "TallyTestSupport",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "HummingbirdTesting", package: "hummingbird"),
+        .product(name: "Logging", package: "swift-log"),
       ]),
     .testTarget(
       name: "TallyNATSTests",

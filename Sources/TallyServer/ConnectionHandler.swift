@@ -441,25 +441,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     let request = p.request
     let f = server.readPool.runIfActive(eventLoop: loop) {
       () throws(StoreError) -> Result<WriteWork, Rejection> in
-      let statements: [TallyReconcile.Statement]
-      switch try server.reader.parseStatements(r.statement, format: r.format, encoding: r.encoding)
-      {
-      case .failure(let rej): return .failure(rej)
-      case .success(let s): statements = s
-      }
-      let routing = ReconRouting(account: r.account, map: r.map)
-      switch try server.reader.planImport(
-        statements, format: r.format, routing: routing, toleranceDays: r.toleranceDays)
-      {
-      case .failure(let rej): return .failure(rej)
-      case .success(let plan):
-        let intent = try server.writer.intents.write(
-          plan,
-          ReconIntent(
-            afterSeq: plan.snapshotSeq, format: r.format, encoding: r.encoding,
-            toleranceDays: r.toleranceDays, routing: routing, bytes: r.statement))
-        return .success(.reconImport(ReconImportRun(plan), intent: intent))
-      }
+      try Self.prepareImport(r, server)
     }
     f.whenComplete { result in
       let h = bound.value
@@ -474,6 +456,32 @@ final class ConnectionHandler: ChannelDuplexHandler {
       case .success(.success(let work)):
         h.queueImport(slotB.value, request, work)
       }
+    }
+  }
+
+  /// An import's work off the writer: parse, check and match against a snapshot, then record
+  /// the import's intent (synced). Runs on a read thread; shared with the in-process path.
+  static func prepareImport(_ r: ReconImportRequest, _ server: ServerContext)
+    throws(StoreError) -> Result<WriteWork, Rejection>
+  {
+    let statements: [TallyReconcile.Statement]
+    switch try server.reader.parseStatements(r.statement, format: r.format, encoding: r.encoding)
+    {
+    case .failure(let rej): return .failure(rej)
+    case .success(let s): statements = s
+    }
+    let routing = ReconRouting(account: r.account, map: r.map)
+    switch try server.reader.planImport(
+      statements, format: r.format, routing: routing, toleranceDays: r.toleranceDays)
+    {
+    case .failure(let rej): return .failure(rej)
+    case .success(let plan):
+      let intent = try server.writer.intents.write(
+        plan,
+        ReconIntent(
+          afterSeq: plan.snapshotSeq, format: r.format, encoding: r.encoding,
+          toleranceDays: r.toleranceDays, routing: routing, bytes: r.statement))
+      return .success(.reconImport(ReconImportRun(plan), intent: intent))
     }
   }
 
@@ -523,20 +531,24 @@ final class ConnectionHandler: ChannelDuplexHandler {
     return "key:" + principal.keyId
   }
 
-  func startWrite(_ p: Pending, _ principal: Principal?) -> Bool {
+  /// What a write request asks of the writer, or its answer when it never reaches it (an
+  /// unknown role, a batch whose every entry is malformed). Shared with the in-process path.
+  enum WritePlan {
+    case work(WriteWork, batch: [Result<EntrySpec, Rejection>])
+    case answer(String)
+  }
+
+  static func writePlan(_ request: Request, _ principal: Principal?) -> WritePlan {
     let scope = principal?.scope
     let work: WriteWork
-    var batchItems: [Result<EntrySpec, Rejection>] = []
-    switch p.request {
+    switch request {
     case .keyCreate(let roleName, let partner, let grants):
       guard let role = Role(rawValue: roleName) else {
-        p.slot.line =
+        return .answer(
           WireError(
             .badRequest, "role must be admin, service, ops or auditor", reason: "INVALID_FIELD",
             details: ["field": "role"]
-          ).line
-        flushReady()
-        return true
+          ).line)
       }
       work = .keyCreate(role: role, partner: partner, grants: grants)
     case .keyRevoke(let id): work = .keyRevoke(id)
@@ -566,16 +578,26 @@ final class ConnectionHandler: ChannelDuplexHandler {
         [.reconUnmatch(ReconUnmatched(item: item, reason: reason, by: Self.actor(principal)))],
         scope)
     case .entryBatch(let items):
-      batchItems = items
       let cmds = items.compactMap { (try? $0.get()).map { Command.postEntry($0) } }
-      if cmds.isEmpty {
-        p.slot.line = Self.batchLine(items, [], [])
-        flushReady()
-        return true
-      }
-      work = .commands(cmds, scope)
+      if cmds.isEmpty { return .answer(Self.batchLine(items, [], [])) }
+      return .work(.commands(cmds, scope), batch: items)
     default:
       preconditionFailure("read request routed to the write path")
+    }
+    return .work(work, batch: [])
+  }
+
+  func startWrite(_ p: Pending, _ principal: Principal?) -> Bool {
+    let work: WriteWork
+    let batchItems: [Result<EntrySpec, Rejection>]
+    switch Self.writePlan(p.request, principal) {
+    case .answer(let line):
+      p.slot.line = line
+      flushReady()
+      return true
+    case .work(let w, let batch):
+      work = w
+      batchItems = batch
     }
     let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
     let loop = context.eventLoop
@@ -614,14 +636,24 @@ final class ConnectionHandler: ChannelDuplexHandler {
     _ slot: Slot, _ request: Request, _ batch: [Result<EntrySpec, Rejection>],
     _ result: WriteResult
   ) {
+    slot.line = Self.writeLine(result, request, batch, server)
+    finished()
+  }
+
+  /// The answer to a write once the writer is done with it; a revoked key is remembered.
+  /// Shared with the in-process path.
+  static func writeLine(
+    _ result: WriteResult, _ request: Request, _ batch: [Result<EntrySpec, Rejection>],
+    _ server: ServerContext
+  ) -> String {
     switch result {
     case .failed(let e):
       server.logger.error("write failed", metadata: ["error": "\(e)"])
-      slot.line =
+      return
         WireError(.internal, "the write failed and was not applied; see the server log")
         .line
     case .notReplicated(let seq, let reason):
-      slot.line =
+      return
         WireError(
           .notReplicated,
           "committed locally up to seq \(seq) but not acknowledged by the stream (\(reason)); "
@@ -631,35 +663,34 @@ final class ConnectionHandler: ChannelDuplexHandler {
     case .replicated:
       preconditionFailure("connections never send replicated events")
     case .imported(.success(let report)):
-      slot.line = WireOK.line(Views.reconImport(report))
+      return WireOK.line(Views.reconImport(report))
     case .imported(.failure(let r)):
-      slot.line = WireError(r).line
+      return WireError(r).line
     case .checkpointKept:
       preconditionFailure("connections never ask the writer to keep checkpoints")
     case .keyCreated(.success(let k)):
       var o = Execute.key(k)
       o.members.insert(("secret", .string(k.secret)), at: 1)
-      slot.line = WireOK.line(o)
+      return WireOK.line(o)
     case .keyCreated(.failure(let r)):
-      slot.line = WireError(r).line
+      return WireError(r).line
     case .keyRevoked(let k):
       if let k {
         server.revoked.withLock { _ = $0.insert(k.id) }
-        slot.line = WireOK.line(Execute.key(k))
+        return WireOK.line(Execute.key(k))
       } else {
         var id = "?"
         if case .keyRevoke(let k) = request { id = k }
-        slot.line =
+        return
           WireError(.notFound, "no such key", reason: "KEY_NOT_FOUND", details: ["key": id]).line
       }
     case .outcomes(let outcomes, let receipts):
       if case .entryBatch = request {
-        slot.line = Self.batchLine(batch, outcomes, receipts)
+        return Self.batchLine(batch, outcomes, receipts)
       } else {
-        slot.line = Execute.writeLine(request, outcomes[0], receipts[0])
+        return Execute.writeLine(request, outcomes[0], receipts[0])
       }
     }
-    finished()
   }
 
   static func batchLine(

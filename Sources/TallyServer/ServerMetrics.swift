@@ -15,8 +15,8 @@ public final class ServerMetrics: Sendable {
   public let registry: PrometheusCollectorRegistry
   let factory: PrometheusMetricsFactory
 
-  /// Commands the writer decided, by result: `applied`, `duplicate` (a retried id) or
-  /// `rejected`.
+  /// Commands the writer decided, by result: `applied` (appended events) or `duplicate`
+  /// (a retried id); rejections are counted by code.
   let commandsApplied: CoreMetrics.Counter
   let commandsDuplicate: CoreMetrics.Counter
   /// Engine rejections by code (docs/PROTOCOL.md), batch items included.
@@ -90,7 +90,8 @@ public final class ServerMetrics: Sendable {
         factory: f)
     }
     let applied = "tally_commands_total"
-    let appliedHelp = "Commands the writer decided, by result (applied, duplicate, rejected)."
+    let appliedHelp =
+      "Commands the writer decided, by result: applied (appended events) or duplicate (a retried id)."
     commandsApplied = counter(applied, appliedHelp, [("result", "applied")])
     commandsDuplicate = counter(applied, appliedHelp, [("result", "duplicate")])
     groupCommands = CoreMetrics.Recorder(
@@ -181,7 +182,8 @@ public final class ServerMetrics: Sendable {
     var rejected: [RejectionCode: Int] = [:]
     for o in outcomes {
       switch o {
-      case .applied: applied += 1
+      // An expiry round that found nothing due appends nothing: not counted.
+      case .applied(_, let count): if count > 0 { applied += 1 }
       case .duplicate: duplicate += 1
       case .rejected(let r): rejected[r.code, default: 0] += 1
       }

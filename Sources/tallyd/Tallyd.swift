@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import TallyAudit
 import TallyCore
+import TallyHTTP
 import TallyServer
 import TallyStore
 
@@ -88,6 +89,19 @@ struct Tallyd: AsyncParsableCommand {
   var streamSubjectPrefix: String?
   @Option(help: "Replicas when --stream creates the stream (default 1; 3 on a cluster).")
   var streamReplicas: Int?
+  @Option(
+    help: """
+      Serve the back office over HTTP on HOST:PORT (docs/BACKOFFICE.md), e.g. \
+      127.0.0.1:8080. Off unless set. A loopback host unless --http-public is given.
+      """)
+  var http: String?
+  @Flag(help: "Allow --http on a host other than loopback (put TLS in front of it).")
+  var httpPublic = false
+  @Option(help: "Write the HTTP listener's bound port to this file (useful with port 0).")
+  var httpPortFile: String?
+  @Option(
+    help: "Free MiB on the data directory's filesystem below which /readyz fails (default 256).")
+  var readyMinFreeMib: Int?
 
   func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 
@@ -178,6 +192,9 @@ struct Tallyd: AsyncParsableCommand {
     }
     c.durability = d
     try check(c)
+    let httpConfig = try httpConfig()
+    // Metrics are recorded only when the listener that serves them runs.
+    c.metrics = httpConfig != nil
 
     let ledger: Ledger
     do {
@@ -210,14 +227,7 @@ struct Tallyd: AsyncParsableCommand {
       FileHandleErr.write("tallyd: cannot listen on \(addr): \(error)")
       throw ExitCode(2)
     }
-    if let portFile {
-      let text = "\(bound)\n"
-      let fd = open(portFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-      if fd >= 0 {
-        _ = text.withCString { write(fd, $0, strlen($0)) }
-        close(fd)
-      }
-    }
+    if let portFile { writePort(bound, to: portFile) }
     print(
       "tallyd listening on \(c.host):\(bound), data \(dir) (durable: every OK is in the synced journal)"
     )
@@ -226,17 +236,74 @@ struct Tallyd: AsyncParsableCommand {
     signal(SIGPIPE, SIG_IGN)
     // Startup is done above (recovery, bind); the group runs the services and, on SIGTERM
     // or SIGINT, shuts them down in reverse order: drain, final checkpoint, close.
+    var services = [
+      ServiceGroupConfiguration.ServiceConfiguration(
+        service: LedgerService(server: server),
+        successTerminationBehavior: .gracefullyShutdownGroup,
+        failureTerminationBehavior: .gracefullyShutdownGroup)
+    ]
+    if let httpConfig {
+      // After the ledger's service: a shutdown stops the listener first.
+      services.append(
+        ServiceGroupConfiguration.ServiceConfiguration(
+          service: try httpService(server, httpConfig, logger),
+          successTerminationBehavior: .gracefullyShutdownGroup,
+          failureTerminationBehavior: .gracefullyShutdownGroup))
+    }
     let group = ServiceGroup(
       configuration: ServiceGroupConfiguration(
-        services: [
-          ServiceGroupConfiguration.ServiceConfiguration(
-            service: LedgerService(server: server),
-            successTerminationBehavior: .gracefullyShutdownGroup,
-            failureTerminationBehavior: .gracefullyShutdownGroup)
-        ],
-        gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger))
-    try await group.run()
+        services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    do {
+      try await group.run()
+    } catch {
+      // A service failed (e.g. the HTTP listener could not bind): the group shut the
+      // others down gracefully; say why and exit 2, as a socket that cannot bind does.
+      FileHandleErr.write("tallyd: stopped: \(error)")
+      throw ExitCode(2)
+    }
+  }
+
+  /// `--http HOST:PORT` (or TALLY_HTTP), checked: a loopback host unless --http-public.
+  func httpConfig() throws -> HTTPConfig? {
+    guard let addr = http ?? env("TALLY_HTTP") else {
+      if httpPublic || httpPortFile != nil {
+        throw ValidationError("--http-public and --http-port-file need --http HOST:PORT")
+      }
+      return nil
+    }
+    guard let colon = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: colon)...]),
+      port >= 0 && port <= 65535, colon > addr.startIndex
+    else { throw ValidationError("--http must be HOST:PORT, e.g. 127.0.0.1:8080") }
+    var host = String(addr[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    if !loopback && !httpPublic {
+      throw ValidationError(
+        "--http \(addr) is not a loopback address: give --http-public to serve it beyond this host"
+      )
+    }
+    var h = HTTPConfig()
+    h.host = host
+    h.port = port
+    let floor = try value(readyMinFreeMib, "TALLY_READY_MIN_FREE_MIB", h.readyMinFreeBytes >> 20)
+    if floor < 0 || floor > 1 << 24 {
+      throw ValidationError("--ready-min-free-mib must be 0…16777216")
+    }
+    h.readyMinFreeBytes = floor << 20
+    return h
+  }
+
+  /// The HTTP listener as a service of the group (a Hummingbird application is one).
+  func httpService(_ server: TallyServer, _ config: HTTPConfig, _ logger: Logger) throws
+    -> some Service
+  {
+    let portFile = httpPortFile
+    return try makeHTTPApplication(
+      server: server, config: config, logger: logger,
+      onListening: { port in
+        if let portFile { writePort(port, to: portFile) }
+        logger.info("HTTP listening", metadata: ["http": "\(config.host):\(port)"])
+      })
   }
 
   /// The stream `--stream` publishes to, or `--replica-of` follows (and publishes to once
@@ -285,6 +352,16 @@ struct Tallyd: AsyncParsableCommand {
     try range(Int(c.snapshots.maxSeconds), 1, 86_400 * 7, "--snapshot-max-interval")
     try range(c.readThreads, 1, 64, "--read-threads")
     try range(c.eventLoopThreads, 1, 64, "--event-loops")
+  }
+}
+
+/// Writes a bound port for tests and scripts (`--port-file`, `--http-port-file`).
+func writePort(_ port: Int, to path: String) {
+  let text = "\(port)\n"
+  let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+  if fd >= 0 {
+    _ = text.withCString { write(fd, $0, strlen($0)) }
+    close(fd)
   }
 }
 
