@@ -67,6 +67,9 @@ public struct BackupSummary: Sendable {
   public var journalBytes: Int
   /// Events the verification of the laid-out copy replayed (the whole log).
   public var verifiedEvents: UInt64
+  /// Time spent copying (LMDB, journal, keys) and laying out and verifying the copy.
+  public var copyNanos: Int64
+  public var verifyNanos: Int64
 }
 
 /// What `restore` laid out.
@@ -97,6 +100,7 @@ extension Ledger {
     to directory: String, since: String? = nil, now: Int64, progress: BackupProgress? = nil
   ) throws(BackupError) -> BackupSummary {
     let base = try since.map { (b) throws(BackupError) in try BackupChain.load(b) }
+    let started = monotonicNanos()
     let created = try BackupFiles.prepareEmpty(directory)
     var finished = false
     defer { if !finished { BackupFiles.removeTree(directory, keepRoot: !created) } }
@@ -192,6 +196,7 @@ extension Ledger {
           path: $0.directory, head: $0.manifest.head, manifestSHA256: $0.manifestSHA256)
       }, files: [])
     manifest.files = try BackupFiles.describe(directory)
+    let copied = monotonicNanos()
     let link = BackupChain.Link(directory: directory, manifest: manifest, manifestSHA256: .zero)
     let scratch = directory + "/.verify"
     let events = try BackupChain.restore(
@@ -203,7 +208,8 @@ extension Ledger {
     finished = true
     return BackupSummary(
       directory: directory, manifest: manifest, dataBytes: dataBytes,
-      journalBytes: journalBytes, verifiedEvents: events)
+      journalBytes: journalBytes, verifiedEvents: events, copyNanos: copied - started,
+      verifyNanos: monotonicNanos() - copied)
   }
 
   /// `mdb_env_copyfd2` with `MDB_CP_COMPACT` into a new file: the pages of one read

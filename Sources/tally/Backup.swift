@@ -45,13 +45,17 @@ struct BackupCommand: ParsableCommand {
               ("base", m.base.map { .string($0.path) } ?? .null),
               ("verified_events", .number(String(s.verifiedEvents))),
               ("seconds", .number(String(format1: seconds))),
+              ("copy_seconds", .number(String(format1: Double(s.copyNanos) / 1e9))),
+              ("verify_seconds", .number(String(format1: Double(s.verifyNanos) / 1e9))),
             ]))))
     } else {
       print(
         "backup \(out): head seq \(m.head.seq), chain \(m.head.chain.hex), \(m.totalBytes) bytes")
       print(
         "  \(m.files.count) files (data.mdb \(s.dataBytes), journal \(s.journalBytes) bytes), "
-          + "\(s.verifiedEvents) events verified, \(String(format1: seconds)) s"
+          + "\(s.verifiedEvents) events verified, \(String(format1: seconds)) s (copy "
+          + "\(String(format1: Double(s.copyNanos) / 1e9)) s, verify "
+          + "\(String(format1: Double(s.verifyNanos) / 1e9)) s)"
           + (m.base.map { ", incremental since \($0.path) (seq \($0.head.seq))" } ?? ""))
     }
   }
