@@ -52,7 +52,8 @@ let package = Package(
     // Verifies exports with no database: only the files, a verifier key and checkpoints.
     .target(name: "TallyAudit", dependencies: ["TallyCore", "TallyCrypto"], swiftSettings: strict),
     .target(
-      name: "TallyStore", dependencies: ["TallyCore", "TallyCrypto", "TallyReconcile", "CLMDB"],
+      name: "TallyStore",
+      dependencies: ["TallyCore", "TallyCrypto", "TallyReconcile", "TallyProtocol", "CLMDB"],
       swiftSettings: strict),
     // A NATS and JetStream client on SwiftNIO (the change stream and replicas).
     .target(

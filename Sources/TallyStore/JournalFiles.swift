@@ -29,15 +29,8 @@ public class JournalFiles: @unchecked Sendable {
   public func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int)
     throws(StoreError)
   {
-    var done = 0
-    while done < bytes.count {
-      let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw .io("journal write failed: \(String(cString: strerror(errno)))")
-      }
-      done += n
-    }
+    let err = pwriteFully(fd, bytes, at: offset)
+    if err != 0 { throw .io("journal write failed: \(String(cString: strerror(err)))") }
   }
 
   /// `fdatasync`. A failed sync is never retried by the caller (the page cache may have
@@ -106,6 +99,21 @@ public class JournalFiles: @unchecked Sendable {
     out.removeLast(count - done)
     return out
   }
+}
+
+/// `pwrite` of all of `bytes` at `offset` (retrying short and interrupted writes): 0, or the
+/// `errno` of the write that failed.
+func pwriteFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int32 {
+  var done = 0
+  while done < bytes.count {
+    let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+    if n < 0 {
+      if errno == EINTR { continue }
+      return errno
+    }
+    done += n
+  }
+  return 0
 }
 
 /// Lists the names in a directory (nil when it does not exist).

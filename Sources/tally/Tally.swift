@@ -20,7 +20,7 @@ struct Tally: ParsableCommand {
       HoldCommand.self, Reverse.self, Balance.self, Statement.self, Log.self, Verify.self,
       Rebuild.self, StatsCommand.self, KeyCommand.self, ProofCommand.self,
       CheckpointCommand.self, VKey.self, SigningKeyCommand.self, Export.self, ReconCommand.self,
-      Call.self, Promote.self,
+      Call.self, Promote.self, BackupCommand.self, RestoreCommand.self,
     ])
 
   /// Moves leading global options behind the subcommand path, so that both
