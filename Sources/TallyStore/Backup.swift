@@ -51,11 +51,14 @@ public enum BackupError: Error, Equatable, Sendable, CustomStringConvertible {
   }
 }
 
-/// What a progress callback is counting: bytes copied, then events verified.
-public enum BackupStage: Sendable { case copy, verify }
+extension ProgressPhase {
+  /// A backup's or a restore's copying, in bytes; the verification after it reports the
+  /// verify phases.
+  public static let backupCopy = ProgressPhase("copy", .bytes)
+}
 
-/// Called with the stage, the work done and the work in all (0 when not known yet).
-public typealias BackupProgress = (_ stage: BackupStage, _ done: UInt64, _ total: UInt64) -> Void
+/// Progress of a backup or restore: `.backupCopy`, then the verify phases.
+public typealias BackupProgress = ProgressHandler
 
 /// What `backup` wrote.
 public struct BackupSummary: Sendable {
@@ -123,7 +126,7 @@ extension Ledger {
         state = try reader.read(waitDurable: false) { t in try BackupFiles.metaState(t, dbs) }
       } catch { throw .store(error) }
     }
-    progress?(.copy, UInt64(dataBytes), 0)
+    progress?(.backupCopy, UInt64(dataBytes), 0)
 
     // 2. The journal, up to that head; its ledger id must be the projections'.
     let journalDir = path + "/journal"
@@ -155,7 +158,7 @@ extension Ledger {
       liveJournal, from: firstSeq, through: head.seq, base: base?.last?.manifest.head,
       into: directory + "/" + BackupLayout.journalDir
     ) { done in
-      progress?(.copy, UInt64(dataBytes + done), 0)
+      progress?(.backupCopy, UInt64(dataBytes + done), 0)
     }
     let outJournal = directory + "/" + BackupLayout.journalDir
     try BackupFiles.copy(
@@ -316,7 +319,7 @@ enum BackupChain {
       let from = source[path]! + "/" + path
       try BackupFiles.copy(from, to: target + "/" + path, extendSegment: true)
       done += try BackupFiles.size(from)
-      progress?(.copy, UInt64(done), UInt64(total))
+      progress?(.backupCopy, UInt64(done), UInt64(total))
     }
     try BackupFiles.syncDirectory(target + "/" + BackupLayout.journalDir)
     try BackupFiles.syncDirectory(target)
@@ -325,7 +328,7 @@ enum BackupChain {
     let report: VerifyReport
     do {
       let ledger = try Ledger(path: target, mode: .readWrite)
-      report = try ledger.verify { done, all in progress?(.verify, done, all) }
+      report = try ledger.verify(progress: progress)
       try ledger.close()
     } catch { throw .store(error) }
     // The next segment's file, made ahead by the open: the next open would remove it anyway.

@@ -27,7 +27,9 @@ struct BackupCommand: ParsableCommand {
     let start = monotonicNanos()
     let s: BackupSummary
     do {
-      s = try ledger.backup(to: out, since: since.map(absolutePath), now: nowNanos())
+      s = try global.withProgress { (p) throws(BackupError) in
+        try ledger.backup(to: out, since: since.map(absolutePath), now: nowNanos(), progress: p)
+      }
     } catch {
       throw fail(error)
     }
@@ -83,7 +85,9 @@ struct RestoreCommand: ParsableCommand {
     let start = monotonicNanos()
     let s: RestoreSummary
     do {
-      s = try Backup.restore(from: absolutePath(backup), to: global.directory)
+      s = try global.withProgress { (p) throws(BackupError) in
+        try Backup.restore(from: absolutePath(backup), to: global.directory, progress: p)
+      }
     } catch {
       throw fail(error)
     }
