@@ -55,6 +55,10 @@ struct HelpTests {
                               answer (needs --server).
       promote                 Turn a caught-up read replica (tallyd --replica-of)
                               into the primary.
+      backup                  Copy the data directory, even while tallyd writes to
+                              it, and verify the copy.
+      restore                 Lay a backup out as a new data directory and verify
+                              it.
 
       See 'tally help <subcommand>' for detailed help.
 
@@ -63,7 +67,7 @@ struct HelpTests {
   static let subcommands = [
     "init", "partner", "asset", "account", "post", "hold", "reverse", "balance", "statement",
     "log", "verify", "rebuild", "stats", "key", "proof", "checkpoint", "vkey", "signing-key",
-    "export", "recon", "call", "promote",
+    "export", "recon", "call", "promote", "backup", "restore",
   ]
 
   @Test("root --help matches the golden text (80 columns) and lists every subcommand")

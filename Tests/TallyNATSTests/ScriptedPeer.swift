@@ -42,13 +42,13 @@ final class ScriptedPeer: @unchecked Sendable {
     close(listener)
   }
 
-  /// Accepts one client (waiting at most 5 s); reads then time out after 5 s each.
+  /// Accepts one client (waiting at most 30 s); reads then time out after 30 s each (no-hang bounds: a loaded run of the suite stalls processes for seconds).
   func accept() throws {
     var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-    guard poll(&poller, 1, 5000) == 1 else { throw Failed(description: "no client connected") }
+    guard poll(&poller, 1, 30_000) == 1 else { throw Failed(description: "no client connected") }
     connection = Glibc.accept(listener, nil, nil)
     guard connection >= 0 else { throw Failed(description: "accept: errno \(errno)") }
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    var timeout = timeval(tv_sec: 30, tv_usec: 0)
     setsockopt(
       connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
   }
@@ -75,7 +75,7 @@ final class ScriptedPeer: @unchecked Sendable {
   }
 
   /// Reads until the client closes: "closed" (FIN), "reset" (RST, a close with data still
-  /// unread), or what went wrong (the read timeout of 5 s, another errno).
+  /// unread), or what went wrong (the read timeout of 30 s, another errno).
   func readUntilClosed() -> String {
     var chunk = [UInt8](repeating: 0, count: 4096)
     while true {
@@ -83,7 +83,7 @@ final class ScriptedPeer: @unchecked Sendable {
       if n == 0 { return "closed" }
       if n < 0 {
         if errno == ECONNRESET { return "reset" }
-        if errno == EAGAIN || errno == EWOULDBLOCK { return "not closed within 5 s" }
+        if errno == EAGAIN || errno == EWOULDBLOCK { return "not closed within 30 s" }
         return "recv failed: errno \(errno)"
       }
     }
