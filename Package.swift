@@ -174,7 +174,8 @@ let package = Package(
         "TallyHTTP", "TallyServer", "TallyStore", "TallyCore", "TallyProtocol", "TallyCrypto",
         "TallyTestSupport",
         .product(name: "Hummingbird", package: "hummingbird"),
-        .product(name: "HummingbirdTesting", package: "hummingbird"),
+        .product(name: "HTTPTypes", package: "swift-http-types"),
+        .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
       ]),
     .testTarget(

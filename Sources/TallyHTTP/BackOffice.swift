@@ -732,6 +732,17 @@ struct BackOffice: Sendable {
     d["checkpoints"] = kept.suffix(Self.checkpointsShown).reversed().map {
       c -> [String: Any] in ["size": c.text("size"), "note": c.text("note")]
     }
+    do {
+      if let v = try server.lastVerify() {
+        d["verify"] = [
+          "ok": v.ok, "events": String(v.events), "headSeq": String(v.headSeq),
+          "chain": v.chainHex, "problems": v.problems, "millis": String(v.millis),
+          "finished": JSONLogHandler.rfc3339(v.finishedNanos),
+        ]
+      }
+    } catch {
+      d["verifyError"] = "\(error.code): \(error)"
+    }
     return html("audit", d)
   }
 

@@ -214,6 +214,16 @@ enum BackOfficeTemplates {
     <h2>Latest signed checkpoints</h2>
     {{#checkpoints}}<h3>Size {{size}}</h3><pre class="checkpoint">{{note}}</pre>{{/checkpoints}}
     {{^checkpoints}}<p>No checkpoints kept yet.</p>{{/checkpoints}}
+    <h2>Last verification</h2>
+    {{#verify}}
+    <p id="verify">{{#ok}}<strong>ok</strong>{{/ok}}{{^ok}}<strong>FAILED</strong>{{/ok}}:
+    {{events}} events to seq {{headSeq}} (chain <span class="code">{{chain}}</span>),
+    finished {{finished}} in {{millis}} ms by <span class="code">tally verify</span></p>
+    {{#problems}}<p class="error">{{.}}</p>{{/problems}}
+    {{/verify}}
+    {{^verify}}<p id="verify">This directory has not been verified yet: run
+    <span class="code">tally --data DIR verify</span> (it works while tallyd runs).</p>{{/verify}}
+    {{#verifyError}}<p class="error" id="verify-error">The last result cannot be read: {{verifyError}}</p>{{/verifyError}}
     {{> bottom}}
     """
 }

@@ -58,6 +58,11 @@ extension TallyServer {
   /// The signing key's verifier key (`tally vkey`), when the ledger signs checkpoints.
   public var verifierKey: String? { context.reader.verifierKey }
 
+  /// The last `tally verify` of this data directory (`verify-last.json`), nil if none.
+  public func lastVerify() throws(StoreError) -> VerifyRecord? {
+    try VerifyRecord.read(fromDirectory: dataPath)
+  }
+
   /// Answers `request` as `principal`, exactly as a connection authenticated with the same
   /// key would: the answer line without its newline.
   public func respond(to request: Request, as principal: Principal) async -> String {

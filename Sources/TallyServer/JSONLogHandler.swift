@@ -72,7 +72,7 @@ public struct JSONLogHandler: LogHandler {
   }
 
   /// `2026-12-07T06:20:22.123456Z` for nanoseconds since the epoch.
-  static func rfc3339(_ nanos: Int64) -> String {
+  public static func rfc3339(_ nanos: Int64) -> String {
     var secs = time_t(nanos / 1_000_000_000)
     var tm = tm()
     gmtime_r(&secs, &tm)

@@ -45,8 +45,14 @@ struct Verify: ParsableCommand {
     do {
       report = try global.withProgress { (p) throws(StoreError) in try ledger.verify(progress: p) }
     } catch {
+      keep(
+        VerifyRecord(
+          ok: false, events: 0, headSeq: ledger.head.seq, chainHex: ledger.head.chain.hex,
+          problems: ["\(error.code): \(error)"], finishedNanos: nowNanos(),
+          millis: (nowNanos() - start) / 1_000_000))
       throw fail(error)
     }
+    keep(VerifyRecord(report, finishedNanos: nowNanos(), millis: (nowNanos() - start) / 1_000_000))
     let seconds = Double(nowNanos() - start) / 1e9
     if global.json {
       let o = JSONObject([
@@ -114,6 +120,17 @@ struct Verify: ParsableCommand {
       for p in report.problems { print("  \(p)") }
     }
     if !report.ok { throw CLIExit.rejected }
+  }
+}
+
+extension Verify {
+  /// Keeps the outcome in the data directory for the back office's audit page. A directory
+  /// it cannot write to (read-only media) is said on stderr; the verification stands.
+  func keep(_ record: VerifyRecord) {
+    do { try record.write(toDirectory: global.directory) } catch {
+      FileHandleOut.stderr(
+        "tally: note: the result was not kept in \(VerifyRecord.fileName): \(error)")
+    }
   }
 }
 

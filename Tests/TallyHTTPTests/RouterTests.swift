@@ -1,19 +1,19 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
 import TallyCore
 import TallyHTTP
 import TallyServer
+import TallyStore
 import Testing
 
-/// The back office through its router (in process, HummingbirdTesting) over a real ledger
-/// and a real `TallyServer`: pages, headers, sessions, CSRF, escaping, limits.
-@Suite("back office router", .timeLimit(.minutes(2)))
+/// The back office on a real loopback socket (the HTTP application in process) over a real
+/// ledger and a real `TallyServer`: pages, headers, sessions, CSRF, escaping, limits.
+@Suite("back office over HTTP", .timeLimit(.minutes(5)))
 struct RouterTests {
   @Test func signedOutPagesRedirectToSignIn() async throws {
     let office = try Office()
-    try await office.app().test(.router) { client in
+    try await office.live { client in
       for uri in ["/", "/partners", "/partner?id=acme", "/account?name=cash", "/audit", "/log"] {
         let r = try await client.execute(uri: uri, method: .get)
         #expect(r.status == .seeOther, "\(uri)")
@@ -32,7 +32,7 @@ struct RouterTests {
   @Test func signInSetsAStrictHttpOnlyExpiringCookie() async throws {
     let office = try Office()
     let admin = office.keys[.admin]!
-    try await office.app().test(.router) { client in
+    try await office.live { client in
       var b = Browser()
       let r = try await b.signIn(client, key: admin.id, secret: admin.secret)
       #expect(r.status == .seeOther)
@@ -52,7 +52,7 @@ struct RouterTests {
     }
     var tls = HTTPConfig()
     tls.secureCookies = true
-    try await office.app(tls).test(.router) { client in
+    try await office.live(tls) { client in
       var b = Browser()
       let r = try await b.signIn(client, key: admin.id, secret: admin.secret)
       #expect(r.headers[.setCookie]?.contains("Secure") == true)
@@ -63,7 +63,7 @@ struct RouterTests {
   @Test func wrongSecretIsRefusedAndRateLimited() async throws {
     let office = try Office()
     let ops = office.keys[.ops]!
-    try await office.app().test(.router) { client in
+    try await office.live { client in
       var b = Browser()
       for _ in 0..<5 {
         let r = try await b.signIn(client, key: ops.id, secret: "wrong")
@@ -83,7 +83,7 @@ struct RouterTests {
   @Test func serviceKeyIsRefused() async throws {
     let office = try Office()
     let svc = office.keys[.service]!
-    try await office.app().test(.router) { client in
+    try await office.live { client in
       var b = Browser()
       let r = try await b.signIn(client, key: svc.id, secret: svc.secret)
       #expect(r.status == .forbidden)
@@ -97,7 +97,7 @@ struct RouterTests {
   @Test func partnerNameIsEscapedOnEveryPage() async throws {
     let office = try Office()
     let admin = office.keys[.admin]!
-    try await office.app().test(.router) { client in
+    try await office.live { client in
       var b = Browser()
       _ = try await b.signIn(client, key: admin.id, secret: admin.secret)
       for uri in ["/partners", "/partner?id=acme"] {
@@ -126,7 +126,7 @@ struct RouterTests {
       _ = try ledger.apply(cmds, now: now)
     }
     let ops = office.keys[.ops]!
-    try await office.app().test(.router) { client in
+    try await office.live { client in
       var b = Browser()
       _ = try await b.signIn(client, key: ops.id, secret: ops.secret)
       let p = try await b.get(client, "/partner?id=acme")
@@ -161,7 +161,7 @@ struct RouterTests {
     let office = try Office()
     let auditor = office.keys[.auditor]!
     let ops = office.keys[.ops]!
-    try await office.app().test(.router) { client in
+    try await office.live { client in
       var a = Browser()
       let r = try await a.signIn(client, key: auditor.id, secret: auditor.secret)
       #expect(r.headers[.location] == "/audit")
@@ -179,6 +179,45 @@ struct RouterTests {
     await office.stop()
   }
 
+  /// The audit page shows the last `tally verify` kept in the directory: none yet, a
+  /// failure with its problems (escaped), and an unreadable record as an error, not a crash.
+  @Test func auditPageShowsTheLastVerification() async throws {
+    let office = try Office()
+    let auditor = office.keys[.auditor]!
+    let dir = office.dir.ledgerPath
+    try await office.live { client in
+      var a = Browser()
+      _ = try await a.signIn(client, key: auditor.id, secret: auditor.secret)
+      #expect(try await a.get(client, "/audit").text.contains("has not been verified yet"))
+
+      try VerifyRecord(
+        ok: false, events: 3, headSeq: 3, chainHex: String(repeating: "ab", count: 32),
+        problems: ["seq 2: leaf <b>differs</b>"], finishedNanos: 1_796_000_000_000_000_000,
+        millis: 12
+      ).write(toDirectory: dir)
+      let failed = try await a.get(client, "/audit").text
+      #expect(failed.contains("<strong>FAILED</strong>"), "\(failed)")
+      #expect(failed.contains("seq 2: leaf &lt;b&gt;differs&lt;/b&gt;"))
+      #expect(failed.contains("2026-11-30T00:53:20.000000Z"))
+
+      try VerifyRecord(
+        ok: true, events: 3, headSeq: 3, chainHex: String(repeating: "cd", count: 32),
+        problems: [], finishedNanos: 1_796_000_000_000_000_000, millis: 5
+      ).write(toDirectory: dir)
+      let ok = try await a.get(client, "/audit").text
+      #expect(ok.contains("<strong>ok</strong>:\n3 events to seq 3"), "\(ok)")
+
+      let garbage = "{\"ok\":1}"
+      try garbage.write(
+        toFile: dir + "/" + VerifyRecord.fileName, atomically: true, encoding: .utf8)
+      let bad = try await a.get(client, "/audit")
+      #expect(bad.status == .ok)
+      #expect(bad.text.contains("id=\"verify-error\""), "\(bad.text)")
+      #expect(bad.text.contains("CORRUPT"))
+    }
+    await office.stop()
+  }
+
   /// A day for the statement: the fixture's entries are dated today (UTC).
   static func today() -> String {
     let days = Int32(Int64(Date().timeIntervalSince1970) / 86_400)
@@ -188,7 +227,7 @@ struct RouterTests {
   @Test func importResolveAndCSRF() async throws {
     let office = try Office()
     let ops = office.keys[.ops]!
-    try await office.app().test(.router) { client in
+    try await office.live { client in
       var b = Browser()
       _ = try await b.signIn(client, key: ops.id, secret: ops.secret)
       let page = try await b.get(client, "/recon?account=cash")
@@ -248,7 +287,7 @@ struct RouterTests {
     var config = HTTPConfig()
     config.bodyBytesMax = 1024
     config.uploadBytesMax = 2048
-    try await office.app(config).test(.router) { client in
+    try await office.live(config) { client in
       var b = Browser()
       let big = String(repeating: "a", count: 4096)
       let r = try await client.execute(
@@ -276,7 +315,7 @@ struct RouterTests {
   @Test func signOutNeedsTheTokenAndEndsTheSession() async throws {
     let office = try Office()
     let admin = office.keys[.admin]!
-    try await office.app().test(.router) { client in
+    try await office.live { client in
       var b = Browser()
       _ = try await b.signIn(client, key: admin.id, secret: admin.secret)
       _ = try await b.get(client, "/partners")

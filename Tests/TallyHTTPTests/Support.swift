@@ -2,7 +2,6 @@ import Dispatch
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
 import Logging
 import TallyCore
 import TallyHTTP
@@ -66,9 +65,6 @@ final class Office: Sendable {
     dir.remove()
   }
 
-  func app(_ config: HTTPConfig = HTTPConfig()) throws -> some ApplicationProtocol {
-    try makeHTTPApplication(server: server, config: config, logger: Logger(label: "test"))
-  }
 }
 
 struct SetupFailed: Error, CustomStringConvertible { var description: String }
@@ -91,8 +87,8 @@ struct Browser {
   }
 
   /// Signs in; keeps the session cookie and the CSRF token of the next page.
-  mutating func signIn(_ client: some TestClientProtocol, key: String, secret: String)
-    async throws -> TestResponse
+  mutating func signIn(_ client: LiveClient, key: String, secret: String)
+    async throws -> LiveClient.Response
   {
     let body = "key=\(key)&secret=\(secret)"
     let r = try await client.execute(
@@ -104,7 +100,7 @@ struct Browser {
     return r
   }
 
-  mutating func get(_ client: some TestClientProtocol, _ uri: String) async throws -> TestResponse {
+  mutating func get(_ client: LiveClient, _ uri: String) async throws -> LiveClient.Response {
     let r = try await client.execute(uri: uri, method: .get, headers: headers)
     let text = String(buffer: r.body)
     if let range = text.range(of: "name=\"csrf\" value=\"") {
@@ -113,14 +109,14 @@ struct Browser {
     return r
   }
 
-  func post(_ client: some TestClientProtocol, _ uri: String, _ form: String) async throws
-    -> TestResponse
+  func post(_ client: LiveClient, _ uri: String, _ form: String) async throws
+    -> LiveClient.Response
   {
     try await client.execute(
       uri: uri, method: .post, headers: Self.formHeaders(headers), body: ByteBuffer(string: form))
   }
 }
 
-extension TestResponse {
+extension LiveClient.Response {
   var text: String { String(buffer: body) }
 }
