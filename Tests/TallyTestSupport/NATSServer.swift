@@ -456,22 +456,12 @@ enum NATSProbe {
   static let ioTimeoutMillis = 1000
 
   static func run(port: Int, name: String, jetstream: Bool) -> Result {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return .notReady("socket: errno \(errno)") }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: ioTimeoutMillis / 1000, tv_usec: ioTimeoutMillis % 1000 * 1000)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-      }
+    let fd: Int32
+    switch connectLoopback(port: port, timeoutMillis: ioTimeoutMillis) {
+    case .success(let f): fd = f
+    case .failure(let e): return .notReady(e.description)
     }
-    guard connected == 0 else { return .notReady("connect: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
     var received = [UInt8]()
     guard readUntil(fd, &received, contains: "\r\n"), received.starts(with: Array("INFO ".utf8))
     else {

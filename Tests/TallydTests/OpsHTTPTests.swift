@@ -1,65 +1,16 @@
 import Foundation
 import Glibc
+import TallyTestSupport
 import Testing
 
 /// `/healthz`, `/readyz` and `/metrics` of a real `tallyd --http` (docs/OPERATIONS.md).
 @Suite struct OpsHTTPTests {
-  /// One HTTP/1.1 GET on a new connection to 127.0.0.1:`port`, read to the close.
+  /// One HTTP/1.1 GET on a new connection to 127.0.0.1:`port`.
   static func get(_ port: Int, _ path: String) async throws -> (
-    status: Int, headers: [String: String], body: String
+    status: Int, contentType: String?, body: String
   ) {
-    try await offPool {
-      let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-      guard fd >= 0 else { throw POSIXError(.EIO) }
-      defer { close(fd) }
-      var tv = timeval(tv_sec: 30, tv_usec: 0)
-      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-      var addr = sockaddr_in()
-      addr.sin_family = sa_family_t(AF_INET)
-      addr.sin_port = in_port_t(UInt16(port).bigEndian)
-      addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-      let connected = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-          connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-      }
-      guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-      let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-      _ = request.withCString { send(fd, $0, strlen($0), 0) }
-      var bytes = [UInt8]()
-      var buf = [UInt8](repeating: 0, count: 65536)
-      while bytes.count < 16 << 20 {
-        let n = recv(fd, &buf, buf.count, 0)
-        if n <= 0 { break }
-        bytes += buf[0..<n]
-      }
-      let text = String(decoding: bytes, as: UTF8.self)
-      guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EBADMSG) }
-      let head = text[..<split.lowerBound].split(separator: "\r\n")
-      let status = Int(head.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
-      var headers = [String: String]()
-      for line in head.dropFirst() {
-        if let c = line.firstIndex(of: ":") {
-          headers[line[..<c].lowercased()] = line[line.index(after: c)...]
-            .trimmingCharacters(in: .whitespaces)
-        }
-      }
-      var body = String(text[split.upperBound...])
-      if headers["transfer-encoding"] == "chunked" { body = dechunk(body) }
-      return (status, headers, body)
-    }
-  }
-
-  static func dechunk(_ s: String) -> String {
-    var out = ""
-    var rest = Substring(s)
-    while let nl = rest.range(of: "\r\n"), let n = Int(rest[..<nl.lowerBound], radix: 16), n > 0 {
-      let start = nl.upperBound
-      let bytes = Array(rest[start...].utf8)
-      out += String(decoding: bytes.prefix(n), as: UTF8.self)
-      rest = Substring(String(decoding: bytes.dropFirst(n + 2), as: UTF8.self))
-    }
-    return out
+    let a = try await offPool { try HTTPExchange.run(port: port, method: "GET", target: path) }
+    return (a.status, a.header("Content-Type"), a.text)
   }
 
   /// The sample `name{labels}` in a Prometheus text, as an integer.
@@ -93,7 +44,7 @@ import Testing
 
       let ready = try await Self.get(port, "/readyz")
       #expect(ready.status == 200, "\(ready.body)")
-      #expect(ready.headers["content-type"] == "application/json")
+      #expect(ready.contentType == "application/json")
       let r = try JSONSerialization.jsonObject(with: Data(ready.body.utf8)) as? [String: Any]
       #expect(r?["ready"] as? Bool == true)
       let names = (r?["checks"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
@@ -111,7 +62,7 @@ import Testing
 
       let m = try await Self.get(port, "/metrics")
       #expect(m.status == 200)
-      #expect(m.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8")
+      #expect(m.contentType == "text/plain; version=0.0.4; charset=utf-8")
       let t = m.body
       #expect(Self.sample(t, #"tally_commands_total{result="applied"}"#) == 5, "\(t)")
       #expect(Self.sample(t, #"tally_rejections_total{code="ACCOUNT_NOT_FOUND"}"#) == 1)
