@@ -246,10 +246,10 @@ struct RouterTests {
       }
       var h = b.headers
       h[.contentType] = "multipart/form-data; boundary=\(boundary)"
-      // No CSRF token: refused, nothing imported.
+      // A wrong CSRF token (its first character changed): refused, nothing imported.
       let refused = try await client.execute(
         uri: "/recon/import", method: .post, headers: h,
-        body: ByteBuffer(string: upload(csrf: "0" + csrf.dropFirst())))
+        body: ByteBuffer(string: upload(csrf: (csrf.first == "0" ? "1" : "0") + csrf.dropFirst())))
       #expect(refused.status == .forbidden)
       #expect(refused.headers[HTTPField.Name("X-Tally-Error")!] == "CSRF_FAILED")
       #expect(try await b.get(client, "/recon?account=cash").text.contains("0 statements"))

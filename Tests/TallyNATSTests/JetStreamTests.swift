@@ -7,7 +7,9 @@ import Testing
 
 func withJetStream<R>(_ body: (NATSConnection, JetStream) async throws -> R) async throws -> R {
   try await withConnection { _, connection in
-    try await body(connection, JetStream(connection))
+    // The suite runs beside hundreds of other tests that fsync: a stream create on file storage
+    // can wait on the disk for seconds there, so the tests give the API more than the default 5 s.
+    try await body(connection, JetStream(connection, timeout: .seconds(30)))
   }
 }
 
