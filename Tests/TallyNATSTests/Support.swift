@@ -33,7 +33,7 @@ func testOptions(_ name: String = "tally-tests") -> NATSConnection.Options {
   NATSConnection.Options(
     // Generous: the suite runs many servers and tests at once on few cores, and a
     // subscribe waits for a PONG within this bound.
-    name: name, connectTimeout: .seconds(10), reconnectWait: .milliseconds(100),
+    name: name, connectTimeout: .seconds(30), reconnectWait: .milliseconds(100),
     reconnectAttemptsMax: 200)
 }
 
