@@ -36,6 +36,7 @@ enum BackupFiles {
       let env = try Environment(path: file, readOnly: true, noSubdirNoLock: true)
       let txn = try env.begin(readOnly: true)
       defer { mdb_txn_abort(txn) }
+      _ = try MapAudit.check(file: file, txnID: UInt64(mdb_txn_id(txn)))
       var dbs = DBs()
       try check(mdb_dbi_open(txn, "meta", 0, &dbs.meta), "dbi_open meta")
       return try metaState(Txn(txn: txn), dbs)

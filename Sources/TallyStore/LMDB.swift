@@ -50,6 +50,12 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
 func check(_ rc: Int32, _ op: @autoclosure () -> String) throws(StoreError) {
   if rc == 0 { return }
   if rc == MDB_MAP_FULL { throw .mapFull }
+  // What LMDB says of a damaged file is damage, not an operating error.
+  if rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID
+    || rc == MDB_VERSION_MISMATCH || rc == MDB_BAD_TXN
+  {
+    throw .corrupt("LMDB \(op()): \(String(cString: mdb_strerror(rc))) (\(rc))")
+  }
   throw .lmdb(code: rc, op: op())
 }
 

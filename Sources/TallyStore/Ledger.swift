@@ -228,6 +228,9 @@ public final class Ledger {
     let opener = try env.begin(readOnly: true)
     var dbs: DBs
     do throws(StoreError) {
+      // Nothing is read through LMDB before its pages are checked (MapAudit): the snapshot
+      // this reader holds is the one walked, and it stays put while the reader is open.
+      _ = try MapAudit.check(file: path + "/data.mdb", txnID: UInt64(mdb_txn_id(opener)))
       dbs = try DBs.open(opener, create: false)
     } catch {
       mdb_txn_abort(opener)

@@ -227,6 +227,7 @@ extension Ledger {
     let env = try Environment(path: file, readOnly: true, noSubdirNoLock: true)
     let txn = try env.begin(readOnly: true)
     defer { mdb_txn_abort(txn) }
+    _ = try MapAudit.check(file: file, txnID: UInt64(mdb_txn_id(txn)))
     var meta: MDB_dbi = 0
     try check(mdb_dbi_open(txn, "meta", 0, &meta), "dbi_open meta")
     var dbs = DBs()

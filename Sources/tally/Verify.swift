@@ -39,8 +39,25 @@ struct Verify: ParsableCommand {
       return try VerifyExport.checkpointsOnly(
         vkeyArguments: vkey, checkpointFiles: checkpoint, json: global.json)
     }
-    let ledger = try global.open(.readOnly)
+    if global.server != nil {
+      throw usage("this command works on a data directory (--data), not --server")
+    }
     let start = nowNanos()
+    let ledger: Ledger
+    do {
+      ledger = try global.withProgress { (p) throws(StoreError) in
+        try Ledger(path: global.directory, mode: .readOnly, progress: p)
+      }
+    } catch {
+      // A damaged store is a verification that failed (exit 1), not a usage error.
+      if case .corrupt = error {
+        keep(
+          VerifyRecord(
+            ok: false, events: 0, headSeq: 0, chainHex: "", problems: ["\(error.code): \(error)"],
+            finishedNanos: nowNanos(), millis: (nowNanos() - start) / 1_000_000))
+      }
+      throw failVerify(error)
+    }
     let report: VerifyReport
     do {
       report = try global.withProgress { (p) throws(StoreError) in try ledger.verify(progress: p) }
@@ -50,7 +67,7 @@ struct Verify: ParsableCommand {
           ok: false, events: 0, headSeq: ledger.head.seq, chainHex: ledger.head.chain.hex,
           problems: ["\(error.code): \(error)"], finishedNanos: nowNanos(),
           millis: (nowNanos() - start) / 1_000_000))
-      throw fail(error)
+      throw failVerify(error)
     }
     keep(VerifyRecord(report, finishedNanos: nowNanos(), millis: (nowNanos() - start) / 1_000_000))
     let seconds = Double(nowNanos() - start) / 1e9
@@ -124,6 +141,13 @@ struct Verify: ParsableCommand {
 }
 
 extension Verify {
+  /// `fail`, but a store found damaged (`CORRUPT`) is a failed verification: exit 1.
+  func failVerify(_ error: StoreError) -> CLIExit {
+    let exit = fail(error)
+    if case .corrupt = error { return .rejected }
+    return exit
+  }
+
   /// Keeps the outcome in the data directory for the back office's audit page. A directory
   /// it cannot write to (read-only media) is said on stderr; the verification stands.
   func keep(_ record: VerifyRecord) {
