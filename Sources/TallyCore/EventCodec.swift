@@ -249,7 +249,7 @@ public enum EventCodec {
       let id = try r.str("hold id")
       let n = Int(try r.u16("amount count"))
       var amounts = [Int128]()
-      amounts.reserveCapacity(n)
+      amounts.reserveCapacity(min(n, r.remaining / 16))
       for _ in 0..<n { amounts.append(try r.i128("amount")) }
       body = .holdCaptured(HoldCaptured(holdId: id, amountsMinor: amounts))
     case .holdReleased:
@@ -267,7 +267,7 @@ public enum EventCodec {
       }
       let n = Int(try r.u16("line count"))
       var lines = [ReconLine]()
-      lines.reserveCapacity(n)
+      lines.reserveCapacity(min(n, r.remaining))
       for _ in 0..<n {
         var l = try line(&r)
         if v == reconImportedVersion {
@@ -286,7 +286,7 @@ public enum EventCodec {
       let account = try r.str("account")
       let n = Int(try r.u16("match count"))
       var matches = [ReconMatch]()
-      matches.reserveCapacity(n)
+      matches.reserveCapacity(min(n, r.remaining))
       for _ in 0..<n { matches.append(try match(&r)) }
       body = .reconMatched(ReconMatched(account: account, matches: matches))
     case .reconResolved:
@@ -334,11 +334,11 @@ public enum EventCodec {
     else { throw DecodeError(offset: r.offset - 1, reason: "match state byte \(stateByte)") }
     let k = Int(try r.u16("item count"))
     var items = [UInt64]()
-    items.reserveCapacity(k)
+    items.reserveCapacity(min(k, r.remaining / 8))
     for _ in 0..<k { items.append(try r.u64("item")) }
     let m = Int(try r.u16("entry count"))
     var entries = [String]()
-    entries.reserveCapacity(m)
+    entries.reserveCapacity(min(m, r.remaining / 2))
     for _ in 0..<m { entries.append(try r.str("entry")) }
     let diff = try r.i128("amount difference")
     let flags = try r.u8("flags")
@@ -454,7 +454,7 @@ public enum EventCodec {
   public static func legs(_ r: inout ByteReader) throws(DecodeError) -> [Leg] {
     let n = Int(try r.u16("leg count"))
     var legs = [Leg]()
-    legs.reserveCapacity(n)
+    legs.reserveCapacity(min(n, r.remaining / 19))
     for _ in 0..<n {
       let account = try r.str("leg account")
       let side = try side(&r)
@@ -466,7 +466,7 @@ public enum EventCodec {
   public static func metadata(_ r: inout ByteReader) throws(DecodeError) -> Metadata {
     let n = Int(try r.u16("metadata count"))
     var pairs = [MetadataPair]()
-    pairs.reserveCapacity(n)
+    pairs.reserveCapacity(min(n, r.remaining / 4))
     for _ in 0..<n {
       let at = r.offset
       let k = try r.str("metadata key")

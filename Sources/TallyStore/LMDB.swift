@@ -74,6 +74,10 @@ final class Environment {
     env = e
     self.path = path
     do throws(StoreError) {
+      // LMDB sizes the map from the meta page's last page, and a writer's map extends the
+      // file to it: a damaged meta is refused before LMDB reads it (MapAudit).
+      let file = noSubdirNoLock ? path : path + "/data.mdb"
+      if fileExists(file) { try MapAudit.checkMetas(file: file) }
       try check(mdb_env_set_maxdbs(env, Self.maxDBs), "set_maxdbs")
       // MDB_NOTLS: reader slots belong to transactions, not threads (Swift tasks hop
       // threads). A read-write ledger then turns syncing off (`setNoSync`): the journal,
@@ -96,7 +100,8 @@ final class Environment {
       if !noSubdirNoLock { _ = mdb_reader_check(env, &dead) }
       precondition(mdb_env_get_maxkeysize(env) >= 511, "LMDB built with keys under 511 bytes")
     } catch {
-      mdb_env_close(env)
+      // Every stored property is set: the object is whole, so `deinit` runs on this throw
+      // and closes the environment (closing it here too freed it twice).
       throw error
     }
   }

@@ -52,6 +52,13 @@ enum MapAudit {
     var txnID: UInt64
     /// Named databases, with their entries.
     var databases: [String: UInt64]
+    /// Root page and depth of each named database (tests aim damage with them).
+    var roots: [String: Root]
+
+    struct Root: Equatable {
+      var page: UInt64
+      var depth: Int
+    }
   }
 
   /// Checks `file` (a `data.mdb`) as LMDB will read it at transaction `txnID` (the meta page
@@ -59,6 +66,25 @@ enum MapAudit {
   /// anymore (a live writer committed twice since; its pages are then still held by the
   /// caller's reader). Throws `.corrupt` naming the file and the page.
   static func check(file: String, txnID: UInt64?) throws(StoreError) -> Summary {
+    try mapped(file) { (bytes) throws(Failure) in
+      var walker = try Walker(bytes, txnID: txnID)
+      return try walker.run()
+    }
+  }
+
+  /// Checks the two meta pages only (magic, version, page size, last page inside the file):
+  /// what must hold before `mdb_env_open`, which would otherwise size the map from a damaged
+  /// last page (and a writer's map extend the file to it).
+  static func checkMetas(file: String) throws(StoreError) {
+    // An empty file is one LMDB has yet to initialise (a create cut short).
+    var st = stat()
+    if stat(file, &st) == 0 && st.st_size == 0 { return }
+    _ = try mapped(file) { (bytes) throws(Failure) in try Walker(bytes, txnID: nil) }
+  }
+
+  static func mapped<R>(
+    _ file: String, _ body: (UnsafeRawBufferPointer) throws(Failure) -> R
+  ) throws(StoreError) -> R {
     let fd = open(file, O_RDONLY | O_CLOEXEC)
     if fd < 0 { throw .io("cannot open \(file): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
@@ -74,8 +100,7 @@ enum MapAudit {
     defer { munmap(base, size) }
     let bytes = UnsafeRawBufferPointer(start: base, count: size)
     do {
-      var walker = try Walker(bytes, txnID: txnID)
-      return try walker.run()
+      return try body(bytes)
     } catch {
       throw .corrupt(
         "\(file): \(error) (LMDB keeps no checksums: the map is damaged; restore a backup, or "
@@ -119,6 +144,11 @@ enum MapAudit {
       guard let m1 = try meta(psize) else {
         throw Failure(page: 1, reason: "meta page 1 is not an LMDB meta page")
       }
+      let pages = UInt64(file.count / psize)
+      for (i, m) in [m0, m1].enumerated() where m.last < 1 || m.last >= pages {
+        throw Failure(
+          page: UInt64(i), reason: "meta names last page \(m.last); the file holds \(pages) pages")
+      }
       var pick = m0.txn < m1.txn ? (m1, psize) : (m0, 0)
       if let wanted {
         if m0.txn == wanted {
@@ -130,13 +160,7 @@ enum MapAudit {
       pageBytes = psize
       txnID = pick.0.txn
       metaOffset = pick.1
-      let metaPage = UInt64(pick.1 / psize)
       let last = pick.0.last
-      guard last >= 1, last < UInt64(file.count / psize) else {
-        throw Failure(
-          page: metaPage,
-          reason: "meta names last page \(last); the file holds \(file.count / psize) pages")
-      }
       lastPage = last
       seen = [UInt64](repeating: 0, count: Int(last / 64) + 1)
     }
@@ -190,7 +214,9 @@ enum MapAudit {
         named.append((Self.printable(key), try Self.db(value, 0)))
       }
       var databases: [String: UInt64] = [:]
+      var roots: [String: Summary.Root] = [:]
       for (name, d) in named {
+        roots[name] = Summary.Root(page: d.root, depth: d.depth)
         guard d.flags == 0 else { throw Failure(reason: "database \(name) has flags \(d.flags)") }
         try walk(d, name) { (_, _, flags) throws(Failure) in
           if flags != 0 { throw Failure(reason: "database \(name) holds a node flagged \(flags)") }
@@ -218,7 +244,8 @@ enum MapAudit {
       }
       for p in listed { try mark(p, "on the free list and in use") }
       return Summary(
-        pageBytes: pageBytes, lastPage: lastPage, txnID: txnID, databases: databases)
+        pageBytes: pageBytes, lastPage: lastPage, txnID: txnID, databases: databases,
+        roots: roots)
     }
 
     static func printable(_ b: UnsafeRawBufferPointer) -> String {

@@ -118,7 +118,8 @@ extension Ledger {
     // the producer has already checked are read.
     let lookup = try env.begin(readOnly: true)
     defer { mdb_txn_abort(lookup) }
-    mem.idSeqs.reserve(Int(min(head.seq, 1 << 26)))
+    // Sized from the journal (read and checked), never from a count in the map alone.
+    mem.idSeqs.reserve(Int(min(head.seq, journal.lastSeq, 1 << 26)))
     let log = dbs.log
     mem.logEvent = { seq in
       guard let v = try Txn(txn: lookup).get(log, u64: seq) else {
