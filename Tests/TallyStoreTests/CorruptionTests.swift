@@ -158,6 +158,24 @@ struct CorruptionTests {
     }
   }
 
+  @Test(
+    "A damaged record of aux.log that LMDB holds is an aux problem of verify",
+    .bug(id: "verify-skips-aux", "verify never read aux.log: a lost key passed"))
+  func damagedAuxRecordFailsVerify() throws {
+    try withTempDir { dir in
+      let path = try Self.build(dir)
+      let file = path + "/journal/aux.log"
+      let pristine = try Self.bytes(file)
+      try Self.write(file, at: 20, [pristine[20] ^ 0x40])
+      let ledger = try Ledger(path: path, mode: .readOnly)
+      let report = try ledger.verify()
+      #expect(report.problems.first?.kind == .aux, "\(report.problems)")
+      #expect("\(report.problems)".contains("offset 0"), "\(report.problems)")
+      try Self.write(file, at: 20, [pristine[20]])
+      #expect(try ledger.verify().ok)
+    }
+  }
+
   // MARK: - The seeded slice
 
   enum Kind: String, CaseIterable, Sendable {

@@ -1,0 +1,53 @@
+import TallyCore
+
+extension Ledger {
+  /// Checks `aux.log` against the `keys` and `checkpoints` tables: every record up to what
+  /// LMDB says it holds (meta `aux`) must read back whole, and the last value of each key
+  /// there must be LMDB's row, with no row LMDB holds missing from it. A damaged record in
+  /// that range is an acknowledged key or kept checkpoint that an OS crash would lose (the
+  /// tables are rebuilt from this file then), so it is reported, not skipped.
+  func verifyAux(_ t: Txn, journal: Journal, _ problems: inout [VerifyProblem]) throws {
+    func bad(_ m: String) { problems.append(VerifyProblem(kind: .aux, message: m)) }
+    let applied: UInt64
+    if let v = try t.get(dbs.meta, Self.metaKey("aux")) {
+      guard v.count == 8 else { return bad("meta aux is \(v.count) bytes, not 8") }
+      applied = UInt64(bigEndian: v.loadUnaligned(as: UInt64.self))
+    } else {
+      applied = 0
+    }
+    let (file, records): (AuxJournal?, [AuxJournal.Record])
+    do {
+      (file, records) = try AuxJournal.open(
+        directory: journal.directory, files: options.files, repair: false)
+    } catch {
+      return bad("\(error)")
+    }
+    let good = UInt64(file?.size ?? 0)
+    if good < applied {
+      return bad(
+        "\(AuxJournal.fileName): the record at offset \(good) is damaged or missing; the "
+          + "keys and checkpoints tables hold \(applied) bytes of it")
+    }
+    guard let keys = dbs.keys, let checkpoints = dbs.checkpoints else { return }
+    var latest: [AuxJournal.Table: [[UInt8]: [UInt8]]] = [.keys: [:], .checkpoints: [:]]
+    for r in records where UInt64(r.end) <= applied { latest[r.table, default: [:]][r.key] = r.value }
+    for (table, dbi) in [(AuxJournal.Table.keys, keys), (.checkpoints, checkpoints)] {
+      let rows = latest[table] ?? [:]
+      var seen = 0
+      try Self.scan(t, dbi) { k, v in
+        seen += 1
+        guard let value = rows[Array(k)] else {
+          return bad("\(table) row \(String(decoding: k.prefix(64), as: UTF8.self)) is not in "
+            + "\(AuxJournal.fileName)")
+        }
+        if value != Array(v) {
+          bad("\(table) row \(String(decoding: k.prefix(64), as: UTF8.self)) differs from "
+            + "\(AuxJournal.fileName)")
+        }
+      }
+      if seen != rows.count {
+        bad("\(rows.count) \(table) records in \(AuxJournal.fileName), \(seen) rows in LMDB")
+      }
+    }
+  }
+}
