@@ -67,9 +67,30 @@ enum MapAudit {
   /// caller's reader). Throws `.corrupt` naming the file and the page.
   static func check(file: String, txnID: UInt64?) throws(StoreError) -> Summary {
     try mapped(file) { (bytes) throws(Failure) in
-      var walker = try Walker(bytes, txnID: txnID)
-      return try walker.run()
+      // A live writer rewrites a meta page in place when it commits: a walk that failed
+      // while the metas changed under it is tried again (a bounded number of times), so a
+      // meta read half-written is not taken for damage.
+      var attempt = 0
+      while true {
+        let before = metaStamps(bytes)
+        do throws(Failure) {
+          var walker = try Walker(bytes, txnID: txnID)
+          return try walker.run()
+        } catch {
+          attempt += 1
+          if attempt >= Self.attemptsMax || metaStamps(bytes) == before { throw error }
+        }
+      }
     }
+  }
+
+  /// Walks tried while a writer commits under them (see `check`).
+  static let attemptsMax = 3
+
+  /// The transaction ids of both meta pages, as they are now (nil where unreadable).
+  static func metaStamps(_ b: UnsafeRawBufferPointer) -> [UInt64?] {
+    let psize = (try? Walker.u32(b, 40)).map(Int.init) ?? 4096
+    return [0, psize].map { try? Walker.u64(b, $0 + 144) }
   }
 
   /// Checks the two meta pages only (magic, version, page size, last page inside the file):
