@@ -118,6 +118,7 @@ extension LedgerQuerying {
         try c.get(MDB_SET_RANGE, key: k)
       }
       while let (k, v) = row, out.count < limit {
+        guard k.count == 8 else { throw StoreError.corrupt("a checkpoint key of \(k.count) bytes") }
         out.append(
           (
             UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)),

@@ -101,7 +101,9 @@ struct ExportWriter {
     var seq = from
     progress?(.export, 0, to - from + 1)
     while seq <= to {
-      guard let (k, v) = row, UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == seq else {
+      guard let (k, v) = row, k.count == 8,
+        UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == seq
+      else {
         throw StoreError.corrupt("the log has no event at seq \(seq)")
       }
       guard let hv = try t.get(dbs.hashes, u64: seq), hv.count == 64 else {

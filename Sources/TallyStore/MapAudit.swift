@@ -413,7 +413,8 @@ enum MapAudit {
       guard pages >= 1, pages <= lastPage, first <= lastPage - pages + 1,
         bytes <= Int(pages) * pageBytes - MapAudit.pageHeaderBytes
       else {
-        throw Failure(page: first, reason: "\(name): overflow run of \(pages) pages, \(bytes) bytes")
+        throw Failure(
+          page: first, reason: "\(name): overflow run of \(pages) pages, \(bytes) bytes")
       }
       for q in first..<(first + pages) { try mark(q, "an overflow page of \(name)") }
       counts.overflow += pages

@@ -360,6 +360,7 @@ extension LedgerQuerying {
       var lines = [StatementLine]()
       var next: UInt64?
       while let (k, v) = row {
+        guard k.count == 16 else { throw StoreError.corrupt("a history key of \(k.count) bytes") }
         let n = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
         let seq = UInt64(bigEndian: k.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         if n != a.number || seq > toSeq { break }

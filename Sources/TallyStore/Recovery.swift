@@ -315,6 +315,7 @@ extension Ledger {
       var groupStart = prev
       var row = try c.get(MDB_FIRST)
       while let (k, v) = row {
+        guard k.count == 8 else { throw StoreError.corrupt("a log key of \(k.count) bytes") }
         let seq = UInt64(bigEndian: k.loadUnaligned(as: UInt64.self))
         guard seq == prev.seq + 1 else {
           throw StoreError.corrupt("log gap before seq \(seq); run verify before migrating")

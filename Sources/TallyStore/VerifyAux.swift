@@ -30,19 +30,23 @@ extension Ledger {
     }
     guard let keys = dbs.keys, let checkpoints = dbs.checkpoints else { return }
     var latest: [AuxJournal.Table: [[UInt8]: [UInt8]]] = [.keys: [:], .checkpoints: [:]]
-    for r in records where UInt64(r.end) <= applied { latest[r.table, default: [:]][r.key] = r.value }
+    for r in records where UInt64(r.end) <= applied {
+      latest[r.table, default: [:]][r.key] = r.value
+    }
     for (table, dbi) in [(AuxJournal.Table.keys, keys), (.checkpoints, checkpoints)] {
       let rows = latest[table] ?? [:]
       var seen = 0
       try Self.scan(t, dbi) { k, v in
         seen += 1
         guard let value = rows[Array(k)] else {
-          return bad("\(table) row \(String(decoding: k.prefix(64), as: UTF8.self)) is not in "
-            + "\(AuxJournal.fileName)")
+          return bad(
+            "\(table) row \(String(decoding: k.prefix(64), as: UTF8.self)) is not in "
+              + "\(AuxJournal.fileName)")
         }
         if value != Array(v) {
-          bad("\(table) row \(String(decoding: k.prefix(64), as: UTF8.self)) differs from "
-            + "\(AuxJournal.fileName)")
+          bad(
+            "\(table) row \(String(decoding: k.prefix(64), as: UTF8.self)) differs from "
+              + "\(AuxJournal.fileName)")
         }
       }
       if seen != rows.count {

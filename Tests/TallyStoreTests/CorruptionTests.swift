@@ -20,7 +20,8 @@ struct CorruptionTests {
       open("cash"), open("alice", normal: .credit), open("bob", normal: .credit),
     ]
     for i in 1...300 {
-      commands.append(transfer("e\(i)", from: "cash", to: i % 3 == 0 ? "bob" : "alice", Int128(100 + i)))
+      commands.append(
+        transfer("e\(i)", from: "cash", to: i % 3 == 0 ? "bob" : "alice", Int128(100 + i)))
     }
     try applyAll(ledger, commands)
     try applyAll(ledger, (1...6).map { hold("h\($0)", [debit("alice", 5), credit("bob", 5)]) })
@@ -120,7 +121,11 @@ struct CorruptionTests {
         target = firstChild * ps
         page = Array(try Self.bytes(file)[target..<target + ps])
         let node = u16(16)
-        if damage == .leafNodeFlaggedDupData { put16(node + 4, 0x04) } else { put16(node + 6, 27904) }
+        if damage == .leafNodeFlaggedDupData {
+          put16(node + 4, 0x04)
+        } else {
+          put16(node + 6, 27904)
+        }
       }
       if target >= 0 { try Self.write(file, at: target, page) }
       let damaged = try Self.bytes(file)
@@ -194,7 +199,8 @@ struct CorruptionTests {
   /// its last record).
   @Test("Random damage to each file is detected or changes nothing", arguments: Kind.allCases)
   func seededCampaign(_ kind: Kind) throws {
-    let seed = UInt64(ProcessInfo.processInfo.environment["TALLY_SEED"] ?? "")
+    let seed =
+      UInt64(ProcessInfo.processInfo.environment["TALLY_SEED"] ?? "")
       ?? UInt64.random(in: 1...UInt64.max)
     print("corruption campaign \(kind.rawValue): seed \(seed) (TALLY_SEED to repeat)")
     var rng = SplitMix64(seed: seed)
