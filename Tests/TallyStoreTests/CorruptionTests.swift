@@ -26,6 +26,11 @@ struct CorruptionTests {
     try applyAll(ledger, commands)
     try applyAll(ledger, (1...6).map { hold("h\($0)", [debit("alice", 5), credit("bob", 5)]) })
     try applyAll(ledger, [capture("h1"), release("h2")])
+    // Values larger than a page live in LMDB's overflow pages: one entry of ~9 KiB (a
+    // campaign-free suite run found the walk refusing them).
+    let pairs = (10..<28).map { ("k\($0)", String(repeating: "x", count: 500)) }
+    let big = try Metadata.make(pairs).get()
+    try applyAll(ledger, [post("big", [debit("cash", 1), credit("bob", 1)], metadata: big)])
     _ = try ledger.createKey(role: .auditor, partner: nil, now: t0)
     return path
   }
@@ -138,12 +143,36 @@ struct CorruptionTests {
     }
   }
 
+  static let flippedMap =
+    (#filePath as NSString).deletingLastPathComponent + "/Fixtures/flipped-map"
+
+  @Test(
+    "The campaign's SIGSEGV ledger: CORRUPT naming page 17; with the bit back it verifies",
+    .bug(id: "corrupt-map-sigsegv", "verify died of SIGSEGV inside liblmdb"))
+  func theFlippedLedgerOfTheCampaign() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      try FileManager.default.copyItem(atPath: Self.flippedMap, toPath: path)
+      let error = #expect(throws: StoreError.self) { _ = try Ledger(path: path, mode: .readOnly) }
+      #expect(error?.code == "CORRUPT")
+      #expect("\(String(describing: error))".contains("page 17: log: node 19 flags 4"))
+      let file = path + "/data.mdb"
+      let byte = try Self.bytes(file)[71_872]
+      try Self.write(file, at: 71_872, [byte ^ 0x04])
+      let report = try Ledger(path: path, mode: .readOnly).verify()
+      #expect(report.ok, "\(report.problems)")
+      #expect(report.events == 304)
+      #expect(
+        report.head.chain.hex == "c077e03ce88b2df51c8379c7307257c20f93c4466d7df9cd0a9ed0ce5f7fa342")
+    }
+  }
+
   @Test("The walk accepts what LMDB writes: a fresh, a grown and a compacted copy")
   func auditAcceptsHealthyMaps() throws {
     try withTempDir { dir in
       let path = try Self.build(dir)
       let first = try MapAudit.check(file: path + "/data.mdb", txnID: nil)
-      #expect(first.databases["log"] == 312)
+      #expect(first.databases["log"] == 313)
       // Many more commits (pages freed and reused), then the audit of every open still passes.
       let ledger = try Ledger(path: path)
       for round in 0..<20 {
@@ -151,7 +180,7 @@ struct CorruptionTests {
           ledger, (0..<25).map { transfer("g\(round)-\($0)", from: "cash", to: "bob", 1) })
       }
       let second = try MapAudit.check(file: path + "/data.mdb", txnID: nil)
-      #expect(second.databases["log"] == 812)
+      #expect(second.databases["log"] == 813)
       #expect(try ledger.verify().ok)
       // A compacted copy (what backups and snapshots hold) is walked the same way.
       let copy = dir.path + "/compact"
