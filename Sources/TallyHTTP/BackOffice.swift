@@ -371,6 +371,11 @@ struct BackOffice: Sendable {
         ]
       }
       d["accounts"] = o.array("accounts").compactMap(\.objectValue).map(Self.accountRow)
+      let recent = o.array("recent_accounts").compactMap(\.objectValue).map { a in
+        Self.accountRow(a).merging(["seq": a.text("seq")]) { $1 }
+      }
+      d["recent"] = recent
+      d["hasRecent"] = !recent.isEmpty
       d["holds"] = o.array("open_holds").compactMap(\.objectValue).map { h -> [String: Any] in
         [
           "id": h.text("id"), "state": h.text("state"), "deadline": h.text("deadline"),
