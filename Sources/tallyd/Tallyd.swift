@@ -115,6 +115,11 @@ struct Tallyd: AsyncParsableCommand {
   }
 
   func run() async throws {
+    // First: from here on SIGTERM and SIGINT mean a graceful shutdown (ShutdownSignals).
+    do { try ShutdownSignals.install() } catch {
+      FileHandleErr.write("tallyd: cannot install the signal handlers: \(error)")
+      throw ExitCode(2)
+    }
     let level = try value(logLevel, "TALLY_LOG_LEVEL", "info")
     guard let lvl = Logger.Level(rawValue: level) else {
       throw ValidationError("--log-level must be trace, debug, info, notice, warning or error")
@@ -235,7 +240,8 @@ struct Tallyd: AsyncParsableCommand {
     fflush(nil)
     signal(SIGPIPE, SIG_IGN)
     // Startup is done above (recovery, bind); the group runs the services and, on SIGTERM
-    // or SIGINT, shuts them down in reverse order: drain, final checkpoint, close.
+    // or SIGINT (from ShutdownSignals), shuts them down in reverse order: drain, final
+    // checkpoint, close.
     var services = [
       ServiceGroupConfiguration.ServiceConfiguration(
         service: LedgerService(server: server),
@@ -250,9 +256,11 @@ struct Tallyd: AsyncParsableCommand {
           successTerminationBehavior: .gracefullyShutdownGroup,
           failureTerminationBehavior: .gracefullyShutdownGroup))
     }
+    // The signals are tallyd's own (installed first thing), not the group's.
     let group = ServiceGroup(
       configuration: ServiceGroupConfiguration(
-        services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        services: services, gracefulShutdownSignals: [], logger: logger))
+    ShutdownSignals.deliver(to: group, logger: logger)
     do {
       try await group.run()
     } catch {
