@@ -189,6 +189,7 @@ let package = Package(
       name: "TallydTests",
       dependencies: [
         "TallyCore", "TallyProtocol", "TallyCrypto", "TallyClient", "TallyTestSupport", "TallyNATS",
+        "TallyAudit",
         .product(name: "Subprocess", package: "swift-subprocess"),
       ]),
     .testTarget(
