@@ -47,10 +47,11 @@ struct AuditOptions: ParsableArguments {
   }
 }
 
-/// Runs one audited request; a refused answer is reported with its code (exit 1).
-func audited<T: Sendable>(
-  _ json: Bool, _ body: @escaping @Sendable () async throws(AuditorError) -> T
-) throws -> T {
+/// Runs one audited request; a refused answer is reported with its code (exit 1, and
+/// `{"error":{…}}` on stdout with `--json`).
+func audited<T: Sendable>(_ body: @escaping @Sendable () async throws(AuditorError) -> T)
+  throws -> T
+{
   do {
     return try blocking { () async throws -> T in try await body() }
   } catch let e as AuditorError {

@@ -17,7 +17,7 @@ struct CheckpointCommand: ParsableCommand {
       defer { online.close() }
       if let auditor = try audit.auditor(online) {
         let size = size
-        let c = try audited(global.json) { () async throws(AuditorError) in
+        let c = try audited { () async throws(AuditorError) in
           try await auditor.checkpoint(size: size)
         }
         if global.json { return print(JSONWriter.serialize(.object(checkpointJSON(c)))) }

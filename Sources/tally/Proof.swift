@@ -26,7 +26,7 @@ struct ProofCommand: ParsableCommand {
             "PROOF.INCLUSION", body([("seq", jnum(seq)), ("size", jnum(size))]))
         }
         let (seq, size) = (seq, size)
-        let r = try audited(global.json) { () async throws(AuditorError) in
+        let r = try audited { () async throws(AuditorError) in
           try await auditor.inclusion(seq: seq, size: size)
         }
         if global.json {
@@ -77,7 +77,7 @@ struct ProofCommand: ParsableCommand {
             "PROOF.CONSISTENCY", body([("from", jnum(from)), ("to", jnum(to))]))
         }
         let (from, to) = (from, to)
-        let r = try audited(global.json) { () async throws(AuditorError) in
+        let r = try audited { () async throws(AuditorError) in
           try await auditor.consistency(from: from, to: to)
         }
         if global.json {
