@@ -121,6 +121,25 @@ struct LyingServerTests {
             + "\(first.map(\.description) ?? "none"); \(report.problems.prefix(3))"
         )
       }
+      // The tally executable on the first export of each kind: exit 1, the same difference.
+      var exportKinds = Set<String>()
+      for e in exportLies where exportKinds.insert(e.kind).inserted {
+        let r = try await runTally([
+          "--json", "verify", "--export", e.dir, "--vkey", genuine.vkey,
+        ])
+        let o =
+          (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+        let first = o["first_difference"] as? [String: Any]
+        let kinds = (o["problems"] as? [[String: Any]] ?? []).compactMap {
+          $0["kind"] as? String
+        }
+        let named =
+          e.names(
+            kind: first?["kind"] as? String, seq: (first?["seq"] as? NSNumber)?.uint64Value,
+            range: (first?["message"] as? String).flatMap(Self.range), problems: kinds)
+        tally.count("tally export " + e.kind, refused: r.status == 1 && named)
+        #expect(r.status == 1 && named, "tally verify --export, \(e.kind) at \(e.position): \(r)")
+      }
       var cases = [[String]]()
       var expectations = [(String, String, (Int, [String: Any]) -> Bool)]()
       for lie in lies where lie.python {
@@ -163,8 +182,12 @@ struct LyingServerTests {
 extension LyingServerTests {
   /// The seq range of a `hashes_altered` first difference ("… within seq A…B; …").
   static func range(_ p: AuditProblem) -> ClosedRange<UInt64>? {
-    guard p.kind == .hashesAltered, let r = p.message.range(of: "within seq ") else { return nil }
-    let rest = p.message[r.upperBound...].prefix { $0.isNumber || $0 == "…" }
+    p.kind == .hashesAltered ? range(p.message) : nil
+  }
+
+  static func range(_ message: String) -> ClosedRange<UInt64>? {
+    guard let r = message.range(of: "within seq ") else { return nil }
+    let rest = message[r.upperBound...].prefix { $0.isNumber || $0 == "…" }
     let parts = rest.split(separator: "…").compactMap { UInt64($0) }
     return parts.count == 2 && parts[0] <= parts[1] ? parts[0]...parts[1] : nil
   }
