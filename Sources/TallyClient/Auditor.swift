@@ -64,6 +64,10 @@ public struct Auditor: Sendable {
     -> (bytes: [UInt8], checkpoint: SignedCheckpoint)
   {
     let signed = try await checkpoint(size: size)
+    // The proof first: a seq past the tree is the server's NOT_FOUND (the caller's mistake),
+    // not a lie.
+    let o = try await call(
+      "PROOF.INCLUSION", [("seq", .number(String(seq))), ("size", .number(String(signed.size)))])
     let log = try await call(
       "LOG.READ", [("from_seq", .number(String(seq))), ("limit", .number("1"))])
     guard let events = log["events"]?.arrayValue, events.count == 1,
@@ -72,8 +76,6 @@ public struct Auditor: Sendable {
     else {
       throw .refused(AnswerRefusal(.malformed, "LOG.READ did not answer one event in hex"))
     }
-    let o = try await call(
-      "PROOF.INCLUSION", [("seq", .number(String(seq))), ("size", .number(String(signed.size)))])
     let p = InclusionAnswer(
       leafIndex: try u64(o, "leaf_index"), treeSize: try u64(o, "tree_size"),
       leafHash: try hash(o, "leaf_hash"), path: try path(o, "path"), root: try hash(o, "root"))

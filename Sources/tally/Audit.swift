@@ -4,7 +4,7 @@ import TallyClient
 import TallyCore
 import TallyProtocol
 
-/// `--vkey` and `--checkpoint` of the online proof and checkpoint commands: with a verifier
+/// `--vkey` and `--kept` of the online proof and checkpoint commands: with a verifier
 /// key, the server's answers are verified (docs/AUDIT.md) instead of printed as given.
 struct AuditOptions: ParsableArguments {
   @Option(
@@ -56,6 +56,14 @@ func audited<T: Sendable>(_ body: @escaping @Sendable () async throws(AuditorErr
     return try blocking { () async throws -> T in try await body() }
   } catch let e as AuditorError {
     switch e {
+    case .client(.rejected(let code, let body)):
+      // The server refused the request (a seq past its head…): as any online command.
+      let message =
+        (try? TallyResponse(ok: false, code: code, body: body).json())?["message"]?.stringValue
+        ?? body
+      FileHandleOut.stderr("rejected: \(code): \(message)")
+      printJSONError(code: code, message: message)
+      throw CLIExit.rejected
     case .client(let c): throw onlineFailure(c)
     case .refused(let r):
       FileHandleOut.stderr("tally: refused \(r.code.rawValue): \(r.message)")

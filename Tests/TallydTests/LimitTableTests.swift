@@ -5,7 +5,7 @@ import Testing
 /// Every wire limit of one real `tallyd` at its maximum (served) and one past it (the code
 /// docs/PROTOCOL.md gives, and nothing changed: log head, chain and balances). The table in
 /// docs/TESTING.md ("Limits at max and max + 1") says where the others are tested.
-@Suite("Wire limits at max and max + 1", .serialized, .timeLimit(.minutes(3)))
+@Suite("Wire limits at max and max + 1", .serialized, .timeLimit(.minutes(10)))
 struct LimitTableTests {
   /// One limit: a request at the maximum and one past it, with what each must answer.
   struct Row: CustomStringConvertible {

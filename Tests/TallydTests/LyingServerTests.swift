@@ -92,6 +92,15 @@ struct LyingServerTests {
           fine.status == 0 && fine.stdout.contains("\"verified\":true"), "\(scenario): \(fine)")
       }
 
+      // A seq past the head is the server's refusal of the request, not a lie: exit 1 with
+      // its code, as any online command.
+      let past = try await runTally([
+        "--server", "127.0.0.1:\(proxy.port)", "--key", k.key, "--secret", k.secret, "--json",
+        "proof", "inclusion", "--seq", "\(genuine.head + 1)", "--vkey", genuine.vkey,
+      ])
+      #expect(past.status == 1 && past.stderr.contains("rejected: NOT_FOUND: "), "\(past)")
+      #expect(past.stdout.contains("\"code\":\"NOT_FOUND\""), "\(past)")
+
       // 3. Forks among kept notes: `tally verify --vkey --checkpoint A --checkpoint B`.
       for lie in lies where lie.expected == .fork {
         guard case .head(let kept) = lie.scenario else { continue }
