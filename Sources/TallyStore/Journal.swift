@@ -473,10 +473,14 @@ public final class Journal: @unchecked Sendable {
     }
     do throws(StoreError) { try files.write(fd, group, at: writeOffset) } catch {
       // Part of the group may be in the file: the range was zeros (preallocated, and every
-      // unappended or cut range is zeroed), so zeros restore it. Writing over bytes the
-      // segment already holds needs no new space.
+      // unappended or cut range is zeroed), so zeros restore it. Only up to the last byte
+      // that is not zero: what the failed write put down, which the restore can overwrite
+      // without new space (and without passing a file size limit the write hit).
       do throws(StoreError) {
-        try Self.zeroFill(fd, from: writeOffset, to: writeOffset + group.count, files)
+        let now = try files.read(fd, count: group.count, at: writeOffset)
+        if let last = now.lastIndex(where: { $0 != 0 }) {
+          try Self.zeroFill(fd, from: writeOffset, to: writeOffset + last + 1, files)
+        }
       } catch {
         throw stop(error)
       }

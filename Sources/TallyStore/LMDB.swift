@@ -11,7 +11,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
   case mapFull
   case corrupt(String)
   case io(String)
-  /// The filesystem refused a write for want of space (`ENOSPC`, `EDQUOT`) and nothing of
+  /// The filesystem refused a write for want of space (`ENOSPC`, `EDQUOT`, or `EFBIG`: a file
+  /// at the size limit, RLIMIT_FSIZE or the filesystem's largest) and nothing of
   /// it remains: the same write can succeed once space is freed (docs/OPERATIONS.md, "When
   /// the disk fills").
   case noSpace(String)
@@ -61,8 +62,10 @@ func check(_ rc: Int32, _ op: @autoclosure () -> String) throws(StoreError) {
   throw .lmdb(code: rc, op: op())
 }
 
-/// Whether `err` says the filesystem is out of space (or the user out of quota).
-func isNoSpace(_ err: Int32) -> Bool { err == ENOSPC || err == EDQUOT }
+/// Whether `err` says a write needs space it may not have: the filesystem is full, the user
+/// out of quota, or the file at its size limit. Each clears without a restart once space is
+/// freed or the limit raised.
+func isNoSpace(_ err: Int32) -> Bool { err == ENOSPC || err == EDQUOT || err == EFBIG }
 
 /// The error of a failed write, open, rename or directory entry: `noSpace` when `err` says
 /// the filesystem is full, `io` otherwise. Never used for a failed sync: whatever its errno,
