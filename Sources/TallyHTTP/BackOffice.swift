@@ -132,7 +132,7 @@ struct BackOffice: Sendable {
       "STATEMENT_ACCOUNT_MISMATCH":
       .badRequest
     case "TOO_LARGE", "LINE_TOO_LONG": .contentTooLarge
-    case "READ_ONLY", "SHUTTING_DOWN", "NOT_REPLICATED": .serviceUnavailable
+    case "READ_ONLY", "SHUTTING_DOWN", "NOT_REPLICATED", "UNAVAILABLE": .serviceUnavailable
     case "INTERNAL": .internalServerError
     // The ledger's rules refused the request (state, balance, conflict).
     default: .conflict
