@@ -7,15 +7,6 @@ import Testing
 // reason and whether a retry can succeed, reads go on, /readyz says not writable, and
 // nothing acknowledged is lost (docs/OPERATIONS.md, "When the disk fills").
 
-/// Whether this process may mount a tmpfs (root, and mounts permitted in this container).
-private let tmpfsMountable: Bool = {
-  guard getuid() == 0, let dir = try? makeTempDir("tmpfs-probe") else { return false }
-  defer { rmdir(dir) }
-  guard mount("tmpfs", dir, "tmpfs", 0, "size=1m") == 0 else { return false }
-  umount2(dir, Int32(MNT_DETACH))
-  return true
-}()
-
 /// `ENTRY.BATCH` of `count` transfers cash → sales, ids `prefix`1…`prefix``count`.
 private func batchLine(_ prefix: String, _ count: Int) -> String {
   let entries = (1...count).map {
@@ -89,7 +80,7 @@ private func expectPresent(_ c: LineConn, _ prefixes: [String], size: Int) async
 struct DiskFullTests {
   @Test(
     "A full disk: UNAVAILABLE NO_SPACE, reads go on, not ready; space freed: writes resume",
-    .enabled(if: tmpfsMountable, "needs root to mount a tmpfs (mount -t tmpfs)"))
+    .enabled(if: SmallTmpfs.available, "needs root to mount a tmpfs (mount -t tmpfs)"))
   func fullDiskRefusesWritesAndRecoversWithoutRestart() async throws {
     let root = try makeTempDir("tallyd-full")
     let data = root + "/data"
