@@ -102,7 +102,7 @@ let package = Package(
     .target(
       name: "TallyClient",
       dependencies: [
-        "TallyProtocol", "TallyCrypto",
+        "TallyProtocol", "TallyCrypto", "TallyAudit",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
       ],
@@ -189,6 +189,7 @@ let package = Package(
       name: "TallydTests",
       dependencies: [
         "TallyCore", "TallyProtocol", "TallyCrypto", "TallyClient", "TallyTestSupport", "TallyNATS",
+        "TallyAudit",
         .product(name: "Subprocess", package: "swift-subprocess"),
       ]),
     .testTarget(

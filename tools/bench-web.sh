@@ -62,6 +62,12 @@ JAR="$OUT/cookies"
 curl -s -o /dev/null -c "$JAR" --data-urlencode "key=$KEY" --data-urlencode "secret=$SECRET" \
   "http://127.0.0.1:$HTTP/signin"
 URL="http://127.0.0.1:$HTTP/partner?id=big"
+# The page is the partner's, with its first page of accounts and a next page (not a sign-in
+# page or an error that also answers fast).
+page="$(curl -s -b "$JAR" "$URL")"
+for want in 'big:00000' 'big:00049' 'id="next"'; do
+  grep -qF "$want" <<<"$page" || { echo "bench-web: the page lacks $want" >&2; exit 1; }
+done
 # Warm up, then measure.
 for _ in $(seq 1 20); do curl -s -o /dev/null -b "$JAR" "$URL"; done
 : >"$OUT/times"

@@ -224,10 +224,16 @@ public struct PartnerView: Equatable, Sendable {
   public var nextAccount: String?
   /// Pending holds now, oldest first, at most `holdsMax`.
   public var openHolds: [HoldRecord]
+  /// Recent activity: the accounts whose balances changed last at or before `asOfSeq`, the
+  /// latest change first (`seq` is that change), at most `recentMax`; the same on every page.
+  public var recentAccounts: [AccountView]
+
+  public static let recentMax = 10
 
   public init(
     partner: PartnerRecord, stats: PartnerStats, asOfSeq: UInt64, totals: [PartnerTotal],
-    accounts: [AccountView], nextAccount: String? = nil, openHolds: [HoldRecord]
+    accounts: [AccountView], nextAccount: String? = nil, openHolds: [HoldRecord],
+    recentAccounts: [AccountView] = []
   ) {
     self.partner = partner
     self.stats = stats
@@ -236,6 +242,7 @@ public struct PartnerView: Equatable, Sendable {
     self.accounts = accounts
     self.nextAccount = nextAccount
     self.openHolds = openHolds
+    self.recentAccounts = recentAccounts
   }
 }
 

@@ -132,7 +132,7 @@ struct BackOffice: Sendable {
       "STATEMENT_ACCOUNT_MISMATCH":
       .badRequest
     case "TOO_LARGE", "LINE_TOO_LONG": .contentTooLarge
-    case "READ_ONLY", "SHUTTING_DOWN", "NOT_REPLICATED": .serviceUnavailable
+    case "READ_ONLY", "SHUTTING_DOWN", "NOT_REPLICATED", "UNAVAILABLE": .serviceUnavailable
     case "INTERNAL": .internalServerError
     // The ledger's rules refused the request (state, balance, conflict).
     default: .conflict
@@ -371,6 +371,11 @@ struct BackOffice: Sendable {
         ]
       }
       d["accounts"] = o.array("accounts").compactMap(\.objectValue).map(Self.accountRow)
+      let recent = o.array("recent_accounts").compactMap(\.objectValue).map { a in
+        Self.accountRow(a).merging(["seq": a.text("seq")]) { $1 }
+      }
+      d["recent"] = recent
+      d["hasRecent"] = !recent.isEmpty
       d["holds"] = o.array("open_holds").compactMap(\.objectValue).map { h -> [String: Any] in
         [
           "id": h.text("id"), "state": h.text("state"), "deadline": h.text("deadline"),

@@ -104,6 +104,12 @@ enum BackOfficeTemplates {
     {{unreconciled}} unreconciled items.
     {{#lastActivity}}Last activity {{lastActivity}} (seq {{lastActivitySeq}}).{{/lastActivity}}
     {{^lastActivity}}No activity yet.{{/lastActivity}}</p>
+    {{#hasRecent}}<table id="recent"><tr><th>Account</th><th class="num">Last change (seq)</th>
+    <th class="num">Balance</th><th class="num">Available</th></tr>
+    {{#recent}}<tr><td><a href="/account?name={{nameQ}}">{{name}}</a></td>
+    <td class="num"><a href="/log?from={{seq}}">{{seq}}</a></td><td class="num">{{balance}}</td>
+    <td class="num">{{available}}</td></tr>
+    {{/recent}}</table>{{/hasRecent}}
     <h2>Accounts</h2>
     <table id="accounts"><tr><th>Account</th><th>Currency</th><th>Status</th>
     <th class="num">Balance</th><th class="num">Available</th></tr>

@@ -202,6 +202,7 @@ extension Views {
       ),
       ("accounts", .array(v.accounts.map { .object(account($0)) })),
       ("open_holds", .array(v.openHolds.map { .object(hold($0)) })),
+      ("recent_accounts", .array(v.recentAccounts.map { .object(account($0)) })),
       ("next", v.nextAccount.map(s) ?? .null),
     ])
   }

@@ -50,6 +50,12 @@ public enum WireCode: String, Sendable, CaseIterable {
   case notReplicated = "NOT_REPLICATED"
   /// `REPLICA.PROMOTE` on a replica that does not hold everything the stream holds yet.
   case notCaughtUp = "NOT_CAUGHT_UP"
+  /// The store cannot take writes now: reason `NO_SPACE` (the data directory's filesystem
+  /// is full) or `MAP_FULL` (the LMDB map is at `--map-max-mib`), nothing of the request
+  /// applied; or `IO` (an I/O error stopped writes; the request's outcome is known after a
+  /// restart). `details.retryable` says whether the same request can succeed without a
+  /// restart (`"true"`: once space is freed).
+  case unavailable = "UNAVAILABLE"
 
   /// The wire code of an engine rejection. Static-shape rules collapse into `BAD_REQUEST`
   /// and the not-found family into `NOT_FOUND`; the engine code stays in `reason`.

@@ -421,7 +421,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
       case .success(let line): slotB.value.line = line
       case .failure(let e):
         h.server.logger.error("read failed", metadata: ["error": "\(e)"])
-        slotB.value.line = WireError(.internal, "the read failed; see the server log").line
+        slotB.value.line = StoreFailure.wireError(Ledger.storeError(e), write: false).line
       }
       h.finished()
     }
@@ -448,7 +448,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
       switch result {
       case .failure(let e):
         h.server.logger.error("statement import failed to start", metadata: ["error": "\(e)"])
-        slotB.value.line = WireError(.internal, "the import failed; see the server log").line
+        slotB.value.line = StoreFailure.wireError(Ledger.storeError(e), write: true).line
         h.finished()
       case .success(.failure(let r)):
         slotB.value.line = WireError(r).line
@@ -648,10 +648,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
   ) -> String {
     switch result {
     case .failed(let e):
-      server.logger.error("write failed", metadata: ["error": "\(e)"])
-      return
-        WireError(.internal, "the write failed and was not applied; see the server log")
-        .line
+      server.logger.error("write failed", metadata: ["error": "\(e)", "code": "\(e.code)"])
+      return StoreFailure.wireError(e, write: true).line
     case .notReplicated(let seq, let reason):
       return
         WireError(

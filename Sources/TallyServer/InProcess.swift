@@ -100,7 +100,7 @@ extension TallyServer {
       }.get()
     } catch {
       server.logger.error("read failed", metadata: ["error": "\(error)"])
-      return WireError(.internal, "the read failed; see the server log").line
+      return StoreFailure.wireError(Ledger.storeError(error), write: false).line
     }
   }
 
@@ -115,7 +115,7 @@ extension TallyServer {
       }.get()
     } catch {
       server.logger.error("statement import failed to start", metadata: ["error": "\(error)"])
-      return WireError(.internal, "the import failed; see the server log").line
+      return StoreFailure.wireError(Ledger.storeError(error), write: true).line
     }
     switch prepared {
     case .failure(let rej): return WireError(rej).line

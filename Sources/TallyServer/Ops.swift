@@ -57,9 +57,10 @@ extension TallyServer {
     public var detail: String
   }
 
-  /// Ready when recovered and serving, writable (a primary whose journal takes writes and
-  /// that is not fenced; a replica still applying), and the data directory's filesystem has
-  /// at least `minFreeBytes` free.
+  /// Ready when recovered and serving, writable (a primary whose journal takes writes, whose
+  /// last write did not fail for want of space or map — or space was freed since — and that
+  /// is not fenced; a replica still applying), and the data directory's filesystem has at
+  /// least `minFreeBytes` free.
   public func readiness(minFreeBytes: Int) -> [ReadinessCheck] {
     var checks = [ReadinessCheck]()
     let up = serving.load(ordering: .acquiring) && !context.shuttingDown.load(ordering: .acquiring)
@@ -78,6 +79,14 @@ extension TallyServer {
       var why: String?
       if journal?.isPoisoned == true {
         why = "the journal failed a write or sync: restart to recover (see the server log)"
+      } else if let refused = context.writer.refusal.withLock({ $0 }),
+        !refused.spaceReturned(freeNow: freeBytes(dataPath))
+      {
+        why =
+          refused.reason == "NO_SPACE"
+          ? "writes are refused: the filesystem is full (UNAVAILABLE NO_SPACE); they resume "
+            + "by themselves once space is freed"
+          : "writes are refused: the LMDB map is at --map-max-mib (UNAVAILABLE MAP_FULL)"
       } else if let refusal = context.replication.writeRefusal(context.config) {
         why = "writes are refused: \(refusal.line)"
       } else if let stop = context.replication.stream.withLock({ $0 })?.stopReason {

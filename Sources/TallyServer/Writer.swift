@@ -182,6 +182,35 @@ final class WriteQueue: @unchecked Sendable {
   }
 }
 
+/// Why the writer refuses writes: the last write failed for want of space or map, and none
+/// has succeeded since (docs/OPERATIONS.md, "When the disk fills").
+public struct WriteRefusal: Sendable, Equatable {
+  /// `NO_SPACE` or `MAP_FULL` (the `UNAVAILABLE` reason clients got).
+  public var reason: String
+  /// Free bytes on the data directory's filesystem when the last write failed (nil: unknown).
+  public var freeBytes: Int?
+  /// Since when (wall clock, ns): the first failure after the last success.
+  public var sinceNanos: Int64
+
+  /// Free space on the filesystem that has grown by this much since the failure counts as
+  /// space returned (for /readyz; the next write is what proves it): one first journal
+  /// segment (1 MiB), the least a new segment takes.
+  public static let spaceReturnedBytes = 1 << 20
+
+  /// Whether space was freed since the failure, as far as `freeNow` tells.
+  public func spaceReturned(freeNow: Int?) -> Bool {
+    guard reason == "NO_SPACE", let freeBytes, let freeNow else { return false }
+    return freeNow >= freeBytes + Self.spaceReturnedBytes
+  }
+}
+
+/// Free bytes for unprivileged writers on the filesystem holding `path` (nil when unknown).
+func freeBytes(_ path: String) -> Int? {
+  var fs = statvfs()
+  guard statvfs(path, &fs) == 0 else { return nil }
+  return Int(fs.f_bavail) &* Int(fs.f_frsize)
+}
+
 /// Hands the ledger to the writer thread: after `start`, only that thread touches it.
 final class LedgerHandoff: @unchecked Sendable {
   let ledger: Ledger
@@ -299,6 +328,11 @@ final class Writer: Sendable {
   /// The newest checkpoint this process kept: its tree size and when (0: none yet).
   let checkpointKeptSize = Atomic<UInt64>(0)
   let checkpointKeptNanos = Atomic<Int64>(0)
+  /// Set while writes fail for want of space or map; cleared by the next write that
+  /// commits. Only the writer thread sets or clears it.
+  let refusal = Mutex<WriteRefusal?>(nil)
+  /// Whether `refusal` is set, readable without the mutex on every group.
+  private let refusing = Atomic<Bool>(false)
 
   init(ledger: Ledger, config: ServerConfig, metrics: ServerMetrics?, logger: Logger) {
     self.metrics = metrics
@@ -364,6 +398,43 @@ final class Writer: Sendable {
     metrics?.writeFailures.increment()
   }
 
+  /// Notes a write that failed with `error`: out of space or map, writes are refused (said
+  /// once in the log, and on /readyz) until one commits again.
+  private func storeFailed(_ error: StoreError) {
+    failed()
+    guard let reason = StoreFailure.reason(error), reason != "IO" else { return }
+    let free = freeBytes(handoff.ledger.path)
+    let first = refusal.withLock { r -> Bool in
+      let first = r == nil
+      r = WriteRefusal(
+        reason: reason, freeBytes: free, sinceNanos: r?.sinceNanos ?? Self.now())
+      return first
+    }
+    refusing.store(true, ordering: .releasing)
+    if first {
+      logger.critical(
+        "writes refused (reads go on); every write tries again, the first to commit ends this",
+        metadata: ["reason": "\(reason)", "error": "\(error)", "free_bytes": "\(free ?? -1)"])
+    }
+  }
+
+  /// Notes a write that committed: a refusal, if any, is over.
+  private func storeSucceeded() {
+    guard refusing.load(ordering: .acquiring) else { return }
+    let was = refusal.withLock { r in
+      defer { r = nil }
+      return r
+    }
+    refusing.store(false, ordering: .releasing)
+    if let was {
+      logger.notice(
+        "writes accepted again",
+        metadata: [
+          "reason": "\(was.reason)", "refused_ms": "\((Self.now() - was.sinceNanos) / 1_000_000)",
+        ])
+    }
+  }
+
   /// One journal sync, timed.
   private func timedSync(_ ledger: Ledger) throws(StoreError) {
     guard let metrics else {
@@ -414,15 +485,19 @@ final class Writer: Sendable {
               .keyCreated(
                 try ledger.createKey(role: role, partner: partner, grants: grants, now: Self.now())
               ))
+            storeSucceeded()
           } catch {
             logger.error("key create failed", metadata: ["error": "\(error)"])
+            storeFailed(error)
             job.complete(.failed(error))
           }
         case .keyRevoke(let id):
           do {
             job.complete(.keyRevoked(try ledger.revokeKey(id, now: Self.now())))
+            storeSucceeded()
           } catch {
             logger.error("key revoke failed", metadata: ["error": "\(error)"])
+            storeFailed(error)
             job.complete(.failed(error))
           }
         case .reconImport, .replicate: continue
@@ -436,6 +511,7 @@ final class Writer: Sendable {
             job.complete(.checkpointKept(kept))
           } catch {
             logger.error("checkpoint failed", metadata: ["error": "\(error)"])
+            storeFailed(error)
             job.complete(.failed(error))
           }
         }
@@ -451,6 +527,7 @@ final class Writer: Sendable {
   ) {
     do {
       try ledger.importStep(run, now: Self.now())
+      storeSucceeded()
       stats.groups.add(1, ordering: .relaxed)
       if !run.finished {
         queue.requeue(job)
@@ -460,7 +537,7 @@ final class Writer: Sendable {
       if let intent { try ledger.reconIntents.remove(intent) }
       job.complete(.imported(.success(run.report)))
     } catch {
-      failed()
+      storeFailed(error)
       logger.error(
         "statement import failed; its intent stays for the next open",
         metadata: ["error": "\(error)", "intent": "\(intent ?? "-")"])
@@ -511,7 +588,7 @@ final class Writer: Sendable {
       }
       startSnapshotIfDue(ledger)
     } catch {
-      failed()
+      storeFailed(Ledger.storeError(error))
       logger.error(
         "replicated group failed; nothing of it was committed", metadata: ["error": "\(error)"])
       job.complete(.failed(Ledger.storeError(error)))
@@ -555,8 +632,12 @@ final class Writer: Sendable {
   ) {
     do {
       let t0 = metrics == nil ? 0 : monotonicNanos()
+      let headBefore = ledger.head.seq
       var (outcomes, receipts) = try ledger.applyWithReceipts(
         commands, scopes: scopes, now: Self.now())
+      // Only a group that wrote proves the store takes writes again (an expiry round with
+      // nothing due commits nothing).
+      if ledger.head.seq != headBefore { storeSucceeded() }
       if let metrics {
         metrics.groupApply.recordNanoseconds(monotonicNanos() - t0)
         metrics.groupCommands.record(commands.count)
@@ -603,7 +684,7 @@ final class Writer: Sendable {
         }
       }
     } catch {
-      failed()
+      storeFailed(error)
       logger.error(
         "write group failed; nothing of it was committed",
         metadata: ["commands": "\(commands.count)", "error": "\(error)", "code": "\(error.code)"])

@@ -160,7 +160,14 @@ final class AuxJournal {
       }
       w.raw(sum.bytes)
     }
-    try withBytes(w.bytes) { (b) throws(StoreError) in try files.write(fd, b, at: size) }
+    do throws(StoreError) {
+      try withBytes(w.bytes) { (b) throws(StoreError) in try files.write(fd, b, at: size) }
+    } catch {
+      // What a failed write put down (on a full disk, part of a record) is cut again, so it
+      // cannot be read back as a record after a crash, and its space is freed.
+      try? files.truncate(fd, to: size)
+      throw error
+    }
     try files.sync(fd)
     size += w.bytes.count
     return size

@@ -451,6 +451,12 @@ public final class Journal: @unchecked Sendable {
 
   /// Appends one group of framed records (`JournalFormat.frame`): seqs `first...last`, the
   /// chain hash before `first` and after `last`. Not durable until `sync`.
+  ///
+  /// A failed append leaves the journal as it was, or stops it (docs/FORMAT.md, "A write
+  /// that fails"): the bytes a failed write may have put down are zeroed again, so no record
+  /// of a group that was refused can be read back as part of the log after a crash. Out of
+  /// space (`StoreError.noSpace`) with that restored, the next append may succeed; any other
+  /// failure, or a restore that fails, poisons the journal.
   func append(
     _ group: UnsafeRawBufferPointer, first: UInt64, last: UInt64, chainBefore: Hash32,
     chainAfter: Hash32
@@ -458,9 +464,29 @@ public final class Journal: @unchecked Sendable {
     if poisoned.load(ordering: .acquiring) { throw Self.poisonError }
     precondition(first == lastSeq + 1 && chainBefore == lastChain, "journal append out of order")
     if fd < 0 || writeOffset + group.count > capacity {
-      try roll(first: first, chainBefore: chainBefore, groupBytes: group.count)
+      do throws(StoreError) {
+        try roll(first: first, chainBefore: chainBefore, groupBytes: group.count)
+      } catch {
+        if case .noSpace = error { throw error }
+        throw stop(error)
+      }
     }
-    try files.write(fd, group, at: writeOffset)
+    do throws(StoreError) { try files.write(fd, group, at: writeOffset) } catch {
+      // Part of the group may be in the file: the range was zeros (preallocated, and every
+      // unappended or cut range is zeroed), so zeros restore it. Only up to the last byte
+      // that is not zero: what the failed write put down, which the restore can overwrite
+      // without new space (and without passing a file size limit the write hit).
+      do throws(StoreError) {
+        let now = try files.read(fd, count: group.count, at: writeOffset)
+        if let last = now.lastIndex(where: { $0 != 0 }) {
+          try Self.zeroFill(fd, from: writeOffset, to: writeOffset + last + 1, files)
+        }
+      } catch {
+        throw stop(error)
+      }
+      if case .noSpace = error { throw error }
+      throw stop(error)
+    }
     writeOffset += group.count
     lastSeq = last
     lastChain = chainAfter
@@ -472,11 +498,10 @@ public final class Journal: @unchecked Sendable {
   func unappend(groupBytes: Int, toSeq seq: UInt64, chain: Hash32) throws(StoreError) {
     let from = writeOffset - groupBytes
     precondition(from >= JournalFormat.headerBytes, "unappend across a segment")
-    do { try Self.zeroFill(fd, from: from, to: writeOffset, files) } catch {
+    do throws(StoreError) { try Self.zeroFill(fd, from: from, to: writeOffset, files) } catch {
       // The journal now holds records LMDB does not: write nothing more (a restart replays
       // or cuts them).
-      poison()
-      throw error
+      throw stop(error)
     }
     writeOffset = from
     lastSeq = seq
@@ -517,7 +542,10 @@ public final class Journal: @unchecked Sendable {
       try files.sync(nfd)
       try files.rename(tmp, path)
     } catch {
+      // Nothing of the journal changed: the new file is not part of it yet. Remove it, so a
+      // full disk gets back the space it took.
       files.close(nfd)
+      try? files.unlink(tmp)
       throw error
     }
     // The old segment is complete: make it durable before records go elsewhere, and stop
@@ -535,10 +563,14 @@ public final class Journal: @unchecked Sendable {
       }
       fd = nfd
     }
-    try files.syncDirectory(directory)
     capacity = cap
     writeOffset = JournalFormat.headerBytes
     segments.append(Segment(name: name, header: header, path: path))
+    // The segment is in the journal now: a failed sync of its name is a failed sync.
+    do { try files.syncDirectory(directory) } catch {
+      poison()
+      throw error
+    }
     wakeWaiters()
     prepareNext(after: cap)
   }
@@ -576,7 +608,8 @@ public final class Journal: @unchecked Sendable {
   }
 
   public static let poisonError = StoreError.io(
-    "a journal sync failed earlier; this process writes nothing more (restart to recover)")
+    "a journal write or sync failed earlier; this process writes nothing more (restart to "
+      + "recover)")
 
   /// Makes every appended record durable (one `fdatasync`). Callable from any thread; a
   /// failure poisons the journal: nothing more is written or acknowledged.
@@ -617,7 +650,18 @@ public final class Journal: @unchecked Sendable {
     return total
   }
 
-  private func poison() {
+  /// Poisons the journal after `error` and says so: what a client is told is an I/O error
+  /// (no retry succeeds before a restart), even when the failure was for want of space.
+  private func stop(_ error: StoreError) -> StoreError {
+    poison()
+    if case .io = error { return error }
+    return .io("the journal stopped: \(error)")
+  }
+
+  /// Stops the journal: nothing more is written or acknowledged until the next open. Also
+  /// called by the ledger when LMDB fails with an I/O error (docs/FORMAT.md, "A write that
+  /// fails").
+  func poison() {
     poisoned.store(true, ordering: .releasing)
     wakeWaiters()
   }
@@ -697,6 +741,8 @@ public final class SegmentPreparer: Sendable {
           state.withLock { $0.ready = (made, capacity) }
         } catch {
           if fd >= 0 { files.close(fd) }
+          // A partial file on a full disk holds space the ledger's own writes need.
+          try? files.unlink(path)
           failures.add(1, ordering: .relaxed)
           lastFailure.withLock { $0 = error }
         }

@@ -15,7 +15,7 @@ public class JournalFiles: @unchecked Sendable {
   /// Opens `path` read-write (creating it with mode 0640 when `create`).
   public func open(_ path: String, create: Bool) throws(StoreError) -> Int32 {
     let fd = Glibc.open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o640)
-    if fd < 0 { throw .io("cannot open \(path): \(String(cString: strerror(errno)))") }
+    if fd < 0 { throw writeError("cannot open \(path)", errno) }
     return fd
   }
 
@@ -30,7 +30,7 @@ public class JournalFiles: @unchecked Sendable {
     throws(StoreError)
   {
     let err = pwriteFully(fd, bytes, at: offset)
-    if err != 0 { throw .io("journal write failed: \(String(cString: strerror(err)))") }
+    if err != 0 { throw writeError("journal write failed", err) }
   }
 
   /// `fdatasync`. A failed sync is never retried by the caller (the page cache may have
@@ -54,9 +54,7 @@ public class JournalFiles: @unchecked Sendable {
   }
 
   public func rename(_ from: String, _ to: String) throws(StoreError) {
-    if Glibc.rename(from, to) != 0 {
-      throw .io("cannot rename \(from) to \(to): \(String(cString: strerror(errno)))")
-    }
+    if Glibc.rename(from, to) != 0 { throw writeError("cannot rename \(from) to \(to)", errno) }
   }
 
   public func unlink(_ path: String) throws(StoreError) {
@@ -67,7 +65,7 @@ public class JournalFiles: @unchecked Sendable {
 
   public func mkdir(_ path: String) throws(StoreError) {
     if Glibc.mkdir(path, 0o750) != 0 && errno != EEXIST {
-      throw .io("cannot create \(path): \(String(cString: strerror(errno)))")
+      throw writeError("cannot create \(path)", errno)
     }
   }
 

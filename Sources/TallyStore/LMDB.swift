@@ -11,6 +11,11 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
   case mapFull
   case corrupt(String)
   case io(String)
+  /// The filesystem refused a write for want of space (`ENOSPC`, `EDQUOT`, or `EFBIG`: a file
+  /// at the size limit, RLIMIT_FSIZE or the filesystem's largest) and nothing of
+  /// it remains: the same write can succeed once space is freed (docs/OPERATIONS.md, "When
+  /// the disk fills").
+  case noSpace(String)
 
   public var description: String {
     switch self {
@@ -28,6 +33,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case .mapFull: "LMDB map full"
     case .corrupt(let m): "store corrupt: \(m)"
     case .io(let m): m
+    case .noSpace(let m): m
     }
   }
 
@@ -42,6 +48,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case .mapFull: "STORAGE"
     case .corrupt: "CORRUPT"
     case .io: "IO"
+    case .noSpace: "NO_SPACE"
     }
   }
 }
@@ -56,7 +63,22 @@ func check(_ rc: Int32, _ op: @autoclosure () -> String) throws(StoreError) {
   {
     throw .corrupt("LMDB \(op()): \(String(cString: mdb_strerror(rc))) (\(rc))")
   }
+  if isNoSpace(rc) { throw .noSpace("LMDB \(op()) failed: \(String(cString: strerror(rc)))") }
+  if rc == EIO { throw .io("LMDB \(op()) failed: \(String(cString: strerror(rc)))") }
   throw .lmdb(code: rc, op: op())
+}
+
+/// Whether `err` says a write needs space it may not have: the filesystem is full, the user
+/// out of quota, or the file at its size limit. Each clears without a restart once space is
+/// freed or the limit raised.
+func isNoSpace(_ err: Int32) -> Bool { err == ENOSPC || err == EDQUOT || err == EFBIG }
+
+/// The error of a failed write, open, rename or directory entry: `noSpace` when `err` says
+/// the filesystem is full, `io` otherwise. Never used for a failed sync: whatever its errno,
+/// the pages a sync could not write may be lost, so a failed sync is always `io`.
+func writeError(_ what: String, _ err: Int32) -> StoreError {
+  let text = "\(what): \(String(cString: strerror(err)))"
+  return isNoSpace(err) ? .noSpace(text) : .io(text)
 }
 
 /// One LMDB environment (one per data directory, one per process).
@@ -119,6 +141,38 @@ final class Environment {
   /// Only call with no transaction open in this process.
   func setMapSize(_ bytes: Int) throws(StoreError) {
     try check(mdb_env_set_mapsize(env, bytes), "set_mapsize")
+  }
+
+  /// How `allocate` went: blocks reserved, or a filesystem that cannot reserve them.
+  enum Allocation { case allocated, unsupported }
+
+  /// Gives `data.mdb` disk blocks for its first `bytes` (extending the file when shorter).
+  ///
+  /// A writer maps the file writable (MDB_WRITEMAP) and LMDB sizes it to the map with
+  /// `ftruncate`, which leaves holes: a commit that stores into a hole on a full filesystem
+  /// would get SIGBUS, not an error. With the map's every byte allocated beforehand, a full
+  /// disk shows up here instead, as `noSpace`, before any transaction touches the pages (and
+  /// a transaction that needs more than the map gets `MDB_MAP_FULL`, which grows it through
+  /// here). On failure the file is cut back to `keepBytes` (the mapped part), so a full disk
+  /// gets back what a partial allocation took. `unsupported`: the file cannot be allocated
+  /// ahead (a full disk may then stop the process; docs/OPERATIONS.md).
+  func allocate(_ bytes: Int, keepBytes: Int) throws(StoreError) -> Allocation {
+    var fd: Int32 = -1
+    try check(mdb_env_get_fd(env, &fd), "env_get_fd")
+    while true {
+      // posix_fallocate: the fallocate system call, or where a filesystem lacks it, glibc
+      // writes a zero byte into each block that reads as zero (allocating it, changing no
+      // content). It returns the error number rather than setting errno.
+      let err = posix_fallocate(fd, 0, off_t(bytes))
+      if err == 0 { return .allocated }
+      if err == EINTR { continue }
+      if err == EOPNOTSUPP { return .unsupported }
+      var st = stat()
+      if fstat(fd, &st) == 0 && Int(st.st_size) > keepBytes {
+        _ = ftruncate(fd, off_t(keepBytes))
+      }
+      throw writeError("cannot allocate \(bytes >> 20) MiB for \(path)/data.mdb", err)
+    }
   }
 
   func begin(readOnly: Bool) throws(StoreError) -> OpaquePointer {

@@ -32,6 +32,11 @@ public final class Ledger {
   static let initialMapBytes = 64 << 20
   static let mapGrowthStepMaxBytes = 4 << 30
 
+  /// A new environment's map size: `initialMapBytes`, or the limit when it is smaller.
+  static func initialMapBytes(_ options: LedgerOptions) -> Int {
+    min(initialMapBytes, options.mapBytesMax ?? initialMapBytes)
+  }
+
   let env: Environment
   let dbs: DBs
   /// Read-only queries over the same environment; safe to use from other threads while
@@ -66,6 +71,9 @@ public final class Ledger {
   public internal(set) var recovery: RecoveryKind = .replayed
   /// The framed records of the group being applied.
   var groupBuffer = ByteWriter(capacity: 1 << 16)
+  /// False when the filesystem cannot reserve the map's blocks ahead (no `fallocate`): a
+  /// full disk may then stop the process with SIGBUS instead of refusing writes.
+  public private(set) var mapBlocksAllocated = true
   var closed = false
 
   public enum Mode: Sendable { case readWrite, readOnly }
@@ -114,7 +122,7 @@ public final class Ledger {
     let journal = try Journal.create(
       directory: path + "/journal", files: options.files, segmentBytes: options.segmentBytes)
     let env = try Environment(path: path, readOnly: false)
-    try env.setMapSize(initialMapBytes)
+    try env.setMapSize(initialMapBytes(options))
     try Self.initializeEnvironment(env, ledgerID: journal.ledgerID, aux: [])
     return try Ledger(
       env: env, lock: lock, path: path, readOnly: false, origin: origin, journal: journal,
@@ -197,7 +205,7 @@ public final class Ledger {
       case .failure(let why):
         for name in ["data.mdb", "lock.mdb"] { try options.files.unlink(path + "/" + name) }
         env = try Environment(path: path, readOnly: false)
-        try env.setMapSize(Self.initialMapBytes)
+        try env.setMapSize(Self.initialMapBytes(options))
         let (_, records) = try AuxJournal.open(
           directory: journalDir, files: options.files, repair: true)
         try Self.initializeEnvironment(env, ledgerID: journal.ledgerID, aux: records)
@@ -224,6 +232,12 @@ public final class Ledger {
     self.readOnly = readOnly
     self.options = options
     self.journal = journal
+    if !readOnly {
+      // Every byte of the map gets its disk blocks before a commit can store into it (see
+      // `Environment.allocate`); a directory written before this is allocated now.
+      let map = env.info.mapSize
+      mapBlocksAllocated = try env.allocate(map, keepBytes: map) == .allocated
+    }
     // Handles opened in a transaction survive only if it commits.
     let opener = try env.begin(readOnly: true)
     var dbs: DBs
@@ -381,18 +395,29 @@ public final class Ledger {
   }
 
   /// Runs one write transaction, growing the map and running it again when it hits
-  /// `MDB_MAP_FULL` (nothing of it was committed), at most 8 times.
+  /// `MDB_MAP_FULL` (nothing of it was committed), at most 8 times. `mapFull` reaches the
+  /// caller only when the map is at `LedgerOptions.mapBytesMax` (or cannot be grown).
+  ///
+  /// An I/O error (`StoreError.io`) stops the journal: LMDB or the disk under it failed in a
+  /// way a retry cannot be trusted to survive. Out of space (`noSpace`) does not: nothing of
+  /// the transaction was committed and the journal is as it was (docs/FORMAT.md, "A write
+  /// that fails").
   func retryingMapFull<R>(_ body: () throws(StoreError) -> R) throws(StoreError) -> R {
-    try growIfNeeded()
-    var attempts = 0
-    while true {
-      do throws(StoreError) {
-        return try body()
-      } catch .mapFull {
-        attempts += 1
-        if attempts > 8 { throw .mapFull }
-        try grow()
+    do throws(StoreError) {
+      try growIfNeeded()
+      var attempts = 0
+      while true {
+        do throws(StoreError) {
+          return try body()
+        } catch .mapFull {
+          attempts += 1
+          if attempts > 8 || grownMapBytes(env.info.mapSize) == nil { throw .mapFull }
+          try grow()
+        }
       }
+    } catch {
+      if case .io = error { journal?.poison() }
+      throw error
     }
   }
 
@@ -401,31 +426,70 @@ public final class Ledger {
   /// makes a write wait for it: the map usually grows between reads, well before it is full.
   func growIfNeeded() throws(StoreError) {
     let (map, used) = env.info
-    if used * 5 >= map * 4 {
-      try grow()
-    } else if used * 5 >= map * 3 {
-      // No wait, so no sync first (see `grow`): a read in flight just defers this.
-      _ = try reader.gate.tryExclusive { () throws(StoreError) in
-        try env.setMapSize(Self.grown(map))
+    guard let next = grownMapBytes(map) else { return }
+    do throws(StoreError) {
+      if used * 5 >= map * 4 {
+        try grow()
+      } else if used * 5 >= map * 3 {
+        // No wait, so no sync first (see `grow`): a read in flight just defers this.
+        _ = try reader.gate.tryExclusive { () throws(StoreError) in
+          try growMap(from: map, to: next)
+        }
+      }
+    } catch .noSpace {
+      // Growing ahead of need: the group may still fit the map as it is. If it does not,
+      // it hits MDB_MAP_FULL and `grow` reports the full disk to its caller.
+    }
+  }
+
+  /// Allocates the disk blocks of a map of `next` bytes, then maps it (see
+  /// `Environment.allocate`). When the disk cannot hold the whole step, smaller ones (halved
+  /// down to 1 MiB) are tried before giving up with `noSpace`. Only with no transaction open.
+  func growMap(from map: Int, to next: Int) throws(StoreError) {
+    var target = next
+    while true {
+      do throws(StoreError) {
+        if try env.allocate(target, keepBytes: map) == .unsupported { mapBlocksAllocated = false }
+        try env.setMapSize(target)
+        return
+      } catch .noSpace(let why) {
+        let step = (target - map) / 2
+        if step < 1 << 20 { throw .noSpace(why) }
+        target = map + step
       }
     }
   }
 
+  /// Grows the map one step; `mapFull` when it is at `LedgerOptions.mapBytesMax` already.
   func grow() throws(StoreError) {
     // Readers wait for their snapshot to be durable while holding the gate taken below: make
     // everything written durable first, or a group committed without a sync (an import's
     // write group, left for a later sync) would hold them, and them this, forever.
     try journal?.sync()
     let (map, _) = env.info
+    guard let next = grownMapBytes(map) else { throw .mapFull }
     // mdb_env_set_mapsize requires that no transaction is active in this process: wait
     // for in-flight reads on other threads to finish, and hold new ones off meanwhile.
     try reader.gate.exclusive { () throws(StoreError) in
-      try env.setMapSize(Self.grown(map))
+      do throws(StoreError) { try growMap(from: map, to: next) } catch {
+        if case .noSpace = error { throw error }
+        // LMDB unmapped the old size before it failed to map the new one: the environment
+        // is unusable until the next open, so this stops writes (`retryingMapFull`).
+        throw StoreError.io("cannot grow the LMDB map to \(next) bytes: \(error)")
+      }
     }
   }
 
   /// The map size after one growth step from `map`.
   static func grown(_ map: Int) -> Int { map + min(map, mapGrowthStepMaxBytes) }
+
+  /// The map size after one growth step from `map`, capped at `LedgerOptions.mapBytesMax`;
+  /// nil when it is there already.
+  func grownMapBytes(_ map: Int) -> Int? {
+    guard let max = options.mapBytesMax else { return Self.grown(map) }
+    let next = min(Self.grown(map), max)
+    return next > map ? next : nil
+  }
 
   /// `extend`, when given, runs after each accepted command's events are applied, in the
   /// same transaction, and returns more events for that command (the matches an import

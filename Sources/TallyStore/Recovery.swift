@@ -9,6 +9,10 @@ public struct LedgerOptions: Sendable {
   public var files: JournalFiles = JournalFiles()
   /// A new journal segment's capacity.
   public var segmentBytes = JournalFormat.segmentBytesDefault
+  /// The largest the LMDB map may grow to (`tallyd --map-max-mib`); nil: no limit but the
+  /// disk. At the limit a write that needs more pages fails with `StoreError.mapFull` and
+  /// nothing of it is committed; a map already larger is left as it is.
+  public var mapBytesMax: Int?
   /// This boot's identity; nil reads `/proc/sys/kernel/random/boot_id`. Crash images are
   /// opened as another boot than the one that wrote them.
   public var bootID: String?

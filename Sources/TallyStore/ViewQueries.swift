@@ -20,6 +20,7 @@ extension LedgerQuerying {
       var totals: [String: PartnerTotal] = [:]
       var order: [String] = []
       var page: [AccountView] = []
+      var recent: [AccountView] = []
       var next: String?
       let prefix = Records.partnerKey(id, [])
       let c = try s.txn.cursor(dbs.partnerAccounts)
@@ -48,6 +49,21 @@ extension LedgerQuerying {
         t.pendingOutMinor += pendingOut
         t.availableMinor += b.balance(normal: a.normalSide) - pendingOut
         totals[a.currency] = t
+        if seq > 0 {
+          // The latest changes, kept sorted (seq descending): at most `recentMax`, so an
+          // insertion is a few comparisons whatever the partner's size.
+          let view = AccountView(record: a, balances: b, seq: seq)
+          if recent.count < PartnerView.recentMax {
+            recent.append(view)
+          } else if seq > recent[recent.count - 1].seq {
+            recent[recent.count - 1] = view
+          }
+          var i = recent.count - 1
+          while i > 0 && recent[i].seq > recent[i - 1].seq {
+            recent.swapAt(i, i - 1)
+            i -= 1
+          }
+        }
         if after.map({ name.utf8.lexicographicallyPrecedes($0.utf8) || name == $0 }) ?? false {
           continue
         }
@@ -75,7 +91,7 @@ extension LedgerQuerying {
       return PartnerView(
         partner: partner, stats: stats, asOfSeq: asOf,
         totals: order.sorted().compactMap { totals[$0] }, accounts: page, nextAccount: next,
-        openHolds: holds)
+        openHolds: holds, recentAccounts: recent)
     }
   }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TallyClient
 import TallyCore
 import TallyProtocol
 import TallyStore
@@ -9,14 +10,24 @@ struct CheckpointCommand: ParsableCommand {
     abstract: "Print a signed checkpoint (C2SP tlog-checkpoint note) of the log's Merkle tree.")
   @OptionGroup var global: GlobalOptions
   @Option(help: "Tree size (default: the log's head).") var size: UInt64?
+  @OptionGroup var audit: AuditOptions
 
   func run() throws {
     if let online = try global.online() {
       defer { online.close() }
+      if let auditor = try audit.auditor(online) {
+        let size = size
+        let c = try audited { () async throws(AuditorError) in
+          try await auditor.checkpoint(size: size)
+        }
+        if global.json { return print(JSONWriter.serialize(.object(checkpointJSON(c)))) }
+        return print(c.note, terminator: "")
+      }
       let o = try online.call("CHECKPOINT.GET", body([("size", jnum(size))]))
       if global.json { return print(JSONWriter.serialize(.object(o))) }
       return print(o["note"]?.stringValue ?? "", terminator: "")
     }
+    try audit.offline()
     let ledger = try global.open(.readOnly)
     let r: Result<Checkpoint, ProofError>?
     do { r = try ledger.checkpoint(size: size) } catch { throw fail(error) }

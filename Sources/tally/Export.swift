@@ -172,11 +172,15 @@ extension VerifyExport {
       }
     }
     for (i, a) in opened.enumerated() {
-      for b in opened[(i + 1)...] where a.1.size == b.1.size && a.1.root != b.1.root {
+      // One size, two signed notes: the chain line commits to the same events as the root,
+      // so a different chain is a second history too.
+      for b in opened[(i + 1)...]
+      where a.1.size == b.1.size && (a.1.root != b.1.root || a.1.chain != b.1.chain) {
         problems.append(
           AuditProblem(
             .fork, seq: a.1.size,
-            "\(a.0) and \(b.0) are both signed for size \(a.1.size) with different roots: "
+            "\(a.0) and \(b.0) are both signed for size \(a.1.size) with different roots or "
+              + "chains: "
               + "the log was forked"))
       }
     }

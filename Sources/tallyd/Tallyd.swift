@@ -102,6 +102,9 @@ struct Tallyd: AsyncParsableCommand {
   @Option(
     help: "Free MiB on the data directory's filesystem below which /readyz fails (default 256).")
   var readyMinFreeMib: Int?
+  @Option(
+    help: "Largest LMDB map in MiB; past it writes answer UNAVAILABLE MAP_FULL (default: none).")
+  var mapMaxMib: Int?
 
   func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 
@@ -115,6 +118,11 @@ struct Tallyd: AsyncParsableCommand {
   }
 
   func run() async throws {
+    // First: from here on SIGTERM and SIGINT mean a graceful shutdown (ShutdownSignals).
+    do { try ShutdownSignals.install() } catch {
+      FileHandleErr.write("tallyd: cannot install the signal handlers: \(error)")
+      throw ExitCode(2)
+    }
     let level = try value(logLevel, "TALLY_LOG_LEVEL", "info")
     guard let lvl = Logger.Level(rawValue: level) else {
       throw ValidationError("--log-level must be trace, debug, info, notice, warning or error")
@@ -196,20 +204,33 @@ struct Tallyd: AsyncParsableCommand {
     // Metrics are recorded only when the listener that serves them runs.
     c.metrics = httpConfig != nil
 
+    var options = LedgerOptions()
+    let mapMax = try env("TALLY_MAP_MAX_MIB").map { e in
+      guard let v = Int(e) else { throw ValidationError("TALLY_MAP_MAX_MIB=\(e) is not valid") }
+      return v
+    }
+    if let mib = mapMaxMib ?? mapMax {
+      // 1 MiB holds a new ledger's tables; 16 TiB is far past any disk this runs on.
+      guard mib >= 1 && mib <= 1 << 24 else {
+        throw ValidationError("--map-max-mib must be 1…16777216")
+      }
+      options.mapBytesMax = mib << 20
+    }
     let ledger: Ledger
     do {
       var st = stat()
       if initialize && stat(dir + "/data.mdb", &st) != 0 {
         ledger =
           c.replica != nil
-          ? try Ledger.createReplica(at: dir) : try Ledger.create(at: dir, now: nowNanos())
+          ? try Ledger.createReplica(at: dir, options: options)
+          : try Ledger.create(at: dir, now: nowNanos(), options: options)
         let k = try ledger.createKey(role: .admin, partner: nil, now: nowNanos()).get()
         print("initialised \(dir)")
         print("first admin key (shown once; keep the secret safe):")
         print("  key    \(k.id)")
         print("  secret \(k.secret)")
       } else {
-        ledger = try Ledger(path: dir, mode: .readWrite)
+        ledger = try Ledger(path: dir, mode: .readWrite, options: options)
         logger.info("opened \(dir): \(ledger.recovery)", metadata: ["head": "\(ledger.head.seq)"])
       }
     } catch let e as StoreError {
@@ -218,6 +239,12 @@ struct Tallyd: AsyncParsableCommand {
     } catch let r as Rejection {
       FileHandleErr.write("tallyd: could not create the first key: \(r)")
       throw ExitCode(2)
+    }
+    if !ledger.mapBlocksAllocated {
+      let why =
+        "\(dir) cannot have the LMDB map's blocks reserved ahead: a full disk may stop tallyd "
+        + "instead of refusing writes (docs/OPERATIONS.md, \"When the disk fills\")"
+      logger.warning("\(why)")
     }
     let server = TallyServer(ledger: ledger, config: c, logger: logger)
     let bound: Int
@@ -235,7 +262,8 @@ struct Tallyd: AsyncParsableCommand {
     fflush(nil)
     signal(SIGPIPE, SIG_IGN)
     // Startup is done above (recovery, bind); the group runs the services and, on SIGTERM
-    // or SIGINT, shuts them down in reverse order: drain, final checkpoint, close.
+    // or SIGINT (from ShutdownSignals), shuts them down in reverse order: drain, final
+    // checkpoint, close.
     var services = [
       ServiceGroupConfiguration.ServiceConfiguration(
         service: LedgerService(server: server),
@@ -250,9 +278,11 @@ struct Tallyd: AsyncParsableCommand {
           successTerminationBehavior: .gracefullyShutdownGroup,
           failureTerminationBehavior: .gracefullyShutdownGroup))
     }
+    // The signals are tallyd's own (installed first thing), not the group's.
     let group = ServiceGroup(
       configuration: ServiceGroupConfiguration(
-        services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        services: services, gracefulShutdownSignals: [], logger: logger))
+    ShutdownSignals.deliver(to: group, logger: logger)
     do {
       try await group.run()
     } catch {

@@ -134,6 +134,13 @@ struct RouterTests {
       // 100,001 × (1 + … + 60) = 183,001,830 minor units.
       #expect(p.text.contains("1,830,018.30"))
       #expect(p.text.contains("href=\"/account?name=cash\""))
+      // Recent activity: the accounts that moved last, each with the seq of its last change
+      // (e60 is seq 64: it moved both), linked to the log there.
+      let recent = try #require(p.text.range(of: "id=\"recent\"")).upperBound
+      let end = try #require(p.text[recent...].range(of: "</table>")).lowerBound
+      let table = p.text[recent..<end]
+      #expect(table.contains("href=\"/log?from=64\""))
+      #expect(table.contains("href=\"/account?name=income\""))
       let a = try await b.get(client, "/account?name=cash")
       #expect(a.status == .ok)
       #expect(a.text.contains("<svg"))

@@ -115,6 +115,18 @@ struct LimitTests {
     }
   }
 
+  @Test("Asset codes of 16 bytes are declared; 17 bytes are INVALID_FIELD and change nothing")
+  func assetCodeLength() throws {
+    try withLedger { ledger in
+      let code = String(repeating: "A", count: Limits.assetCodeBytesMax)
+      try expectApplied(ledger, asset(code, scale: 2))
+      let head = ledger.head
+      try expectRejected(ledger, asset(code + "B", scale: 2), code: .invalidField)
+      #expect(ledger.head == head)
+      #expect(try ledger.assets().map(\.code) == [code])
+    }
+  }
+
   @Test("Ref of 128 bytes is accepted; 129 bytes is INVALID_FIELD")
   func refLength() throws {
     try withLedger { ledger in

@@ -125,6 +125,44 @@ import Testing
     }
   }
 
+  @Test func partnerViewsRecentActivityIsTheLastMovedAccountsLatestFirst() throws {
+    try withLedger { l in
+      // 13 wallets; w00 and w01 never move; w02…w12 move in that order, then w05 again.
+      var cmds: [Command] = [partner("p"), open("bank")]
+      for i in 0..<13 {
+        cmds.append(open("p:w\(i < 10 ? "0" : "")\(i)", normal: .credit, partner: "p"))
+      }
+      for i in 2..<13 {
+        let w = "p:w\(i < 10 ? "0" : "")\(i)"
+        cmds.append(post("e\(i)", [debit("bank", 100), credit(w, 100)]))
+      }
+      cmds.append(post("e-again", [debit("bank", 7), credit("p:w05", 7)]))
+      for o in try l.apply(cmds, now: t0) {
+        guard case .applied = o else { throw TestFailure("setup: \(o)") }
+      }
+      let head = try l.currentHead().seq
+      let v = try #require(try l.partnerView("p", after: nil, limit: 3))
+      // Latest first: w05 (the last event), then w12 down to w03 (w05 once); w02 falls off.
+      #expect(
+        v.recentAccounts.map(\.record.name)
+          == [
+            "p:w05", "p:w12", "p:w11", "p:w10", "p:w09", "p:w08", "p:w07", "p:w06", "p:w04",
+            "p:w03",
+          ])
+      #expect(v.recentAccounts.first?.seq == head)
+      #expect(v.recentAccounts.map(\.seq) == v.recentAccounts.map(\.seq).sorted(by: >))
+      #expect(v.recentAccounts.first?.balances.balance(normal: .credit) == 107)
+      // The same on the next page of accounts.
+      let page2 = try #require(
+        try l.partnerView("p", after: v.nextAccount, limit: 3, asOfSeq: v.asOfSeq))
+      #expect(page2.recentAccounts == v.recentAccounts)
+      // As of an earlier seq: only what had moved by then (w02…w04 moved at head-11…head-9).
+      let early = try #require(try l.partnerView("p", after: nil, limit: 3, asOfSeq: head - 9))
+      #expect(early.recentAccounts.map(\.record.name) == ["p:w04", "p:w03", "p:w02"])
+      #expect(early.recentAccounts.first?.seq == head - 9)
+    }
+  }
+
   @Test func badStatementsAreRefusedAndChangeNothing() throws {
     try withLedger { l in
       try Self.setUp(l)

@@ -48,6 +48,45 @@ import Testing
     #expect(try await server.terminate() == 0)
   }
 
+  /// A SIGTERM the moment the port is announced (before the service group runs) is a
+  /// graceful shutdown too, not the signal's default action: tallyd's handler is installed
+  /// before it binds. Five times, signalled as soon as the port file appears.
+  @Test func sigtermRightAfterThePortIsAnnouncedShutsDownGracefully() async throws {
+    let exe = try Binaries.tallyd()
+    for round in 1...5 {
+      let root = try makeTempDir()
+      defer { try? FileManager.default.removeItem(atPath: root) }
+      let (status, log) = try await offPool { () throws -> (Int32, String) in
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = [
+          "--data", root + "/data", "--initialize", "--listen", "127.0.0.1:0", "--port-file",
+          root + "/port",
+        ]
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        _ = FileManager.default.createFile(atPath: root + "/stderr", contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: root + "/stderr")
+        try p.run()
+        // Up to 60 s for the port file, polled every millisecond.
+        for _ in 0..<60_000 {
+          if let a = try? FileManager.default.attributesOfItem(atPath: root + "/port"),
+            (a[.size] as? Int ?? 0) > 0
+          {
+            break
+          }
+          usleep(1_000)
+        }
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let log = (try? String(contentsOfFile: root + "/stderr", encoding: .utf8)) ?? ""
+        return (p.terminationReason == .exit ? p.terminationStatus : 128 + p.terminationStatus, log)
+      }
+      #expect(status == 0, "round \(round): exit \(status)\n\(log)")
+      #expect(log.contains("SIGTERM: shutting down gracefully"), "round \(round): \(log)")
+      #expect(log.contains("stopped"), "round \(round): \(log)")
+    }
+  }
+
   /// A bad `--log-format` is refused before anything is made.
   @Test func badLogFormatIsRefused() async throws {
     let root = try makeTempDir()

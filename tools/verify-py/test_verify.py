@@ -11,6 +11,8 @@
 timing verify.py); it prints the verifier key to use.
 """
 import base64
+import contextlib
+import io
 import hashlib
 import json
 import os
@@ -1197,6 +1199,82 @@ class CommandLineTests(unittest.TestCase):
         code, out, _ = self.run_cli("consistency", "--proof", path, "--vkey", self.vkey_file,
                                     "--old", new, "--new", old)
         self.assertEqual(code, 1)
+
+
+class ProofCommandTests(unittest.TestCase):
+    """The inclusion and consistency commands against a lying server's answers: the event
+    of another seq with that event's genuine proof, and two signed notes of one size that
+    differ only in their chain line."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="verify-py-proofs-")
+        cls.signer = Signer("example.com/tally-test")
+        evs = [b for b, _ in golden_ledger()]
+        cls.events = evs
+        cls.leaves = [verify.leaf_hash(b) for b in evs]
+        cls.tree = RefTree(cls.leaves)
+        chain = bytes(32)
+        cls.chains = []
+        for leaf in cls.leaves:
+            chain = sha(chain + leaf)
+            cls.chains.append(chain)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def write(self, name, data):
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as f:
+            f.write(data if isinstance(data, bytes) else json.dumps(data).encode())
+        return path
+
+    def note(self, name, size, chain=None):
+        return self.write(name, self.signer.checkpoint(
+            size, self.tree.mth(0, size), chain or self.chains[size - 1]))
+
+    def run_json(self, argv):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            status = verify.main(argv + ["--json"])
+        return status, json.loads(out.getvalue())
+
+    def inclusion(self, seq, size, event_seq, asked=None):
+        proof = self.write(f"incl-{seq}-{size}.json", {
+            "leaf_index": seq - 1, "tree_size": size, "leaf_hash": self.leaves[seq - 1].hex(),
+            "path": [h.hex() for h in self.tree.path(seq - 1, 0, size)],
+            "root": self.tree.mth(0, size).hex()})
+        argv = ["inclusion", "--proof", proof, "--vkey", self.signer.vkey, "--checkpoint",
+                self.note(f"cp-{size}", size), "--event-hex", self.events[event_seq - 1].hex()]
+        return self.run_json(argv + (["--seq", str(asked)] if asked else []))
+
+    def test_inclusion_of_the_event_asked_for(self):
+        self.assertEqual(self.inclusion(3, 11, 3, asked=3), (0, {"ok": True, "problems": []}))
+
+    def test_another_events_bytes_are_refused(self):
+        status, r = self.inclusion(3, 11, 4, asked=3)
+        self.assertEqual(status, 1)
+        self.assertIn("event", kinds(r))
+
+    def test_another_seqs_genuine_proof_is_refused_when_the_seq_is_given(self):
+        # Everything is genuine, about seq 4: only the seq asked for tells the lie.
+        self.assertEqual(self.inclusion(4, 11, 4)[0], 0)
+        status, r = self.inclusion(4, 11, 4, asked=3)
+        self.assertEqual(status, 1)
+        self.assertEqual(kinds(r), {"event"})
+
+    def test_two_notes_of_one_size_with_other_chains_are_a_fork(self):
+        proof = self.write("cons-5-5.json", {
+            "from": 5, "to": 5, "path": [], "root_from": self.tree.mth(0, 5).hex(),
+            "root_to": self.tree.mth(0, 5).hex()})
+        old = self.note("old-5", 5)
+        argv = ["consistency", "--proof", proof, "--vkey", self.signer.vkey, "--old", old]
+        self.assertEqual(self.run_json(argv + ["--new", old])[0], 0)
+        forged = self.note("forged-5", 5, chain=sha(b"another history"))
+        status, r = self.run_json(argv + ["--new", forged])
+        self.assertEqual(status, 1)
+        self.assertEqual(kinds(r), {"fork"})
 
 
 def main():

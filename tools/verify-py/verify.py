@@ -1135,6 +1135,21 @@ def cmd_inclusion(args):
         if leaf_hash(event) != leaf:
             report.add("leaf", index + 1, f"SHA-256(0x00 || event) is {leaf_hash(event).hex()}, "
                        f"not leaf_hash {leaf.hex()}")
+    if args.seq is not None:
+        # The auditor asked for this seq: the proof must be for its leaf, and the event bytes
+        # a Tally event of that seq (without --seq, --event-hex may be any leaf data).
+        if index != args.seq - 1:
+            report.add("event", args.seq, f"asked for seq {args.seq}, the proof is for leaf "
+                       f"{index} (seq {index + 1})")
+        if args.event_hex is not None:
+            try:
+                event_seq = decode_event(event)[1]
+            except DecodeError as e:
+                report.add("decode", args.seq, f"the event bytes do not decode: {e}")
+            else:
+                if event_seq != args.seq:
+                    report.add("event", args.seq, f"asked for seq {args.seq}, the event bytes "
+                               f"are of seq {event_seq}")
     if not verify_inclusion(index, size, leaf, path, root):
         report.add("inclusion", index + 1, f"the path does not lead from leaf {index} to the root "
                    f"of a tree of size {size}")
@@ -1159,6 +1174,15 @@ def cmd_consistency(args):
             check_signed(report, vk, args.old, first, r1, "old")
         if args.new:
             check_signed(report, vk, args.new, second, r2, "new")
+        if args.old and args.new and first == second:
+            # One tree size, two signed notes: their chain lines must agree too (the chain
+            # commits to the same events as the root), or the server signed two histories.
+            old_cp, _ = read_checkpoint(read_bytes(args.old, "checkpoint"), vk)
+            new_cp, _ = read_checkpoint(read_bytes(args.new, "checkpoint"), vk)
+            if (old_cp is not None and new_cp is not None and old_cp.size == new_cp.size == first
+                    and (old_cp.root != new_cp.root or old_cp.chain != new_cp.chain)):
+                report.add("fork", None, f"two signed checkpoints of size {first} differ: "
+                           "the log was forked")
     return report, f"the tree of size {second} ({r2.hex()}) extends that of size {first} ({r1.hex()})"
 
 
@@ -1220,6 +1244,8 @@ def main(argv=None):
     i.add_argument("--vkey")
     i.add_argument("--checkpoint")
     i.add_argument("--event-hex")
+    i.add_argument("--seq", type=int, help="the seq asked for: the proof and the event bytes "
+                   "must be of it")
     i.add_argument("--json", action="store_true")
     c = sub.add_parser("consistency", help="verify an RFC 9162 consistency proof")
     c.add_argument("--proof", required=True)

@@ -54,6 +54,10 @@ ERROR_CODES: Dict[str, tuple] = {
     "NOT_REPLICATED": ("NotReplicatedError", "durable locally, not acknowledged by the stream"),
     "NOT_CAUGHT_UP": ("NotCaughtUpError", "REPLICA.PROMOTE on a replica that is behind"),
     "READ_ONLY": ("ReadOnlyError", "a write sent to a read replica (or a fenced primary)"),
+    "UNAVAILABLE": (
+        "UnavailableError",
+        "disk full, map full or I/O error; nothing applied; details.retryable",
+    ),
 }
 
 
