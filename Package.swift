@@ -23,6 +23,8 @@ let package = Package(
     .library(name: "TallyWorkload", targets: ["TallyWorkload"]),
     .library(name: "TallyReconcile", targets: ["TallyReconcile"]),
     .library(name: "TallyNATS", targets: ["TallyNATS"]),
+    // The fuzz targets, for the libFuzzer driver in Fuzz/ (and the corpus replay tests).
+    .library(name: "TallyFuzzTargets", targets: ["TallyFuzzTargets"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -131,6 +133,16 @@ let package = Package(
       name: "tally-bench",
       dependencies: ["TallyCore", "TallyStore", "TallyWorkload", "TallyReconcile"],
       swiftSettings: strict),
+    // Fuzz targets: plain functions over bytes that drive the real parsers (Fuzz/README.md).
+    .target(
+      name: "TallyFuzzTargets",
+      dependencies: [
+        "TallyCore", "TallyCrypto", "TallyProtocol", "TallyServer", "TallyStore", "TallyAudit",
+        "TallyReconcile",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+      ],
+      swiftSettings: strict),
     // Seeded property checks shared by the test targets.
     .target(
       name: "TallyTestSupport",
@@ -145,6 +157,8 @@ let package = Package(
       // Public test vectors, read from the source tree by path (with their README).
       exclude: ["Vectors"]),
     .testTarget(name: "TallyProtocolTests", dependencies: ["TallyProtocol", "TallyTestSupport"]),
+    // Replays the committed fuzz corpus (Fuzz/corpus, read from the source tree by path).
+    .testTarget(name: "TallyFuzzTests", dependencies: ["TallyFuzzTargets"]),
     .testTarget(
       name: "TallyReconcileTests",
       dependencies: [

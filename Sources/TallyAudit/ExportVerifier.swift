@@ -169,7 +169,7 @@ public enum ExportVerifier {
     // manifest
     var manifest: ExportManifest?
     if let manifestFile {
-      manifest = ExportManifest(parsing: manifestFile.text)
+      manifest = ExportManifest(parsing: manifestFile.bytes)
       if let m = manifest {
         var wrong = [String]()
         if let keyName, m.origin != keyName { wrong.append("origin \(m.origin) ≠ key \(keyName)") }

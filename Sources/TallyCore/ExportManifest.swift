@@ -21,6 +21,14 @@ public struct ExportManifest: Equatable, Sendable {
       + "context \(context)\n"
   }
 
+  /// Parses a manifest file's bytes; nil unless they are valid UTF-8 and exactly what `text`
+  /// would print. (Decoding them leniently first would replace invalid bytes with U+FFFD and
+  /// accept a file that `text` never wrote.)
+  public init?(parsing bytes: some Collection<UInt8>) {
+    guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
+    self.init(parsing: text)
+  }
+
   /// Parses a manifest; nil unless `text` is exactly what `text` would print.
   public init?(parsing text: String) {
     let lines = text.split(separator: "\n", omittingEmptySubsequences: false)

@@ -83,6 +83,7 @@ final class CamtReader: NSObject, XMLParserDelegate {
     sink: inout LineSink
   ) throws(StatementError) -> [Statement] {
     try checkProlog(bytes)
+    try checkProcessingInstructions(bytes)
     let reader = CamtReader(
       message: message, currencies: currencies, sink: sink, endPosition: endPosition(bytes))
     // A stream, not `XMLParser(data:)`: given data, swift-corelibs-foundation hands libxml2
@@ -304,6 +305,34 @@ final class CamtReader: NSObject, XMLParserDelegate {
       } else {
         return
       }
+    }
+  }
+
+  /// Refuses a processing instruction without data (`<?name?>`, `<?name ?>`) anywhere in
+  /// the input. For one, libxml2 passes a NULL data pointer, and swift-corelibs-foundation's
+  /// XMLParser reads it as a C string before asking the delegate: the process crashes
+  /// (found by fuzzing). A camt document has no use for processing instructions; this one
+  /// is refused even inside a comment or CDATA section, where it would be harmless.
+  static func checkProcessingInstructions(_ b: ArraySlice<UInt8>) throws(StatementError) {
+    func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0A }
+    var line = 1
+    var i = b.startIndex
+    while i < b.endIndex {
+      if b[i] == 0x0A { line += 1 }
+      guard b[i] == UInt8(ascii: "<"), i + 1 < b.endIndex, b[i + 1] == UInt8(ascii: "?") else {
+        i += 1
+        continue
+      }
+      // The target: every byte up to a blank or `?` (libxml2 skips blanks after it).
+      var j = i + 2
+      while j < b.endIndex, !isSpace(b[j]), b[j] != UInt8(ascii: "?") { j += 1 }
+      while j < b.endIndex, isSpace(b[j]) { j += 1 }
+      if j + 1 < b.endIndex, b[j] == UInt8(ascii: "?"), b[j + 1] == UInt8(ascii: ">") {
+        throw StatementError(
+          code: StatementError.unsupported, location: "line \(line)",
+          message: "a processing instruction without data (<?name?>) is not accepted")
+      }
+      i += 2
     }
   }
 

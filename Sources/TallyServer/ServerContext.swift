@@ -124,15 +124,21 @@ final class AuthThrottle: Sendable {
 
 /// Checks an AUTH: the key exists, is not revoked, and the MAC is HMAC-SHA256(secret, nonce),
 /// compared in constant time. Runs on a read thread.
-enum Authenticator {
+public enum Authenticator {
   static func check(key: String, mac: String, nonce: String, reader: LedgerReader)
     throws(StoreError) -> Principal?
   {
     guard let k = try reader.key(key), !k.isRevoked else { return nil }
-    let expected = Secrets.hmacSHA256(key: Array(k.secret.utf8), message: Array(nonce.utf8))
-    guard let given = [UInt8](hex: mac) else { return nil }
-    guard Secrets.constantTimeEqual(expected, given) else { return nil }
+    guard macMatches(mac, secret: k.secret, nonce: nonce) else { return nil }
     let scope = k.role == .service ? Scope(partner: k.partner ?? "", grants: Set(k.grants)) : nil
     return Principal(keyId: k.id, role: k.role, scope: scope)
+  }
+
+  /// Whether `mac` (hex, either case) is HMAC-SHA256(secret, nonce), compared in constant
+  /// time. Any string is safe to pass: it comes straight from the client's AUTH.
+  public static func macMatches(_ mac: String, secret: String, nonce: String) -> Bool {
+    let expected = Secrets.hmacSHA256(key: Array(secret.utf8), message: Array(nonce.utf8))
+    guard let given = [UInt8](hex: mac) else { return false }
+    return Secrets.constantTimeEqual(expected, given)
   }
 }

@@ -7,6 +7,12 @@ public struct Principal: Sendable, Equatable {
   public var role: Role
   /// Set for `service` keys: the partner it is bound to and its grants.
   public var scope: Scope?
+
+  public init(keyId: String, role: Role, scope: Scope?) {
+    self.keyId = keyId
+    self.role = role
+    self.scope = scope
+  }
 }
 
 /// A connection's session as a plain state machine (postgres-nio style): each event in,

@@ -317,6 +317,9 @@ struct CamtTests {
       (camt(acct, stmts: 2), "Stmt[2]"),
       (camt(acct, prolog: "<?xml version=\"1.0\"?>\n<!DOCTYPE d [<!ENTITY e \"x\">]>"), "line 2"),
       (camt(acct, prolog: "<?xml version='1.0' encoding = 'latin1'?>"), "line 1"),
+      // Found by fuzzing: XMLParser crashed on a processing instruction without data.
+      (camt(acct, prolog: "<?xml version=\"1.0\"?>\n<?pi?>"), "line 2"),
+      (camt(acct + "<?xm:te \n ?>"), "line 4"),
       (camt(acct + ntry().replacingOccurrences(of: "BOOK", with: "PDNG")), "Stmt/Ntry[1]/Sts"),
       (
         camt(acct + ntry().replacingOccurrences(of: "<Cd>BOOK</Cd>", with: "INFO")),
