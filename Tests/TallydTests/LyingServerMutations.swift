@@ -126,6 +126,42 @@ struct Lies {
         ? [lie("checkpoint.forked_log", .answerMismatch, onSize { _ in forkLine })] : [])
   }
 
+  /// Lies about the audit path (`path`) of `verb`'s answer: each hash altered (one hex digit),
+  /// each removed, and one hash added; kinds `KIND.path_hash_altered`, `_removed`, `_added`.
+  func pathLies(
+    _ kind: String, _ verb: String, hashes: Int, _ at: String, _ code: AnswerRefusal.Code,
+    _ rng: inout SplitMix64,
+    _ lie: (String, String, AnswerRefusal.Code, @escaping LyingProxy.Rewrite) -> Void
+  ) {
+    for j in 0..<hashes {
+      let d = rng.below(64)
+      lie(
+        "\(kind).path_hash_altered", "\(at) hash \(j)", code,
+        only(verb) { line, _ in
+          editOK(line) { o in
+            var p = o["path"]!.arrayValue!
+            p[j] = .string(flipHex(p[j].stringValue!, d))
+            o[set: "path"] = .array(p)
+          }
+        })
+      lie(
+        "\(kind).path_hash_removed", "\(at) hash \(j)", code,
+        only(verb) { line, _ in
+          editOK(line) { o in
+            var p = o["path"]!.arrayValue!
+            p.remove(at: j)
+            o[set: "path"] = .array(p)
+          }
+        })
+    }
+    let extra = SHA256Hasher().leaf(Array("extra \(rng.next())".utf8)).hex
+    lie(
+      "\(kind).path_hash_added", at, code,
+      only(verb) { line, _ in
+        editOK(line) { o in o[set: "path"] = .array(o["path"]!.arrayValue! + [.string(extra)]) }
+      })
+  }
+
   func inclusion(_ s: UInt64, _ size: UInt64, _ rng: inout SplitMix64) -> [Lie] {
     let scenario = Scenario.inclusion(seq: s, size: size)
     let at = "seq \(s) size \(size)"
@@ -137,33 +173,7 @@ struct Lies {
       out.append(Lie(kind: kind, position: pos, scenario: scenario, expected: code, rewrite: r))
     }
     let proofVerb = "PROOF.INCLUSION"
-    for j in 0..<proof {
-      let d = rng.below(64)
-      lie(
-        "inclusion.path_hash_altered", "\(at) hash \(j)", .inclusion,
-        only(proofVerb) { line, _ in
-          editOK(line) { o in
-            var p = o["path"]!.arrayValue!
-            p[j] = .string(flipHex(p[j].stringValue!, d))
-            o[set: "path"] = .array(p)
-          }
-        })
-      lie(
-        "inclusion.path_hash_removed", "\(at) hash \(j)", .inclusion,
-        only(proofVerb) { line, _ in
-          editOK(line) { o in
-            var p = o["path"]!.arrayValue!
-            p.remove(at: j)
-            o[set: "path"] = .array(p)
-          }
-        })
-    }
-    let extra = SHA256Hasher().leaf(Array("extra \(rng.next())".utf8)).hex
-    lie(
-      "inclusion.path_hash_added", at, .inclusion,
-      only(proofVerb) { line, _ in
-        editOK(line) { o in o[set: "path"] = .array(o["path"]!.arrayValue! + [.string(extra)]) }
-      })
+    pathLies("inclusion", proofVerb, hashes: proof, at, .inclusion, &rng, lie)
     for delta in [-1, 1] where (delta < 0 && s > 1) || (delta > 0 && s < size) {
       lie(
         "inclusion.leaf_index_altered", "\(at) by \(delta)", .answerMismatch,
@@ -245,33 +255,7 @@ struct Lies {
     }
     let verb = "PROOF.CONSISTENCY"
     let length = pathCount(g.consistencyLines[[a, b]] ?? "OK {}")
-    for j in 0..<length {
-      let d = rng.below(64)
-      lie(
-        "consistency.path_hash_altered", "\(at) hash \(j)", .inconsistent,
-        only(verb) { line, _ in
-          editOK(line) { o in
-            var p = o["path"]!.arrayValue!
-            p[j] = .string(flipHex(p[j].stringValue!, d))
-            o[set: "path"] = .array(p)
-          }
-        })
-      lie(
-        "consistency.path_hash_removed", "\(at) hash \(j)", .inconsistent,
-        only(verb) { line, _ in
-          editOK(line) { o in
-            var p = o["path"]!.arrayValue!
-            p.remove(at: j)
-            o[set: "path"] = .array(p)
-          }
-        })
-    }
-    let extra = SHA256Hasher().leaf(Array("extra \(rng.next())".utf8)).hex
-    lie(
-      "consistency.path_hash_added", at, .inconsistent,
-      only(verb) { line, _ in
-        editOK(line) { o in o[set: "path"] = .array(o["path"]!.arrayValue! + [.string(extra)]) }
-      })
+    pathLies("consistency", verb, hashes: length, at, .inconsistent, &rng, lie)
     lie(
       "consistency.from_altered", at, .wrongSize,
       only(verb) { line, _ in editOK(line) { $0[set: "from"] = .number(String(a + 1)) } })
