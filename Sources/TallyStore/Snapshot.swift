@@ -175,7 +175,10 @@ extension Ledger {
       throw error
     }
     files.close(fd)
-    let head = try Self.snapshotHead(data)
+    // The copy was just written by LMDB from the live map, whose structure was checked when
+    // this ledger opened: no second walk of it here (it would read the whole copy again on
+    // the thread beside the writer). Recovery checks it before using it (`checkSnapshot`).
+    let head = try Self.snapshotHead(data, checkStructure: false)
     let final = dir + "/" + Self.snapshotName(head.seq)
     if fileExists(final + "/" + Self.snapshotFileName) {
       // Nothing was appended since that snapshot.
@@ -222,12 +225,15 @@ extension Ledger {
     }
   }
 
-  /// The head recorded in a copied `data.mdb` (opened read-only, without a lock file).
-  static func snapshotHead(_ file: String) throws(StoreError) -> LogHead {
+  /// The head recorded in a copied `data.mdb` (opened read-only, without a lock file); its
+  /// structure is checked first (MapAudit) unless the caller just wrote it.
+  static func snapshotHead(_ file: String, checkStructure: Bool = true) throws(StoreError)
+    -> LogHead
+  {
     let env = try Environment(path: file, readOnly: true, noSubdirNoLock: true)
     let txn = try env.begin(readOnly: true)
     defer { mdb_txn_abort(txn) }
-    _ = try MapAudit.check(file: file, txnID: UInt64(mdb_txn_id(txn)))
+    if checkStructure { _ = try MapAudit.check(file: file, txnID: UInt64(mdb_txn_id(txn))) }
     var meta: MDB_dbi = 0
     try check(mdb_dbi_open(txn, "meta", 0, &meta), "dbi_open meta")
     var dbs = DBs()
