@@ -21,4 +21,28 @@ static inline void tally_sha256(const void *a, size_t an, const void *b, size_t 
   SHA256_Final(out, &ctx);
 #pragma clang diagnostic pop
 }
+
+/* SHA-256 over a stream of parts (a snapshot hashed as LMDB writes it). */
+typedef struct { SHA256_CTX ctx; } tally_sha256_stream;
+
+static inline void tally_sha256_stream_init(tally_sha256_stream *s) {
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
+  SHA256_Init(&s->ctx);
+#pragma clang diagnostic pop
+}
+
+static inline void tally_sha256_stream_update(tally_sha256_stream *s, const void *p, size_t n) {
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
+  if (n) SHA256_Update(&s->ctx, p, n);
+#pragma clang diagnostic pop
+}
+
+static inline void tally_sha256_stream_final(tally_sha256_stream *s, unsigned char out[32]) {
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
+  SHA256_Final(out, &s->ctx);
+#pragma clang diagnostic pop
+}
 #endif

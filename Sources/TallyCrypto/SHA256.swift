@@ -24,6 +24,25 @@ public struct Hash32: Equatable, Hashable, Sendable, CustomStringConvertible {
   public var description: String { hex }
 }
 
+/// SHA-256 of bytes given in parts, as they arrive (`update`, then `finish` once).
+public struct SHA256Stream {
+  private var state = tally_sha256_stream()
+
+  public init() { tally_sha256_stream_init(&state) }
+
+  public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    tally_sha256_stream_update(&state, bytes.baseAddress, bytes.count)
+  }
+
+  public mutating func finish() -> Hash32 {
+    var out = Hash32()
+    withUnsafeMutableBytes(of: &out) { dst in
+      tally_sha256_stream_final(&state, dst.baseAddress!.assumingMemoryBound(to: UInt8.self))
+    }
+    return out
+  }
+}
+
 /// SHA-256 from OpenSSL's libcrypto (its SHA256_* functions, which use SHA-NI where the CPU
 /// has it), over one to three parts without copying or allocating.
 public struct SHA256Hasher: Sendable {

@@ -349,10 +349,10 @@ final class Writer: Sendable {
     handoff.ledger.syncEachGroup = false
     thread.withLock { t in
       precondition(t == nil, "writer started twice")
-      t = WorkerThread { [self] in run() }
+      t = WorkerThread(name: "tally-writer") { [self] in run() }
     }
     syncThread.withLock { t in
-      t = WorkerThread { [self] in runSyncs() }
+      t = WorkerThread(name: "tally-sync") { [self] in runSyncs() }
     }
   }
 
@@ -601,9 +601,18 @@ final class Writer: Sendable {
     if snapshotting.load(ordering: .acquiring) || !ledger.snapshotDue(snapshotPolicy) { return }
     snapshotting.store(true, ordering: .releasing)
     snapshotThread.withLock { $0 }?.join()
+    do throws(StoreError) {
+      try ledger.makeRoomForSnapshot()
+    } catch {
+      // The copy goes ahead: a write that then needs a larger map waits for it (or reports
+      // the full disk itself), as without this step.
+      logger.warning(
+        "no room made in the map before a snapshot",
+        metadata: ["error": "\(error)", "code": "\(error.code)"])
+    }
     let handoff = self.handoff
     snapshotThread.withLock { t in
-      t = WorkerThread { [self] in
+      t = WorkerThread(name: "tally-snapshot") { [self] in
         let started = Self.now()
         do throws(StoreError) {
           if let info = try handoff.ledger.writeSnapshot() {
@@ -614,6 +623,7 @@ final class Writer: Sendable {
               metadata: [
                 "seq": "\(info.head.seq)", "bytes": "\(info.bytes)",
                 "ms": "\((Self.now() - started) / 1_000_000)",
+                "copy_ms": "\(handoff.ledger.lastSnapshotPhases.copy / 1_000_000)",
               ])
           }
         } catch {

@@ -62,13 +62,19 @@ public final class WorkerThread: @unchecked Sendable {
   private var thread = pthread_t()
   private let body: () -> Void
 
-  public init(_ body: @escaping () -> Void) {
+  private let name: String
+
+  /// Starts `body` on a thread named `name` (at most 15 bytes are kept: what `top -H`,
+  /// `perf` and `/proc/PID/task/*/comm` show).
+  public init(name: String, _ body: @escaping () -> Void) {
     self.body = body
+    self.name = name
     let unmanaged = Unmanaged.passRetained(self)
     let rc = pthread_create(
       &thread, nil,
       { raw in
         let worker = Unmanaged<WorkerThread>.fromOpaque(raw!).takeRetainedValue()
+        nameThisThread(worker.name)
         worker.body()
         return nil
       }, unmanaged.toOpaque())
@@ -76,6 +82,16 @@ public final class WorkerThread: @unchecked Sendable {
   }
 
   public func join() { pthread_join(thread, nil) }
+}
+
+/// Names the calling thread (Linux keeps 15 bytes). Best effort: a name is for people
+/// reading `top -H` or a profile, nothing depends on it.
+func nameThisThread(_ name: String) {
+  let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+  if fd < 0 { return }
+  defer { close(fd) }
+  let bytes = Array(name.utf8.prefix(15))
+  _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 }
 
 /// A readers-writer lock (pthread_rwlock): many shared holders or one exclusive holder.

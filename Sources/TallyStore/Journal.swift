@@ -730,7 +730,7 @@ public final class SegmentPreparer: Sendable {
         files.close(r.fd)
         s.ready = nil
       }
-      s.thread = WorkerThread { [self] in
+      s.thread = WorkerThread(name: "tally-segprep") { [self] in
         var fd: Int32 = -1
         do throws(StoreError) {
           try files.unlink(path)

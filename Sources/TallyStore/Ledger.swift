@@ -218,6 +218,8 @@ public final class Ledger {
       env: env, lock: lock, path: path, readOnly: false, journal: journal, options: options,
       progress: progress)
     self.recovery = recovery
+    let copy = Self.newestSnapshotBytes(path)
+    snapshotProgress.withLock { $0.lastCopyBytes = copy }
     // An import a crash interrupted is finished before anything else is written.
     try resumeReconImports()
   }

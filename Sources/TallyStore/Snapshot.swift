@@ -129,7 +129,18 @@ public struct SnapshotPolicy: Sendable {
   public var minSeconds: Int64 = 60
   /// Most seconds a snapshot lags behind a ledger that was written to.
   public var maxSeconds: Int64 = 600
+  /// Journal written since the last snapshot, as a percentage of that snapshot's size, that
+  /// is also needed before the next one (besides `journalBytes`): a copy costs the
+  /// projections' size, which grows with the ledger, so copies come less often as it grows
+  /// and their cost per journal byte stays bounded (at 25: four bytes copied per journal
+  /// byte at most). `maxSeconds` still bounds how far a snapshot lags.
+  public var journalPercentOfCopy = 25
   public init() {}
+
+  /// Journal bytes that make a snapshot due after one of `lastCopyBytes`.
+  func journalBytesDue(lastCopyBytes: Int) -> Int {
+    max(journalBytes, lastCopyBytes * journalPercentOfCopy / 100)
+  }
 }
 
 extension Ledger {
@@ -141,10 +152,29 @@ extension Ledger {
   /// Whether `policy` calls for a snapshot now (writer thread: it reads the counters the
   /// write path keeps).
   public func snapshotDue(_ policy: SnapshotPolicy) -> Bool {
-    let (bytes, last) = snapshotProgress.withLock { ($0.bytes, $0.lastNanos) }
+    let (bytes, last, copy) = snapshotProgress.withLock {
+      ($0.bytes, $0.lastNanos, $0.lastCopyBytes)
+    }
     if bytes == 0 { return false }
     let age = (monotonicNanos() - last) / 1_000_000_000
-    return (bytes >= policy.journalBytes && age >= policy.minSeconds) || age >= policy.maxSeconds
+    return (bytes >= policy.journalBytesDue(lastCopyBytes: copy) && age >= policy.minSeconds)
+      || age >= policy.maxSeconds
+  }
+
+  /// Grows the map ahead of a snapshot (writer thread, no transaction open). The copy holds
+  /// one read transaction from start to end, and LMDB cannot reuse a page freed after it
+  /// began, so every page the writer changes meanwhile is a new one; and the map cannot grow
+  /// while the copy reads it (`grow` waits for reads in flight). Without room for the pages
+  /// written during the copy, the writer would stop until the copy ends. The room asked for
+  /// is the last copy's size (a copy's duration, and so the pages written during it, grows
+  /// with it), at least 512 MiB, below the 80 % at which a write waits for a growth.
+  public func makeRoomForSnapshot() throws(StoreError) {
+    let want = max(512 << 20, snapshotProgress.withLock { $0.lastCopyBytes })
+    for _ in 0..<8 {
+      let (map, used) = env.info
+      if map / 5 * 4 - used >= want || grownMapBytes(map) == nil { return }
+      try grow()
+    }
   }
 
   /// Writes a snapshot of the projections as committed now and removes older ones. Safe on
@@ -165,9 +195,19 @@ extension Ledger {
     // A failed attempt also waits the policy's interval before the next one.
     defer { snapshotProgress.withLock { $0.lastNanos = started } }
     let fd = try files.open(data, create: true)
+    // LMDB writes the copy into a pipe; a thread of ours hashes each chunk as it arrives and
+    // writes it to the file, bypassing the page cache where the filesystem allows it
+    // (O_DIRECT, 1 MiB aligned chunks). The copy is never read back to be hashed: reading
+    // gigabytes from disk beside the writer stalls its own writes (block-layer writeback
+    // throttling), and writing them through the cache costs a CPU copy and evicts the live
+    // map. Where O_DIRECT is refused (tmpfs), the file is written through the cache.
+    let size: Int
+    let digest: Hash32
     do throws(StoreError) {
-      let rc = reader.gate.shared { mdb_env_copyfd2(env.env, fd, UInt32(MDB_CP_COMPACT)) }
-      try check(rc, "env_copy")
+      (size, digest) = try Self.copyHashing(fd: fd, path: data) { (out) throws(StoreError) in
+        let rc = reader.gate.shared { mdb_env_copyfd2(env.env, out, UInt32(MDB_CP_COMPACT)) }
+        try check(rc, "env_copy")
+      }
       files.wroteOutside(fd)
       try files.sync(fd)
     } catch {
@@ -175,6 +215,7 @@ extension Ledger {
       throw error
     }
     files.close(fd)
+    let copied = monotonicNanos()
     // The copy was just written by LMDB from the live map, whose structure was checked when
     // this ledger opened: no second walk of it here (it would read the whole copy again on
     // the thread beside the writer). Recovery checks it before using it (`checkSnapshot`).
@@ -186,7 +227,6 @@ extension Ledger {
       return nil
     }
     try removeSnapshotDir(final)
-    let (size, digest) = try Self.digestFile(data)
     // What the copy holds must be durable in the journal before the copy may stand for it.
     if journal.durableSeq < head.seq { try journal.sync() }
     let info = SnapshotInfo(head: head, bytes: size, digest: digest, ledgerID: journal.ledgerID)
@@ -202,7 +242,12 @@ extension Ledger {
       try removeSnapshotDir(dir + "/" + name)
     }
     try files.syncDirectory(dir)
-    snapshotProgress.withLock { $0.bytes -= min($0.bytes, appendedBefore) }
+    let done = monotonicNanos()
+    snapshotProgress.withLock {
+      $0.bytes -= min($0.bytes, appendedBefore)
+      $0.lastCopyBytes = size
+      $0.lastPhases = (copy: copied - started, rest: done - copied)
+    }
     return info
   }
 
@@ -241,6 +286,41 @@ extension Ledger {
     return try readHead(Txn(txn: txn), dbs)
   }
 
+  /// Runs `produce` with the write end of a pipe, while a thread reads the pipe, hashes what
+  /// arrives and writes it to `fd` from offset 0; returns the bytes written and their
+  /// SHA-256. The reader drains the pipe to its end even after a failed write (so the
+  /// producer never blocks or gets EPIPE), and the first error wins.
+  static func copyHashing(
+    fd: Int32, path: String, _ produce: (Int32) throws(StoreError) -> Void
+  ) throws(StoreError) -> (Int, Hash32) {
+    var ends: [Int32] = [-1, -1]
+    if pipe(&ends) != 0 {
+      throw .io("cannot make a pipe for \(path): \(String(cString: strerror(errno)))")
+    }
+    let (readEnd, writeEnd) = (ends[0], ends[1])
+    for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+    // F_SETPIPE_SZ: fewer wake-ups than the default 64 KiB (a larger pipe is only faster).
+    _ = fcntl(writeEnd, 1031, Int32(1 << 20))
+    let flags = fcntl(fd, F_GETFL)
+    let direct = openDirectFlag.map { fcntl(fd, F_SETFL, flags | $0) == 0 } ?? false
+    let sink = SnapshotSink(fd: fd, readEnd: readEnd, direct: direct, path: path)
+    let thread = WorkerThread(name: "tally-snap-hash") { sink.run() }
+    var produced: StoreError?
+    do throws(StoreError) { try produce(writeEnd) } catch { produced = error }
+    Glibc.close(writeEnd)
+    thread.join()
+    if direct { _ = fcntl(fd, F_SETFL, flags) }
+    if let produced { throw produced }
+    if let e = sink.error { throw e }
+    return (sink.written, sink.hash.finish())
+  }
+
+  /// How long the newest snapshot took: the copy (LMDB's read transaction), and the rest
+  /// (digest, syncs, renames), in nanoseconds.
+  public var lastSnapshotPhases: (copy: Int64, rest: Int64) {
+    snapshotProgress.withLock { $0.lastPhases }
+  }
+
   /// Size and SHA-256 of a file (mapped read-only).
   static func digestFile(_ file: String) throws(StoreError) -> (Int, Hash32) {
     let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
@@ -253,7 +333,13 @@ extension Ledger {
     guard let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else {
       throw .io("cannot map \(file): \(String(cString: strerror(errno)))")
     }
-    defer { munmap(p, size) }
+    defer {
+      munmap(p, size)
+      // A snapshot's pages are cold (read again only by a recovery): drop them from the
+      // page cache rather than let them push out the live map's.
+      _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+    }
+    _ = madvise(p, size, MADV_SEQUENTIAL)
     return (size, SHA256Hasher().hash(UnsafeRawBufferPointer(start: p, count: size)))
   }
 
@@ -275,6 +361,19 @@ extension Ledger {
       }
     }
     return .failure(.init(why.joined(separator: "; ")))
+  }
+
+  /// The size the newest snapshot's description gives (0 when there is none or it does not
+  /// decode): only paces the next snapshot (`SnapshotPolicy.journalPercentOfCopy`); a
+  /// recovery checks a snapshot in full before using it.
+  static func newestSnapshotBytes(_ path: String) -> Int {
+    let dir = path + "/" + snapshotsDirName
+    guard let names = try? directoryNames(dir),
+      let seq = names.compactMap({ snapshotSeq($0) }).max(),
+      let raw = try? readWholeFile(dir + "/" + snapshotName(seq) + "/" + snapshotFileName),
+      case .success(let info) = SnapshotInfo.decode(raw)
+    else { return 0 }
+    return info.bytes
   }
 
   static func checkSnapshot(_ d: String, seq: UInt64, ledgerID: [UInt8]) throws(StoreError)
@@ -351,11 +450,99 @@ extension Ledger {
 struct SnapshotProgress {
   var bytes = 0
   var lastNanos: Int64
+  /// Size of the newest snapshot's copy (0 before the first).
+  var lastCopyBytes = 0
+  var lastPhases: (copy: Int64, rest: Int64) = (0, 0)
 }
+
+/// O_DIRECT's value (Swift's Glibc does not export it); nil where it is not known.
+#if arch(x86_64)
+  let openDirectFlag: Int32? = 0o40000
+#elseif arch(arm64)
+  let openDirectFlag: Int32? = 0o200000
+#else
+  let openDirectFlag: Int32? = nil
+#endif
 
 /// Nanoseconds of CLOCK_MONOTONIC (intervals only).
 public func monotonicNanos() -> Int64 {
   var ts = timespec()
   clock_gettime(CLOCK_MONOTONIC, &ts)
   return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}
+
+/// The reading side of `Ledger.copyHashing` (one thread; its fields are read after `join`).
+final class SnapshotSink: @unchecked Sendable {
+  static let chunk = 1 << 20
+  let fd: Int32
+  let readEnd: Int32
+  var direct: Bool
+  let path: String
+  var hash = SHA256Stream()
+  var written = 0
+  var error: StoreError?
+
+  init(fd: Int32, readEnd: Int32, direct: Bool, path: String) {
+    self.fd = fd
+    self.readEnd = readEnd
+    self.direct = direct
+    self.path = path
+  }
+
+  func run() {
+    // Closed here, at the pipe's end or after a failed read (the producer then gets EPIPE
+    // rather than block on a pipe nobody reads).
+    defer { Glibc.close(readEnd) }
+    guard let buf = UnsafeMutableRawPointer.allocateAligned(Self.chunk) else {
+      error = .io("cannot allocate a buffer for \(path)")
+      drain()
+      return
+    }
+    defer { free(buf) }
+    while true {
+      // Fill the chunk (O_DIRECT writes whole aligned chunks), or stop at the pipe's end.
+      var filled = 0
+      while filled < Self.chunk {
+        let n = Glibc.read(readEnd, buf + filled, Self.chunk - filled)
+        if n < 0 {
+          if errno == EINTR { continue }
+          if error == nil { error = .io("cannot read the copy of \(path): \(String(cString: strerror(errno)))") }
+          return
+        }
+        if n == 0 { break }
+        filled += n
+      }
+      if filled == 0 { return }
+      let bytes = UnsafeRawBufferPointer(start: buf, count: filled)
+      if error == nil {
+        hash.update(bytes)
+        // The last chunk may not be a whole number of blocks: written through the cache.
+        if direct && filled % 4096 != 0 {
+          _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~(openDirectFlag ?? 0))
+          direct = false
+        }
+        let err = pwriteFully(fd, bytes, at: written)
+        if err != 0 { error = writeError("cannot write \(path)", err) }
+        written += filled
+      }
+      if filled < Self.chunk { drain(); return }
+    }
+  }
+
+  /// Reads the pipe to its end, discarding (after an error).
+  private func drain() {
+    var scratch = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let n = scratch.withUnsafeMutableBytes { Glibc.read(readEnd, $0.baseAddress!, $0.count) }
+      if n == 0 || (n < 0 && errno != EINTR) { return }
+    }
+  }
+}
+
+extension UnsafeMutableRawPointer {
+  /// `bytes` aligned to 4096 (what O_DIRECT needs on common filesystems); free with `free`.
+  static func allocateAligned(_ bytes: Int) -> UnsafeMutableRawPointer? {
+    var p: UnsafeMutableRawPointer?
+    return posix_memalign(&p, 4096, bytes) == 0 ? p : nil
+  }
 }

@@ -134,7 +134,7 @@ extension Ledger {
     nonisolated(unsafe) var digests = StoredDigests()
     nonisolated(unsafe) var journalTail = JournalTail()
     let dbs = self.dbs
-    let producer = WorkerThread {
+    let producer = WorkerThread(name: "tally-verify-rd") {
       do {
         journalTail = try Self.checkLog(txn, dbs, head: head, journal: journal, channel)
         channel.close()

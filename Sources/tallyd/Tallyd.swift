@@ -53,6 +53,11 @@ struct Tallyd: AsyncParsableCommand {
   var snapshotMinInterval: Int64?
   @Option(help: "Most seconds a snapshot lags a ledger written to (default 600).")
   var snapshotMaxInterval: Int64?
+  @Option(
+    help:
+      "Journal since the last snapshot, in percent of its size, also needed for the next (default 25)."
+  )
+  var snapshotJournalPercent: Int?
   @Option(help: "Threads serving reads (default 2).") var readThreads: Int?
   @Option(help: "Event loop threads (default 1).") var eventLoops: Int?
   @Option(
@@ -167,6 +172,8 @@ struct Tallyd: AsyncParsableCommand {
       snapshotMinInterval, "TALLY_SNAPSHOT_MIN_INTERVAL", c.snapshots.minSeconds)
     c.snapshots.maxSeconds = try value(
       snapshotMaxInterval, "TALLY_SNAPSHOT_MAX_INTERVAL", c.snapshots.maxSeconds)
+    c.snapshots.journalPercentOfCopy = try value(
+      snapshotJournalPercent, "TALLY_SNAPSHOT_JOURNAL_PERCENT", c.snapshots.journalPercentOfCopy)
     c.readThreads = try value(readThreads, "TALLY_READ_THREADS", c.readThreads)
     c.eventLoopThreads = try value(eventLoops, "TALLY_EVENT_LOOPS", c.eventLoopThreads)
     if let urls = stream ?? env("TALLY_STREAM") {
@@ -379,6 +386,7 @@ struct Tallyd: AsyncParsableCommand {
     try range(Int(c.checkpointIntervalSeconds), 1, 86_400, "--checkpoint-interval")
     try range(c.snapshots.journalBytes >> 20, 1, 1 << 20, "--snapshot-mib")
     try range(Int(c.snapshots.minSeconds), 0, 86_400, "--snapshot-min-interval")
+    try range(c.snapshots.journalPercentOfCopy, 0, 10_000, "--snapshot-journal-percent")
     try range(Int(c.snapshots.maxSeconds), 1, 86_400 * 7, "--snapshot-max-interval")
     try range(c.readThreads, 1, 64, "--read-threads")
     try range(c.eventLoopThreads, 1, 64, "--event-loops")

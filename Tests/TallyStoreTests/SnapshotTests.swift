@@ -181,6 +181,7 @@ struct SnapshotTests {
       var p = SnapshotPolicy()
       p.journalBytes = 1
       p.minSeconds = 0
+      p.journalPercentOfCopy = 0  // (the copy's share: `policyScalesWithTheCopy`)
       #expect(l.snapshotDue(p), "creating the ledger appended its first event")
       _ = try l.writeSnapshot()
       #expect(!l.snapshotDue(p), "nothing appended since")
@@ -191,6 +192,87 @@ struct SnapshotTests {
       p.maxSeconds = 0
       #expect(l.snapshotDue(p), "old enough whatever the bytes")
     }
+  }
+
+  @Test("The policy: the journal needed grows with the last copy's size")
+  func policyScalesWithTheCopy() throws {
+    var p = SnapshotPolicy()
+    p.journalBytes = 256 << 20
+    #expect(p.journalBytesDue(lastCopyBytes: 0) == 256 << 20, "before any snapshot")
+    #expect(p.journalBytesDue(lastCopyBytes: 400 << 20) == 256 << 20, "a small copy")
+    #expect(p.journalBytesDue(lastCopyBytes: 8 << 30) == 2 << 30, "25 % of an 8 GiB copy")
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      do {
+        let l = try newLedger(path, entries: 5)
+        p.journalBytes = 1
+        p.minSeconds = 0
+        p.journalPercentOfCopy = 100
+        let info = try #require(try l.writeSnapshot())
+        try postEntries(l, "b", 1)
+        #expect(!l.snapshotDue(p), "one entry is far less journal than the \(info.bytes)-byte copy")
+        p.journalPercentOfCopy = 0
+        #expect(l.snapshotDue(p))
+        try l.close()
+      }
+      // A reopened ledger paces the next snapshot by the newest one on disk.
+      let l = try Ledger(path: path)
+      p.journalPercentOfCopy = 100
+      try postEntries(l, "c", 1)
+      #expect(!l.snapshotDue(p))
+      p.journalPercentOfCopy = 0
+      #expect(l.snapshotDue(p))
+    }
+  }
+
+  @Test("On a filesystem without O_DIRECT (tmpfs) the copy is written through the cache and used")
+  func snapshotOnTmpfs() throws {
+    guard SmallTmpfs.available else { return }
+    let disk = try SmallTmpfs(bytes: 256 << 20)
+    let path = disk.path + "/ledger"
+    let head: LogHead
+    do {
+      let l = try newLedger(path, entries: 30)
+      let info = try #require(try l.writeSnapshot())
+      head = l.head
+      #expect(info.head == head)
+      let d = path + "/snapshots/" + Ledger.snapshotName(info.head.seq)
+      let (size, digest) = try Ledger.digestFile(d + "/data.mdb")
+      #expect(size == info.bytes && digest == info.digest, "the digest is of the bytes written")
+      try l.journal?.sync()
+    }
+    try simulateOSCrash(path)
+    let ledger = try Ledger(path: path, options: newBoot())
+    #expect(ledger.recovery == .restoredSnapshot(seq: head.seq))
+    #expect(ledger.head == head)
+    #expect(try ledger.verify().ok)
+  }
+
+  @Test("A copy that does not fit the disk fails with NO_SPACE; the ledger writes on")
+  func snapshotOnAFullDisk() throws {
+    guard SmallTmpfs.available else { return }
+    let disk = try SmallTmpfs(bytes: 128 << 20)
+    let path = disk.path + "/ledger"
+    let l = try newLedger(path, entries: 200)
+    // Leave the filesystem less room than the copy needs.
+    let filler = disk.path + "/filler"
+    let fd = Glibc.open(filler, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+    try #require(fd >= 0)
+    var vfs = statvfs()
+    try #require(statvfs(disk.path, &vfs) == 0)
+    let free = Int(vfs.f_bavail) * Int(vfs.f_frsize)
+    #expect(posix_fallocate(fd, 0, off_t(max(free - (8 << 10), 4096))) == 0)
+    Glibc.close(fd)
+    let head = l.head
+    #expect(throws: StoreError.self) { _ = try l.writeSnapshot() }
+    do { _ = try l.writeSnapshot() } catch { #expect(error.code == "NO_SPACE", "\(error)") }
+    #expect(l.head == head, "a failed snapshot changes nothing")
+    #expect(try snapshotDirs(path).isEmpty)
+    #expect(Glibc.unlink(filler) == 0)
+    try postEntries(l, "after", 3)
+    #expect(l.head.seq == head.seq + 3)
+    #expect(try l.writeSnapshot() != nil)
+    #expect(try l.verify().ok)
   }
 
   @Test("The description round-trips and refuses every change")
