@@ -47,6 +47,12 @@ extension TallyServer {
     let follower = context.replication.replica.withLock { $0 }
     m.replicaLag.record(follower.map { Int64(clamping: $0.lagEvents) } ?? -1)
     m.uptime.record((NIODeadline.now() - info.started).nanoseconds / 1_000_000_000)
+    let refusal = writer.refusalState()
+    for reason in ServerMetrics.refusalReasons {
+      m.writesRefused[reason]?.record(refusal?.reason == reason ? 1 : 0)
+    }
+    m.writesRefusedSeconds.record(
+      refusal?.sinceNanos.map { max(0, (Writer.now() - $0) / 1_000_000_000) } ?? 0)
     return m.registry.emitToBuffer()
   }
 

@@ -60,6 +60,7 @@ final class ServerInfo: Sendable {
     func n(_ v: Int) -> JSONValue { .number(String(v)) }
     let w = writer.stats
     let up = (NIODeadline.now() - started).nanoseconds / 1_000_000_000
+    let refusal: JSONValue = writer.refusalState().map { .object($0.json) } ?? .null
     return JSONObject([
       ("connections", n(connections.load(ordering: .relaxed))),
       ("connections_total", n(connectionsTotal.load(ordering: .relaxed))),
@@ -79,6 +80,7 @@ final class ServerInfo: Sendable {
         n(writer.segmentPreparer?.failures.load(ordering: .relaxed) ?? 0)
       ),
       ("write_queue", n(writer.queue.depth)),
+      ("write_refusal", refusal),
       ("uptime_s", .number(String(up))),
       ("durable", .bool(true)),
     ])
@@ -140,5 +142,14 @@ public enum Authenticator {
     let expected = Secrets.hmacSHA256(key: Array(secret.utf8), message: Array(nonce.utf8))
     guard let given = [UInt8](hex: mac) else { return false }
     return Secrets.constantTimeEqual(expected, given)
+  }
+}
+
+extension RefusalState {
+  /// STATS `server.write_refusal`.
+  var json: JSONObject {
+    let since: JSONValue = sinceNanos.map { .number(String($0 / 1_000_000)) } ?? .null
+    let free: JSONValue = freeBytes.map { .number(String($0)) } ?? .null
+    return JSONObject([("reason", .string(reason)), ("since_ms", since), ("free_bytes", free)])
   }
 }

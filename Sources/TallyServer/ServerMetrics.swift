@@ -45,6 +45,10 @@ public final class ServerMetrics: Sendable {
   let streamLag: CoreMetrics.Recorder
   let replicaLag: CoreMetrics.Recorder
   let uptime: CoreMetrics.Recorder
+  /// `tally_writes_refused{reason}`, one per reason in `refusalReasons`.
+  let writesRefused: [String: CoreMetrics.Recorder]
+  let writesRefusedSeconds: CoreMetrics.Recorder
+  static let refusalReasons = ["NO_SPACE", "MAP_FULL", "IO"]
 
   /// Labels for connections: the four roles, and `none` before AUTH.
   static let connectionRoles = ["none"] + Role.allCases.map(\.rawValue)
@@ -143,6 +147,17 @@ public final class ServerMetrics: Sendable {
       "tally_replica_lag_events",
       "Events in the followed stream not yet applied here (-1 when not a replica).")
     uptime = gauge("tally_uptime_seconds", "Seconds since the server started.")
+    var refused = [String: CoreMetrics.Recorder]()
+    for reason in Self.refusalReasons {
+      refused[reason] = gauge(
+        "tally_writes_refused",
+        "1 while writes are answered UNAVAILABLE with this reason, else 0 (docs/OPERATIONS.md).",
+        [("reason", reason)])
+    }
+    writesRefused = refused
+    writesRefusedSeconds = gauge(
+      "tally_writes_refused_seconds",
+      "Seconds writes have been refused for (0 when they are not, or since an I/O error).")
     // Registered up front so a scrape shows every family from the start.
     for code in RejectionCode.allCases { _ = rejectionCounter(code) }
   }

@@ -204,6 +204,18 @@ public struct WriteRefusal: Sendable, Equatable {
   }
 }
 
+/// Whether writes are refused now, and why (STATS `write_refusal`, /metrics
+/// `tally_writes_refused`): out of space or map (`WriteRefusal`, until a write commits), or
+/// an I/O error that stopped the journal (until a restart).
+public struct RefusalState: Sendable, Equatable {
+  /// `NO_SPACE`, `MAP_FULL` or `IO`: the `UNAVAILABLE` reason writes are answered with.
+  public var reason: String
+  /// Since when (wall clock, ns); nil for `IO` (the journal does not record when).
+  public var sinceNanos: Int64?
+  /// Free bytes on the filesystem at the last refused write (`NO_SPACE`, `MAP_FULL`).
+  public var freeBytes: Int?
+}
+
 /// Free bytes for unprivileged writers on the filesystem holding `path` (nil when unknown).
 func freeBytes(_ path: String) -> Int? {
   var fs = statvfs()
@@ -396,6 +408,15 @@ final class Writer: Sendable {
   private func failed() {
     stats.failures.add(1, ordering: .relaxed)
     metrics?.writeFailures.increment()
+  }
+
+  /// Whether writes are refused now, and why (nil: they are not).
+  public func refusalState() -> RefusalState? {
+    if handoff.ledger.journal?.isPoisoned == true {
+      return RefusalState(reason: "IO", sinceNanos: nil, freeBytes: nil)
+    }
+    guard refusing.load(ordering: .acquiring), let r = refusal.withLock({ $0 }) else { return nil }
+    return RefusalState(reason: r.reason, sinceNanos: r.sinceNanos, freeBytes: r.freeBytes)
   }
 
   /// Notes a write that failed with `error`: out of space or map, writes are refused (said

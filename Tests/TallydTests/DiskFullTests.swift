@@ -24,6 +24,26 @@ private func writable(_ httpPort: Int) async throws -> (ok: Bool, detail: String
   return (w["ok"] as? Bool == true, w["detail"] as? String ?? "")
 }
 
+/// STATS `server.write_refusal` (nil when writes are not refused) and /metrics'
+/// `tally_writes_refused{reason="…"}` lines set to 1.
+private func refusalSeen(_ c: LineConn, _ httpPort: Int) async throws -> (
+  stats: [String: Any]?, metrics: [String]
+) {
+  let st = try await c.ok("STATS")
+  let server = try #require(st.body["server"] as? [String: Any], "\(st.raw)")
+  let metrics = try await OpsHTTPTests.get(httpPort, "/metrics").body
+  // "NAME{LABELS} VALUE": the labels of the lines whose value is 1 (the exporter may print
+  // a gauge as 1 or 1.0).
+  let on = metrics.split(separator: "\n").compactMap { line -> String? in
+    let parts = line.split(separator: " ")
+    guard parts.count == 2, parts[0].hasPrefix("tally_writes_refused{"),
+      ["1", "1.0"].contains(String(parts[1]))
+    else { return nil }
+    return String(parts[0])
+  }
+  return (server["write_refusal"] as? [String: Any], on)
+}
+
 /// Fills the filesystem holding `path` with one file there: writes until ENOSPC (bounded by
 /// `bytesMax`). Returns the bytes written.
 private func fill(_ path: String, bytesMax: Int) throws -> Int {
@@ -125,12 +145,18 @@ struct DiskFullTests {
     try await c.ok(#"LOG.READ {"from_seq":1,"limit":5}"#)
     let refused = try await writable(http)
     #expect(!refused.ok && refused.detail.contains("NO_SPACE"), "\(refused)")
+    let seen = try await refusalSeen(c, http)
+    #expect(seen.stats?["reason"] as? String == "NO_SPACE", "\(String(describing: seen.stats))")
+    #expect(seen.stats?["since_ms"] is NSNumber && seen.stats?["free_bytes"] is NSNumber)
+    #expect(seen.metrics == [#"tally_writes_refused{reason="NO_SPACE"}"#], "\(seen.metrics)")
 
     // Space returns: ready again, and the very request that was refused now succeeds.
     try #require(unlink(ballast) == 0)
     let resumed = try await writable(http)
     #expect(resumed.ok, "\(resumed)")
     try await c.ok(single)
+    let over = try await refusalSeen(c, http)
+    #expect(over.stats == nil && over.metrics.isEmpty, "refusal over: \(over)")
     try await c.ok(batchLine("after-", size), timeout: 60)
     #expect(try await c.head().seq == head.seq + 1 + size)
     try await expectPresent(c, acked + ["after-"], size: size)
@@ -169,6 +195,9 @@ struct DiskFullTests {
     try await c.ok(#"BALANCE.GET {"account":"sales"}"#)
     #expect(try await c.head() == head)
     #expect(try await writable(http).detail.contains("MAP_FULL"))
+    let seen = try await refusalSeen(c, http)
+    #expect(seen.stats?["reason"] as? String == "MAP_FULL", "\(String(describing: seen.stats))")
+    #expect(seen.metrics == [#"tally_writes_refused{reason="MAP_FULL"}"#], "\(seen.metrics)")
     c.close()
 
     try await server.restart(flags: ["--map-max-mib", "16"])
