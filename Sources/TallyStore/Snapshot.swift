@@ -506,7 +506,9 @@ final class SnapshotSink: @unchecked Sendable {
         let n = Glibc.read(readEnd, buf + filled, Self.chunk - filled)
         if n < 0 {
           if errno == EINTR { continue }
-          if error == nil { error = .io("cannot read the copy of \(path): \(String(cString: strerror(errno)))") }
+          if error == nil {
+            error = .io("cannot read the copy of \(path): \(String(cString: strerror(errno)))")
+          }
           return
         }
         if n == 0 { break }

@@ -53,10 +53,7 @@ struct Tallyd: AsyncParsableCommand {
   var snapshotMinInterval: Int64?
   @Option(help: "Most seconds a snapshot lags a ledger written to (default 600).")
   var snapshotMaxInterval: Int64?
-  @Option(
-    help:
-      "Journal since the last snapshot, in percent of its size, also needed for the next (default 25)."
-  )
+  @Option(help: "Journal (as % of the last snapshot's size) also due before a snapshot (25).")
   var snapshotJournalPercent: Int?
   @Option(help: "Threads serving reads (default 2).") var readThreads: Int?
   @Option(help: "Event loop threads (default 1).") var eventLoops: Int?
