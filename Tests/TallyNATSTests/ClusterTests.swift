@@ -5,7 +5,7 @@ import Testing
 // A 3-server JetStream cluster with a replicas-3 stream: killing the server the client is on,
 // which also leads the stream, loses nothing that was acknowledged.
 
-@Suite("JetStream cluster", .timeLimit(.minutes(3)))
+@Suite("JetStream cluster", .timeLimit(.minutes(10)))
 struct ClusterTests {
   /// Retries `body` every 100 ms until it succeeds or `seconds` pass (then rethrows).
   func retrying<T>(_ seconds: Double, _ body: () async throws -> T) async throws -> T {

@@ -4,7 +4,7 @@ import Testing
 
 // Core NATS against a real nats-server: publish/subscribe, request/reply, flush and limits.
 
-@Suite("NATS connection", .timeLimit(.minutes(3)))
+@Suite("NATS connection", .timeLimit(.minutes(10)))
 struct ConnectionTests {
   @Test func publishedMessagesArriveWithTheirHeadersAndPayload() async throws {
     try await withConnection { server, connection in

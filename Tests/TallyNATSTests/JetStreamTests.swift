@@ -13,7 +13,7 @@ func withJetStream<R>(_ body: (NATSConnection, JetStream) async throws -> R) asy
   }
 }
 
-@Suite("JetStream", .timeLimit(.minutes(3)))
+@Suite("JetStream", .timeLimit(.minutes(10)))
 struct JetStreamTests {
   @Test func streamsAreCreatedEnsuredInspectedAndDeleted() async throws {
     try await withJetStream { _, js in

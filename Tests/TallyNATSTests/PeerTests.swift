@@ -6,7 +6,7 @@ import Testing
 // PINGs, that a protocol violation drops the connection with a clear error, and that a
 // server that stops reading makes publish fail rather than queue without end.
 
-@Suite("NATS client against a scripted peer", .timeLimit(.minutes(3)))
+@Suite("NATS client against a scripted peer", .timeLimit(.minutes(10)))
 struct PeerTests {
   func connectToPeer(_ peer: ScriptedPeer, attempts: Int = 0) async throws -> NATSConnection {
     var options = testOptions("peer-test")

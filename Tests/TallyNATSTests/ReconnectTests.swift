@@ -5,7 +5,7 @@ import Testing
 // Losing the server: waiters fail at once, calls fail while it is down, and after the
 // restart the connection is back with its subscriptions.
 
-@Suite("NATS reconnect", .timeLimit(.minutes(3)))
+@Suite("NATS reconnect", .timeLimit(.minutes(10)))
 struct ReconnectTests {
   @Test func aRestartedServerIsReconnectedAndSubscriptionsAreRenewed() async throws {
     try await withServer { server in

@@ -96,7 +96,7 @@ private func expectPresent(_ c: LineConn, _ prefixes: [String], size: Int) async
   }
 }
 
-@Suite("tallyd when storage runs out", .timeLimit(.minutes(3)))
+@Suite("tallyd when storage runs out", .timeLimit(.minutes(10)))
 struct DiskFullTests {
   @Test(
     "A full disk: UNAVAILABLE NO_SPACE, reads go on, not ready; space freed: writes resume",

@@ -23,7 +23,7 @@ func twoLegs(_ debit: String, _ credit: String, _ amount: String) -> String {
     + "{\"account\":\"\(credit)\",\"side\":\"credit\",\"amount\":\"\(amount)\"}]"
 }
 
-@Suite("tallyd error codes", .timeLimit(.minutes(2)))
+@Suite("tallyd error codes", .timeLimit(.minutes(10)))
 struct ErrorCodeTests {
   @Test func badRequestForMalformedBodiesChangesNothing() async throws {
     try await withFixture { _, admin in

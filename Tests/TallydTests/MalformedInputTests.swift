@@ -5,7 +5,7 @@ import Testing
 // Hostile and sloppy input, end to end. For each case: the answer, whether the connection
 // stays usable (noted per case), and that nothing changed (LOG.HEAD + balances).
 
-@Suite("tallyd malformed input", .timeLimit(.minutes(2)))
+@Suite("tallyd malformed input", .timeLimit(.minutes(10)))
 struct MalformedInputTests {
   /// Connection stays usable: every garbage line gets exactly one error answer.
   @Test func randomBinaryLinesAreRefusedOneAnswerEach() async throws {

@@ -36,7 +36,7 @@ func reconCounts(_ c: LineConn, _ account: String, timeout: Double = LineConn.de
   return out
 }
 
-@Suite("tallyd reconciliation and partner views", .timeLimit(.minutes(3)))
+@Suite("tallyd reconciliation and partner views", .timeLimit(.minutes(10)))
 struct ReconVerbTests {
   /// Against the fixture's `cash` (EUR, debit-normal): `seed` (100.00 in) matches by
   /// reference; 50.00 in has two equal candidates (`seed-p1`, `seed-p2`) and must stay

@@ -44,7 +44,7 @@ func fullState(_ admin: LineConn) async throws -> FullState {
   return FullState(ledger: s, lists: [keys, accounts, partners])
 }
 
-@Suite("tallyd roles and partner scope", .timeLimit(.minutes(2)))
+@Suite("tallyd roles and partner scope", .timeLimit(.minutes(10)))
 struct RoleTests {
   /// One well-formed request per verb, valid for a service key of p1 granted `fees`, in an
   /// order where each allowed one succeeds: (verb, line, answer when allowed).

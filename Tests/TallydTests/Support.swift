@@ -489,7 +489,7 @@ final class LineConn: @unchecked Sendable {
   }
 
   /// Default seconds to wait for a line (a loaded 2-core machine can be slow).
-  static let defaultTimeout = 15.0
+  static let defaultTimeout = 60.0
 
   private(set) var fd: Int32
   private var buffer = [UInt8]()

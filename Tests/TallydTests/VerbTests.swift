@@ -5,7 +5,7 @@ import Testing
 
 // Every verb of the line protocol against a real tallyd, with the shapes of its answers.
 
-@Suite("tallyd verbs", .timeLimit(.minutes(2)))
+@Suite("tallyd verbs", .timeLimit(.minutes(10)))
 struct VerbTests {
   // MARK: connection verbs
 
