@@ -644,7 +644,7 @@ final class Writer: Sendable {
               metadata: [
                 "seq": "\(info.head.seq)", "bytes": "\(info.bytes)",
                 "ms": "\((Self.now() - started) / 1_000_000)",
-                "copy_ms": "\(handoff.ledger.lastSnapshotPhases.copy / 1_000_000)",
+                "copy_ms": "\(handoff.ledger.lastSnapshotCopyNanos / 1_000_000)",
               ])
           }
         } catch {

@@ -139,7 +139,10 @@ public struct SnapshotPolicy: Sendable {
 
   /// Journal bytes that make a snapshot due after one of `lastCopyBytes`.
   func journalBytesDue(lastCopyBytes: Int) -> Int {
-    max(journalBytes, lastCopyBytes * journalPercentOfCopy / 100)
+    // Overflow-safe: the size comes from a file on disk (bounded by the file's real size,
+    // `newestSnapshotBytes`), the percentage from a flag (0…10,000).
+    let (scaled, over) = lastCopyBytes.multipliedReportingOverflow(by: journalPercentOfCopy)
+    return max(journalBytes, over ? Int.max : scaled / 100)
   }
 }
 
@@ -242,11 +245,10 @@ extension Ledger {
       try removeSnapshotDir(dir + "/" + name)
     }
     try files.syncDirectory(dir)
-    let done = monotonicNanos()
     snapshotProgress.withLock {
       $0.bytes -= min($0.bytes, appendedBefore)
       $0.lastCopyBytes = size
-      $0.lastPhases = (copy: copied - started, rest: done - copied)
+      $0.lastCopyNanos = copied - started
     }
     return info
   }
@@ -315,11 +317,9 @@ extension Ledger {
     return (sink.written, sink.hash.finish())
   }
 
-  /// How long the newest snapshot took: the copy (LMDB's read transaction), and the rest
-  /// (digest, syncs, renames), in nanoseconds.
-  public var lastSnapshotPhases: (copy: Int64, rest: Int64) {
-    snapshotProgress.withLock { $0.lastPhases }
-  }
+  /// How long the newest snapshot's copy (LMDB's read transaction, hashing and writing it)
+  /// took, in nanoseconds.
+  public var lastSnapshotCopyNanos: Int64 { snapshotProgress.withLock { $0.lastCopyNanos } }
 
   /// Size and SHA-256 of a file (mapped read-only).
   static func digestFile(_ file: String) throws(StoreError) -> (Int, Hash32) {
@@ -373,7 +373,12 @@ extension Ledger {
       let raw = try? readWholeFile(dir + "/" + snapshotName(seq) + "/" + snapshotFileName),
       case .success(let info) = SnapshotInfo.decode(raw)
     else { return 0 }
-    return info.bytes
+    // Never more than the copy's real size: a description is only checksummed, and this
+    // value sizes map growth (`makeRoomForSnapshot`).
+    var st = stat()
+    let file = dir + "/" + snapshotName(seq) + "/data.mdb"
+    guard stat(file, &st) == 0 else { return 0 }
+    return min(info.bytes, Int(st.st_size))
   }
 
   static func checkSnapshot(_ d: String, seq: UInt64, ledgerID: [UInt8]) throws(StoreError)
@@ -452,7 +457,7 @@ struct SnapshotProgress {
   var lastNanos: Int64
   /// Size of the newest snapshot's copy (0 before the first).
   var lastCopyBytes = 0
-  var lastPhases: (copy: Int64, rest: Int64) = (0, 0)
+  var lastCopyNanos: Int64 = 0
 }
 
 /// O_DIRECT's value (Swift's Glibc does not export it); nil where it is not known.

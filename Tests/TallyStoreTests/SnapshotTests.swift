@@ -201,6 +201,7 @@ struct SnapshotTests {
     #expect(p.journalBytesDue(lastCopyBytes: 0) == 256 << 20, "before any snapshot")
     #expect(p.journalBytesDue(lastCopyBytes: 400 << 20) == 256 << 20, "a small copy")
     #expect(p.journalBytesDue(lastCopyBytes: 8 << 30) == 2 << 30, "25 % of an 8 GiB copy")
+    #expect(p.journalBytesDue(lastCopyBytes: Int.max) == Int.max, "no overflow trap")
     try withTempDir { dir in
       let path = dir.ledgerPath
       do {
@@ -222,6 +223,21 @@ struct SnapshotTests {
       #expect(!l.snapshotDue(p))
       p.journalPercentOfCopy = 0
       #expect(l.snapshotDue(p))
+    }
+  }
+
+  @Test("A description claiming more than its copy holds paces by the copy's real size")
+  func describedSizeIsBoundedByTheFile() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let l = try newLedger(path, entries: 3)
+      var info = try #require(try l.writeSnapshot())
+      let real = info.bytes
+      let d = path + "/snapshots/" + Ledger.snapshotName(info.head.seq)
+      info.bytes = Int(Int64.max)  // checksummed again by encode(): only the size lies
+      try writeScratchFile(d + "/" + Ledger.snapshotFileName, info.encode())
+      #expect(Ledger.newestSnapshotBytes(path) == real)
+      try l.close()
     }
   }
 
