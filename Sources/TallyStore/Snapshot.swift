@@ -264,9 +264,16 @@ extension Ledger {
     return UInt64(name)
   }
 
+  /// Removes a snapshot directory, its description first: a directory partly removed (a
+  /// crash, or a reader listing it meanwhile) is then one without a description, which
+  /// recovery and verify skip, never a described snapshot with its copy missing.
   func removeSnapshotDir(_ d: String) throws(StoreError) {
     guard let names = try directoryNames(d) else { return }
-    for n in names { try options.files.unlink(d + "/" + n) }
+    let described = names.contains(Self.snapshotFileName)
+    if described { try options.files.unlink(d + "/" + Self.snapshotFileName) }
+    for n in names where !(described && n == Self.snapshotFileName) {
+      try options.files.unlink(d + "/" + n)
+    }
     if rmdir(d) != 0 && errno != ENOENT {
       throw .io("cannot remove \(d): \(String(cString: strerror(errno)))")
     }

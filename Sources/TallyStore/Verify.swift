@@ -6,7 +6,7 @@ import TallyCrypto
 /// One thing `verify` found wrong.
 public struct VerifyProblem: Equatable, Sendable, CustomStringConvertible {
   public enum Kind: String, Sendable {
-    case log, chain, decode, replay, projection, totals, journal, aux
+    case log, chain, decode, replay, projection, totals, journal, aux, snapshot
   }
   public var kind: Kind
   /// The first bad seq, when the problem is in the log.
@@ -72,6 +72,7 @@ extension Ledger {
         }
       }
       try verifyAux(t, journal: journal, &problems)
+      try verifySnapshots(t, head: head, journal: journal, &problems)
       var totals: [String: (Int128, Int128, Int128, Int128)] = [:]
       for (i, name) in mem.names.enumerated() {
         guard let a = mem.accounts[name] else { continue }

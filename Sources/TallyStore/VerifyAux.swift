@@ -1,4 +1,5 @@
 import TallyCore
+import TallyCrypto
 
 extension Ledger {
   /// Checks `aux.log` against the `keys` and `checkpoints` tables: every record up to what
@@ -51,6 +52,58 @@ extension Ledger {
       }
       if seen != rows.count {
         bad("\(rows.count) \(table) records in \(AuxJournal.fileName), \(seen) rows in LMDB")
+      }
+    }
+  }
+}
+
+extension Ledger {
+  /// Checks every snapshot a recovery could restore (`DIR/snapshots/<seq>/`) as a recovery
+  /// would (`checkSnapshot`: its description whole and of this ledger, its `data.mdb` of the
+  /// size and SHA-256 described, structurally sound, holding the head described), and that
+  /// the head it holds is this log's: the chain hash at its seq. A damaged snapshot loses no
+  /// data (an OS crash would then rebuild from the journal), but it is damage on this disk
+  /// that nothing else reads until a recovery needs it, so it is reported. Skipped, as a
+  /// recovery skips them: a directory without a description (a snapshot being written, or
+  /// one a crash interrupted), and snapshots past `head` or gone meanwhile (a server writing
+  /// beside this read-only open).
+  func verifySnapshots(
+    _ t: Txn, head: LogHead, journal: Journal, _ problems: inout [VerifyProblem]
+  ) throws {
+    let dir = snapshotsDir
+    let seqs = (try directoryNames(dir) ?? []).compactMap { Self.snapshotSeq($0) }.sorted()
+    for seq in seqs where seq <= head.seq {
+      let d = dir + "/" + Self.snapshotName(seq)
+      let described = d + "/" + Self.snapshotFileName
+      guard fileExists(described) else { continue }
+      func bad(_ m: String) {
+        // Removed by a server meanwhile: not damage.
+        guard fileExists(described) else { return }
+        problems.append(
+          VerifyProblem(
+            kind: .snapshot, seq: seq,
+            message: "snapshots/\(Self.snapshotName(seq)): \(m); a recovery would not use it"))
+      }
+      let info: SnapshotInfo
+      do {
+        switch try Self.checkSnapshot(d, seq: seq, ledgerID: journal.ledgerID) {
+        case .failure(let why):
+          bad("\(why)")
+          continue
+        case .success(let i): info = i
+        }
+      } catch {
+        bad("\(error)")
+        continue
+      }
+      if seq > 0 {
+        guard let v = try t.get(dbs.hashes, u64: seq), v.count == 64 else {
+          bad("the log has no hashes at its head")
+          continue
+        }
+        if Hash32(raw: UnsafeRawBufferPointer(rebasing: v[32..<64])) != info.head.chain {
+          bad("its head's chain hash is not the log's at seq \(seq)")
+        }
       }
     }
   }

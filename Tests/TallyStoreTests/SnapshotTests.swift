@@ -118,11 +118,20 @@ struct SnapshotTests {
         data: try readWholeFile(snap + "/data.mdb"), meta: try readWholeFile(snap + "/snapshot")
       )
       /// Crashes, opens as the next boot, checks the result, and returns how it recovered.
+      /// The log and projections verify; the snapshot left in place is reported by verify
+      /// while it is bad (kind `snapshot`, naming it), and only then.
       func crashAndOpen() throws -> RecoveryKind {
         try simulateOSCrash(path)
         let l = try Ledger(path: path, options: newBoot())
         #expect(l.head == head)
-        #expect(try l.verify().ok)
+        let report = try l.verify()
+        if case .rebuilt = l.recovery {
+          #expect(report.problems.map(\.kind) == [.snapshot], "\(report.problems)")
+          #expect(report.problems.first?.seq == seq)
+          #expect("\(report.problems)".contains("snapshots/\(Ledger.snapshotName(seq))"))
+        } else {
+          #expect(report.ok, "\(report.problems)")
+        }
         try l.close()
         return l.recovery
       }
@@ -157,6 +166,70 @@ struct SnapshotTests {
       try writeScratchFile(snap + "/data.mdb", pristine.data)
       try writeScratchFile(snap + "/snapshot", pristine.meta)
       #expect(try crashAndOpen() == .restoredSnapshot(seq: seq))
+    }
+  }
+
+  @Test("verify checks every snapshot as a recovery would, and its head against the log")
+  func verifyChecksSnapshots() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let fork = dir.path + "/fork"
+      let seq: UInt64
+      do {
+        let l = try newLedger(path, entries: 6)
+        try l.close()
+      }
+      // The same ledger (one ledger id) written two ways from here: a fork.
+      try FileManager.default.copyItem(atPath: path, toPath: fork)
+      do {
+        let f = try Ledger(path: fork)
+        try postEntries(f, "c", 4)
+        #expect(try f.writeSnapshot() != nil)
+        try f.close()
+      }
+      do {
+        let l = try Ledger(path: path)
+        try postEntries(l, "b", 4)
+        seq = try #require(try l.writeSnapshot()).head.seq
+        try l.close()
+      }
+      let name = Ledger.snapshotName(seq)
+      let snap = path + "/snapshots/" + name
+      let pristine = (
+        data: try readWholeFile(snap + "/data.mdb"), meta: try readWholeFile(snap + "/snapshot")
+      )
+      func problems() throws -> [VerifyProblem] {
+        let l = try Ledger(path: path, mode: .readOnly)
+        return try l.verify().problems
+      }
+      #expect(try problems() == [])
+      // Each damage: one `snapshot` problem naming it and why; the log itself verifies.
+      func expectBad(_ why: String, _ comment: Comment) throws {
+        let p = try problems()
+        #expect(p.map(\.kind) == [.snapshot], comment)
+        #expect(p.first?.seq == seq, comment)
+        #expect("\(p)".contains("snapshots/\(name)") && "\(p)".contains(why), "\(p)")
+      }
+      var data = pristine.data
+      data[data.count / 3] ^= 0x40
+      try writeScratchFile(snap + "/data.mdb", data)
+      try expectBad("SHA-256", "a byte of the copy")
+      try writeScratchFile(snap + "/data.mdb", pristine.data)
+      var meta = pristine.meta
+      meta[50] ^= 1
+      try writeScratchFile(snap + "/snapshot", meta)
+      try expectBad("checksum", "a byte of the description")
+      // The fork's snapshot: whole, of this ledger, at this seq, but of another chain.
+      let forked = fork + "/snapshots/" + name
+      try writeScratchFile(snap + "/data.mdb", try readWholeFile(forked + "/data.mdb"))
+      try writeScratchFile(snap + "/snapshot", try readWholeFile(forked + "/snapshot"))
+      try expectBad("chain hash", "a forked snapshot")
+      // Without a description (being written, or interrupted) it is not one: nothing to say.
+      #expect(Glibc.unlink(snap + "/snapshot") == 0)
+      #expect(try problems() == [])
+      try writeScratchFile(snap + "/data.mdb", pristine.data)
+      try writeScratchFile(snap + "/snapshot", pristine.meta)
+      #expect(try problems() == [])
     }
   }
 
