@@ -32,6 +32,8 @@ struct CorruptionTests {
     let big = try Metadata.make(pairs).get()
     try applyAll(ledger, [post("big", [debit("cash", 1), credit("bob", 1)], metadata: big)])
     _ = try ledger.createKey(role: .auditor, partner: nil, now: t0)
+    // A snapshot of the projections, which verify checks as a recovery would.
+    #expect(try ledger.writeSnapshot() != nil)
     return path
   }
 
@@ -218,6 +220,8 @@ struct CorruptionTests {
     case auxLog = "aux.log"
     case ledgerID = "ledger-id"
     case signingKey = "signing.key"
+    case snapshotCopy = "snapshot data.mdb"
+    case snapshotDescription = "snapshot description"
   }
 
   static let trialsPerMutation = 24
@@ -257,6 +261,11 @@ struct CorruptionTests {
         used = try Self.bytes(file).count
       case .signingKey:
         file = path + "/" + kind.rawValue
+        used = try Self.bytes(file).count
+      case .snapshotCopy, .snapshotDescription:
+        let names = try FileManager.default.contentsOfDirectory(atPath: path + "/snapshots")
+        let snap = path + "/snapshots/" + (try #require(names.filter { $0 != "next" }.max()))
+        file = snap + (kind == .snapshotCopy ? "/data.mdb" : "/snapshot")
         used = try Self.bytes(file).count
       }
       let pristine = try Self.bytes(file)
