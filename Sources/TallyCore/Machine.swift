@@ -348,9 +348,14 @@ public enum Machine {
     ])
   }
 
-  static func decideHold<S: LedgerState>(_ h: HoldSpec, _ state: inout S, now: Int64) throws
+  static func decideHold<S: LedgerState>(_ spec: HoldSpec, _ state: inout S, now: Int64) throws
     -> Decision
   {
+    var h = spec
+    if let ttl = h.ttlNanos {
+      let (d, overflow) = now.addingReportingOverflow(ttl)
+      h.deadlineNanos = overflow ? Int64.max : d
+    }
     if let r = checkShape(id: h.id, legs: h.legs, ref: h.ref) { return .reject(r) }
     if let rec = try state.idRecord(h.id) {
       return try idempotent(h.id, rec, &state) { body in

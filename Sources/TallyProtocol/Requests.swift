@@ -23,7 +23,8 @@ public enum Request: Sendable {
   case entryBatch([Result<EntrySpec, Rejection>])
   case entryGet(id: String)
   case entryReverse(ReverseSpec)
-  /// `ttlMillis` (instead of a deadline) is turned into a deadline with the server's clock.
+  /// `ttlMillis` (instead of a deadline) becomes a deadline when the writer places the hold
+  /// (`HoldSpec.ttlNanos`).
   case holdPlace(HoldSpec, ttlMillis: Int64?)
   case holdCapture(CaptureSpec)
   case holdRelease(id: String)

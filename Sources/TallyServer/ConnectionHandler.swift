@@ -562,10 +562,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     case .holdCapture(let x): work = .commands([.captureHold(x)], scope)
     case .holdRelease(let x): work = .commands([.releaseHold(holdId: x)], scope)
     case .holdPlace(var x, let ttl):
-      if let ttl {
-        x.deadlineNanos = Writer.now() + ttl * 1_000_000
-        x.deadlineIsRelative = true
-      }
+      // The deadline is taken when the writer places the hold, not now: a request that
+      // waits in the queue longer than its ttl must not arrive expired.
+      if let ttl { x.ttlNanos = ttl * 1_000_000 }
       work = .commands([.placeHold(x)], scope)
     case .reconResolve(let item, let reason, let entry):
       work = .commands(

@@ -43,6 +43,27 @@ struct HoldTests {
     }
   }
 
+  @Test("A ttl counts from placement: a request that waited past its ttl is still placed")
+  func ttlCountsFromPlacement() throws {
+    try withLedger { ledger in
+      try holdFixture(ledger)
+      // Sent with a ttl of 200 ms; the writer places it 5 s later (a queue, a stall). With
+      // the deadline taken when the request arrived it would be in the past: INVALID_DEADLINE.
+      let placedAt = t0 + 5 * oneSecond
+      var spec = HoldSpec(id: "h-ttl", legs: [debit("wallet", 10), credit("cash", 10)])
+      spec.ttlNanos = 200_000_000
+      #expect(spec.deadlineIsRelative)
+      try expectApplied(ledger, .placeHold(spec), now: placedAt)
+      let h = try #require(try ledger.hold("h-ttl"))
+      #expect(h.deadlineNanos == placedAt + 200_000_000)
+      // A retry later computes another deadline; the first one stands and nothing is added.
+      let head = ledger.head
+      _ = try ledger.run(.placeHold(spec), now: placedAt + 10 * oneSecond)
+      #expect(ledger.head == head)
+      #expect(try ledger.hold("h-ttl")?.deadlineNanos == placedAt + 200_000_000)
+    }
+  }
+
   @Test("no_overdraft counts pending outflows: after holding everything, any spend is refused")
   func noOverdraftCountsPendingOutflows() throws {
     try withLedger { ledger in
