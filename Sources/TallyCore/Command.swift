@@ -43,16 +43,14 @@ public struct HoldSpec: Equatable, Sendable {
   public var currency: String?
   public var ref: String?
   public var deadlineNanos: Int64?
-  /// The deadline was derived from a time-to-live: a retry computes another one, so an
-  /// existing hold with this id is compared on everything but the exact deadline (the first
-  /// attempt's deadline stands).
-  public var deadlineIsRelative = false
   /// A time-to-live instead of a deadline: the deadline is the time the hold is placed (its
   /// event's timestamp) plus this, so a hold never arrives expired however long its request
-  /// waited for the writer. Sets `deadlineIsRelative`.
-  public var ttlNanos: Int64? {
-    didSet { if ttlNanos != nil { deadlineIsRelative = true } }
-  }
+  /// waited for the writer.
+  public var ttlNanos: Int64?
+  /// The deadline comes from a time-to-live: a retry computes another one, so an existing
+  /// hold with this id is compared on everything but the exact deadline (the first
+  /// attempt's deadline stands).
+  public var deadlineIsRelative: Bool { ttlNanos != nil }
   public var metadata: Metadata
   public init(
     id: String, legs: [LegSpec], currency: String? = nil, ref: String? = nil,

@@ -44,19 +44,18 @@ struct HoldCommand: ParsableCommand {
       }
       let ledger = try global.open()
       let legs = try parseLegs(ledger, debit: debit, credit: credit, json: global.json)
-      let now = nowNanos()
       var d: Int64?
       if let deadline {
         guard let ns = CivilTime.parseTimestamp(deadline) else {
           throw usage("--deadline must be RFC 3339 UTC, e.g. 2026-12-01T00:00:00Z")
         }
         d = ns
-      } else if let ttl {
-        d = now + ttl * 1_000_000_000
       }
-      let spec = HoldSpec(
+      var spec = HoldSpec(
         id: id, legs: legs, ref: ref, deadlineNanos: d,
         metadata: try parseMetadata(meta, json: global.json))
+      // As the server does: counted from the placement, and a retry answers the original.
+      spec.ttlNanos = ttl.map { $0 * 1_000_000_000 }
       _ = try applyOne(ledger, .placeHold(spec), json: global.json, what: "hold \(id)")
     }
   }

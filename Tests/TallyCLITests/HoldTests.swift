@@ -28,6 +28,14 @@ struct HoldTests {
       let deadline = try #require(epochSeconds(try h1.str("deadline")))
       #expect(
         abs(deadline - (placedAt + 3600)) <= 120, "deadline \(deadline) vs \(placedAt + 3600)")
+      // A retry with the same --ttl (another "now") answers the original and adds nothing;
+      // the first deadline stands.
+      let retried = try await s.okJSON(
+        "hold", "place", "--id", "h1", "--debit", "alice=30.00", "--credit", "bob=30.00", "--ttl",
+        "3600", "--ref", "AUTH-1")
+      #expect(try retried.str("result") == "duplicate")
+      #expect(try retried.int("seq") == h1Seq)
+      #expect(try await hold(s, "h1").str("deadline") == (try h1.str("deadline")))
 
       // pending columns move, posted ones do not; available shrinks
       var alice = try await s.okJSON("balance", "alice")
