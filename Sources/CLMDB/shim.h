@@ -1,1 +1,19 @@
 #include <lmdb.h>
+#include <sys/types.h>
+
+/* glibc declares sync_file_range only under _GNU_SOURCE, which the Swift Glibc module is not
+   built with: its declaration (fcntl.h's, glibc >= 2.6), and a wrapper that writes back the
+   dirty pages of one range of a file and waits for them, after any writeback of the range
+   already under way (SYNC_FILE_RANGE_WAIT_BEFORE | WRITE | WAIT_AFTER: 1 | 2 | 4). It
+   makes nothing durable: no metadata, no disk cache flush. */
+int sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags);
+
+static inline int tally_writeback_range(int fd, off_t offset, off_t nbytes) {
+  return sync_file_range(fd, offset, nbytes, 1 | 2 | 4);
+}
+
+/* malloc.h's mallopt, which the Swift Glibc module does not export: M_MMAP_THRESHOLD (-3)
+   fixed at `bytes` (and so no longer raised by glibc as large blocks are freed). */
+int mallopt(int param, int value);
+
+static inline int tally_fix_mmap_threshold(int bytes) { return mallopt(-3, bytes); }

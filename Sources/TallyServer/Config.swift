@@ -38,6 +38,10 @@ public struct ServerConfig: Sendable {
   /// When to copy the projections into a snapshot (bounds recovery after an OS crash to
   /// the journal written since; docs/FORMAT.md, "Snapshots").
   public var snapshots = SnapshotPolicy()
+  /// Seconds the server takes to sweep the LMDB map's dirty pages back to disk, evenly, rather
+  /// than leave them to the kernel's bursts (0: the kernel's own writeback only; see
+  /// `MapWriteback`).
+  public var mapWritebackSeconds = 5
   /// Threads that run read transactions (never the event loops, never the writer).
   public var readThreads = 2
   /// Event loop threads.

@@ -75,6 +75,7 @@ final class ServerInfo: Sendable {
       ("snapshots", n(w.snapshots.load(ordering: .relaxed))),
       ("snapshot_seq", n(w.snapshotSeq.load(ordering: .relaxed))),
       ("snapshot_failures", n(w.snapshotFailures.load(ordering: .relaxed))),
+      ("snapshots_cancelled", n(w.snapshotsCancelled.load(ordering: .relaxed))),
       (
         "segment_prepare_failures",
         n(writer.segmentPreparer?.failures.load(ordering: .relaxed) ?? 0)

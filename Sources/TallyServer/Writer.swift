@@ -239,6 +239,7 @@ final class WriterStats: Sendable {
   let snapshots = Atomic<Int>(0)
   let snapshotSeq = Atomic<Int>(0)
   let snapshotFailures = Atomic<Int>(0)
+  let snapshotsCancelled = Atomic<Int>(0)
 }
 
 /// Groups applied to LMDB whose journal records wait for their sync: the writer hands each
@@ -328,7 +329,13 @@ final class Writer: Sendable {
   /// The journal's maker of next segments (its failure count, for STATS).
   let segmentPreparer: SegmentPreparer?
   private let thread = Mutex<WorkerThread?>(nil)
+  /// The writer's time in `answerWhenDurable` this turn (for the slow-turn warning).
+  private let durableWaitNanos = Atomic<Int>(0)
   private let syncThread = Mutex<WorkerThread?>(nil)
+  /// Sweeps the map's dirty pages back to disk every `mapWritebackSeconds` (0: never;
+  /// `MapWriteback`).
+  private let mapWriteback = Mutex<MapWriteback?>(nil)
+  let mapWritebackSeconds: Int
   /// The thread copying the projections into a snapshot, while one runs (at most one).
   private let snapshotThread = Mutex<WorkerThread?>(nil)
   private let snapshotting = Atomic<Bool>(false)
@@ -352,6 +359,7 @@ final class Writer: Sendable {
     queue = WriteQueue(capacity: config.writeQueueCommandsMax)
     groupCommandsMax = config.groupCommandsMax
     snapshotPolicy = config.snapshots
+    mapWritebackSeconds = config.mapWritebackSeconds
     intents = ledger.reconIntents
     segmentPreparer = ledger.journal?.preparer
     self.logger = logger
@@ -366,6 +374,17 @@ final class Writer: Sendable {
     syncThread.withLock { t in
       t = WorkerThread(name: "tally-sync") { [self] in runSyncs() }
     }
+    let logger = self.logger
+    let warned = Atomic<Bool>(false)
+    mapWriteback.withLock { w in
+      w = MapWriteback(handoff.ledger, sweepSeconds: mapWritebackSeconds) { err in
+        // Once: the kernel still writes the pages back, in its own larger bursts.
+        if warned.exchange(true, ordering: .relaxed) { return }
+        logger.warning(
+          "cannot start the map's writeback; the kernel's own goes on",
+          metadata: ["error": "\(String(cString: strerror(err)))"])
+      }
+    }
   }
 
   /// Stops taking jobs once the queue is empty, waits for the thread and the last syncs, and
@@ -376,6 +395,7 @@ final class Writer: Sendable {
     syncs.close()
     syncThread.withLock { $0 }?.join()
     snapshotThread.withLock { $0 }?.join()
+    mapWriteback.withLock { $0 }?.stop()
     do { try handoff.ledger.close() } catch {
       logger.error("closing the ledger failed", metadata: ["error": "\(error)"])
     }
@@ -386,7 +406,7 @@ final class Writer: Sendable {
     let ledger = handoff.ledger
     while let groups = syncs.take() {
       do {
-        try timedSync(ledger)
+        try timedSync(ledger, groups: groups.count)
         stats.syncs.add(1, ordering: .relaxed)
       } catch {
         // A failed sync is never retried: the groups were not acknowledged, the journal is
@@ -456,20 +476,65 @@ final class Writer: Sendable {
     }
   }
 
-  /// One journal sync, timed.
-  private func timedSync(_ ledger: Ledger) throws(StoreError) {
-    guard let metrics else {
-      try ledger.journal?.sync()
-      return
-    }
+  /// A writer turn or a journal sync that takes longer than this is logged (a warning with
+  /// where its time went): what an operator looks at when latency jumps.
+  static let slowNanos: Int64 = 100_000_000
+
+  /// One journal sync, timed; `groups` it makes durable, for the slow-sync warning.
+  private func timedSync(_ ledger: Ledger, groups: Int) throws(StoreError) {
     let t0 = monotonicNanos()
     try ledger.journal?.sync()
-    metrics.journalSync.recordNanoseconds(monotonicNanos() - t0)
+    let took = monotonicNanos() - t0
+    metrics?.journalSync.recordNanoseconds(took)
+    if took > Self.slowNanos {
+      logger.warning(
+        "slow journal sync", metadata: ["ms": "\(took / 1_000_000)", "groups": "\(groups)"])
+    }
+  }
+
+  /// Where one turn of the writer (a drained batch of jobs) spent its time; logged when the
+  /// whole turn took longer than `slowNanos`.
+  private struct Turn {
+    let started = monotonicNanos()
+    let growWait: Int64
+    let grow: Int64
+    var applied: Int64 = 0
+    var snapshotChecked: Int64 = 0
+
+    init(_ ledger: Ledger) {
+      growWait = ledger.growWaitNanos
+      grow = ledger.growNanos
+    }
+
+    func report(
+      _ logger: Logger, _ ledger: Ledger, jobs: Int, commands: Int, durableWait: Int64
+    ) {
+      let done = monotonicNanos()
+      guard done - started > Writer.slowNanos else { return }
+      let ms = { (nanos: Int64) in "\(nanos / 1_000_000)" }
+      let applyEnd = applied == 0 ? done : applied
+      logger.warning(
+        "slow write turn",
+        metadata: [
+          "ms": "\(ms(done - started))", "jobs": "\(jobs)", "commands": "\(commands)",
+          // Growing the map: waiting for reads in flight, then the growth itself.
+          "grow_wait_ms": "\(ms(ledger.growWaitNanos - growWait))",
+          "grow_ms": "\(ms(ledger.growNanos - grow))",
+          // The group's apply and commit, growth and the wait below included.
+          "apply_ms": "\(ms(applyEnd - started))",
+          // Syncing inline, or waiting for room in the syncer's queue.
+          "durable_wait_ms": "\(ms(durableWait))",
+          "snapshot_start_ms": "\(ms(snapshotChecked == 0 ? 0 : snapshotChecked - applyEnd))",
+          "other_jobs_ms": "\(ms(done - (snapshotChecked == 0 ? applyEnd : snapshotChecked)))",
+        ])
+    }
   }
 
   private func run() {
     let ledger = handoff.ledger
     while let jobs = queue.drain(maxWeight: groupCommandsMax) {
+      var turn = Turn(ledger)
+      durableWaitNanos.store(0, ordering: .relaxed)
       var commands = [Command]()
       var scopes = [Scope?]()
       var anyScope = false
@@ -481,7 +546,14 @@ final class Writer: Sendable {
       }
       if !commands.isEmpty {
         applyGroup(ledger, jobs, commands, anyScope ? scopes : nil)
+        turn.applied = monotonicNanos()
         startSnapshotIfDue(ledger)
+        turn.snapshotChecked = monotonicNanos()
+      }
+      defer {
+        turn.report(
+          logger, ledger, jobs: jobs.count, commands: commands.count,
+          durableWait: Int64(durableWaitNanos.load(ordering: .relaxed)))
       }
       for job in jobs {
         if case .commands = job.work { continue }
@@ -573,11 +645,13 @@ final class Writer: Sendable {
   ) {
     let journal = ledger.journal
     let answer = { answers(journal.map { $0.durableSeq >= seq } ?? true) }
+    let t0 = monotonicNanos()
+    defer { durableWaitNanos.add(Int(monotonicNanos() - t0), ordering: .relaxed) }
     if queue.depth == 0 && syncs.idle {
       // Nothing else waits: sync here and answer, one thread handoff fewer. With more
       // load, the syncer overlaps this group's sync with the next group's apply.
       do {
-        try timedSync(ledger)
+        try timedSync(ledger, groups: 1)
         stats.syncs.add(1, ordering: .relaxed)
       } catch {
         failed()
@@ -623,7 +697,7 @@ final class Writer: Sendable {
     snapshotting.store(true, ordering: .releasing)
     snapshotThread.withLock { $0 }?.join()
     do throws(StoreError) {
-      try ledger.makeRoomForSnapshot()
+      try ledger.makeRoomForSnapshot(copyMibPerSecond: snapshotPolicy.copyMibPerSecond)
     } catch {
       // The copy goes ahead: a write that then needs a larger map waits for it (or reports
       // the full disk itself), as without this step.
@@ -635,8 +709,11 @@ final class Writer: Sendable {
     snapshotThread.withLock { t in
       t = WorkerThread(name: "tally-snapshot") { [self] in
         let started = Self.now()
+        let cancelledBefore = handoff.ledger.snapshotCopiesCancelled
         do throws(StoreError) {
-          if let info = try handoff.ledger.writeSnapshot() {
+          if let info = try handoff.ledger.writeSnapshot(
+            copyMibPerSecond: snapshotPolicy.copyMibPerSecond)
+          {
             stats.snapshots.add(1, ordering: .relaxed)
             stats.snapshotSeq.store(Int(info.head.seq), ordering: .relaxed)
             logger.info(
@@ -647,6 +724,13 @@ final class Writer: Sendable {
                 "copy_ms": "\(handoff.ledger.lastSnapshotCopyNanos / 1_000_000)",
               ])
           }
+        } catch  where handoff.ledger.snapshotCopiesCancelled != cancelledBefore {
+          // The writer needed a larger map and cancelled the copy rather than wait for it;
+          // the next snapshot, due again after the policy's interval, makes more room.
+          stats.snapshotsCancelled.add(1, ordering: .relaxed)
+          logger.warning(
+            "snapshot cancelled: the map had to grow during its copy",
+            metadata: ["ms": "\((Self.now() - started) / 1_000_000)"])
         } catch {
           // Nothing acknowledged depends on a snapshot: recovery after an OS crash then
           // starts from an older one, or from the journal's start.

@@ -67,6 +67,8 @@ public final class Ledger {
   }
   /// Journal bytes appended since the last snapshot, and when it was taken.
   let snapshotProgress = Mutex(SnapshotProgress(lastNanos: monotonicNanos()))
+  /// The snapshot copy running on another thread, which `grow` may cancel.
+  let snapshotCopy = SnapshotCopyControl()
   /// How the last read-write open brought the projections up to the journal.
   public internal(set) var recovery: RecoveryKind = .replayed
   /// The framed records of the group being applied.
@@ -74,6 +76,11 @@ public final class Ledger {
   /// False when the filesystem cannot reserve the map's blocks ahead (no `fallocate`): a
   /// full disk may then stop the process with SIGBUS instead of refusing writes.
   public private(set) var mapBlocksAllocated = true
+  /// Time the map's growths took since the open (ns): waiting for reads in flight to end
+  /// (`growWaitNanos`), then reserving and mapping the larger map (`growNanos`). The writer
+  /// reports a turn they made slow.
+  public private(set) var growWaitNanos: Int64 = 0
+  public private(set) var growNanos: Int64 = 0
   var closed = false
 
   public enum Mode: Sendable { case readWrite, readOnly }
@@ -435,6 +442,8 @@ public final class Ledger {
       } else if used * 5 >= map * 3 {
         // No wait, so no sync first (see `grow`): a read in flight just defers this.
         _ = try reader.gate.tryExclusive { () throws(StoreError) in
+          let held = monotonicNanos()
+          defer { growNanos &+= monotonicNanos() &- held }
           try growMap(from: map, to: next)
         }
       }
@@ -472,7 +481,21 @@ public final class Ledger {
     guard let next = grownMapBytes(map) else { throw .mapFull }
     // mdb_env_set_mapsize requires that no transaction is active in this process: wait
     // for in-flight reads on other threads to finish, and hold new ones off meanwhile.
+    // A snapshot's copy holds its read for as long as it takes (a minute, paced, for
+    // gigabytes): cancel it rather than wait. Its growth was measured; the next makes room.
+    if snapshotCopy.running.load(ordering: .acquiring) {
+      snapshotCopy.cancel.store(true, ordering: .releasing)
+      snapshotProgress.withLock { $0.cancelled += 1 }
+    }
+    let asked = monotonicNanos()
+    var held: Int64 = 0
+    defer {
+      let done = monotonicNanos()
+      growWaitNanos &+= held == 0 ? done &- asked : held &- asked
+      if held != 0 { growNanos &+= done &- held }
+    }
     try reader.gate.exclusive { () throws(StoreError) in
+      held = monotonicNanos()
       do throws(StoreError) { try growMap(from: map, to: next) } catch {
         if case .noSpace = error { throw error }
         // LMDB unmapped the old size before it failed to map the new one: the environment

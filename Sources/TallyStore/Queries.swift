@@ -55,8 +55,11 @@ public final class LedgerReader: @unchecked Sendable {
   let edge = Mutex<(size: UInt64, nodes: [Hash32])>((0, []))
   /// Complete subtrees of ≥ 256 leaves read for proofs, by `level << 56 | index`: nearly
   /// every audit path passes through the upper levels, and these nodes never change. At
-  /// most `upperCacheMax` entries (2 MiB of hashes); once full, reads go to the store.
-  let upper = Mutex<[UInt64: Hash32]>([:])
+  /// most `upperCacheMax` entries (2 MiB of hashes, some 5 MiB as a table); once full,
+  /// reads go to the store. The table is allocated whole when the reader is made, so it
+  /// never grows (doubles) while a server runs: the process's memory does not step up hours
+  /// into a run as proofs fill it (pages of it are touched as entries land).
+  let upper = Mutex<[UInt64: Hash32]>(.init(minimumCapacity: upperCacheMax))
   static let upperCacheMax = 65_536
   static let upperCacheLevel = 8
 
@@ -398,7 +401,8 @@ extension LedgerQuerying {
   }
 
   public func stats() throws(StoreError) -> Stats {
-    let (map, used) = reader.env.info
+    // mdb_env_info reads the map's meta pages: not while the writer remaps it (`grow`).
+    let (map, used) = reader.gate.shared { reader.env.info }
     let d = reader.dbs
     return try reader.read { t in
       var counts = [(String, Int)]()

@@ -135,6 +135,14 @@ public struct SnapshotPolicy: Sendable {
   /// and their cost per journal byte stays bounded (at 25: four bytes copied per journal
   /// byte at most). `maxSeconds` still bounds how far a snapshot lags.
   public var journalPercentOfCopy = 25
+  /// MiB per second the copy is written at most (0, the default: as fast as the disk takes
+  /// it). A copy at full speed fills the disk's queue, and journal syncs meanwhile wait
+  /// behind it (a cache flush covers the copy's writes too); but a paced copy holds its read
+  /// transaction longer, every page the writer changes meanwhile is a new one, and those
+  /// pages are written back for minutes after it. On this project's measuring machine the
+  /// short copy costs writes less in all (BENCHMARKS.md §13.5); pace it on a disk shared
+  /// with other work.
+  public var copyMibPerSecond = 0
   public init() {}
 
   /// Journal bytes that make a snapshot due after one of `lastCopyBytes`.
@@ -171,8 +179,22 @@ extension Ledger {
   /// written during the copy, the writer would stop until the copy ends. The room asked for
   /// is the last copy's size (a copy's duration, and so the pages written during it, grows
   /// with it), at least 512 MiB, below the 80 % at which a write waits for a growth.
-  public func makeRoomForSnapshot() throws(StoreError) {
-    let want = max(512 << 20, snapshotProgress.withLock { $0.lastCopyBytes })
+  ///
+  /// The room: what the map grew by per second during the last copy, times the next copy's
+  /// expected duration (its size at `copyMibPerSecond`, or the last copy's duration unpaced),
+  /// twice over, and at least the last copy's size and 512 MiB. Should the writer still need
+  /// a growth during the copy, it cancels the copy rather than wait for it (`grow`); the
+  /// cancelled copy's measured growth then sizes the next attempt's room.
+  public func makeRoomForSnapshot(copyMibPerSecond: Int = 0) throws(StoreError) {
+    let progress = snapshotProgress.withLock { $0 }
+    let expectedBytes = max(progress.lastCopyBytes + progress.lastCopyBytes / 4, 64 << 20)
+    let seconds =
+      copyMibPerSecond > 0
+      ? expectedBytes / (copyMibPerSecond << 20) + 1
+      : Int(progress.lastCopyNanos / 1_000_000_000) + 1
+    let (growth, over) = progress.copyGrowthPerSecond.multipliedReportingOverflow(
+      by: seconds * 2)
+    let want = max(512 << 20, progress.lastCopyBytes, over ? Int.max / 2 : growth)
     for _ in 0..<8 {
       let (map, used) = env.info
       if map / 5 * 4 - used >= want || grownMapBytes(map) == nil { return }
@@ -184,7 +206,9 @@ extension Ledger {
   /// another thread than the writer's while it writes: LMDB's copy reads a snapshot of its
   /// own, and the map does not grow meanwhile. Returns nil when no event was appended since
   /// the newest snapshot.
-  public func writeSnapshot() throws(StoreError) -> SnapshotInfo? {
+  ///
+  /// `copyMibPerSecond` paces the copy's writes (0: unpaced; see `SnapshotPolicy`).
+  public func writeSnapshot(copyMibPerSecond: Int = 0) throws(StoreError) -> SnapshotInfo? {
     guard let journal, !readOnly else { throw .io("a snapshot needs a read-write ledger") }
     let files = options.files
     let dir = snapshotsDir
@@ -198,6 +222,16 @@ extension Ledger {
     // A failed attempt also waits the policy's interval before the next one.
     defer { snapshotProgress.withLock { $0.lastNanos = started } }
     let fd = try files.open(data, create: true)
+    // Off the writer's thread: mdb_env_info reads the map, which a growth may be remapping.
+    let usedBefore = reader.gate.shared { env.info.usedBytes }
+    snapshotCopy.cancel.store(false, ordering: .relaxed)
+    snapshotCopy.running.store(true, ordering: .releasing)
+    defer {
+      snapshotCopy.running.store(false, ordering: .releasing)
+      let seconds = max(1, (monotonicNanos() - started) / 1_000_000_000)
+      let grew = max(0, reader.gate.shared { env.info.usedBytes } - usedBefore)
+      snapshotProgress.withLock { $0.copyGrowthPerSecond = grew / Int(seconds) }
+    }
     // LMDB writes the copy into a pipe; a thread of ours hashes each chunk as it arrives and
     // writes it to the file, bypassing the page cache where the filesystem allows it
     // (O_DIRECT, 1 MiB aligned chunks). The copy is never read back to be hashed: reading
@@ -207,7 +241,9 @@ extension Ledger {
     let size: Int
     let digest: Hash32
     do throws(StoreError) {
-      (size, digest) = try Self.copyHashing(fd: fd, path: data) { (out) throws(StoreError) in
+      (size, digest) = try Self.copyHashing(
+        fd: fd, path: data, bytesPerSecond: copyMibPerSecond << 20, control: snapshotCopy
+      ) { (out) throws(StoreError) in
         let rc = reader.gate.shared { mdb_env_copyfd2(env.env, out, UInt32(MDB_CP_COMPACT)) }
         try check(rc, "env_copy")
       }
@@ -298,9 +334,11 @@ extension Ledger {
   /// Runs `produce` with the write end of a pipe, while a thread reads the pipe, hashes what
   /// arrives and writes it to `fd` from offset 0; returns the bytes written and their
   /// SHA-256. The reader drains the pipe to its end even after a failed write (so the
-  /// producer never blocks or gets EPIPE), and the first error wins.
+  /// producer never blocks or gets EPIPE), and the first error wins. `bytesPerSecond` > 0
+  /// paces the writes (the producer then waits on the full pipe).
   static func copyHashing(
-    fd: Int32, path: String, _ produce: (Int32) throws(StoreError) -> Void
+    fd: Int32, path: String, bytesPerSecond: Int = 0, control: SnapshotCopyControl? = nil,
+    _ produce: (Int32) throws(StoreError) -> Void
   ) throws(StoreError) -> (Int, Hash32) {
     var ends: [Int32] = [-1, -1]
     if pipe(&ends) != 0 {
@@ -312,13 +350,17 @@ extension Ledger {
     _ = fcntl(writeEnd, 1031, Int32(1 << 20))
     let flags = fcntl(fd, F_GETFL)
     let direct = openDirectFlag.map { fcntl(fd, F_SETFL, flags | $0) == 0 } ?? false
-    let sink = SnapshotSink(fd: fd, readEnd: readEnd, direct: direct, path: path)
+    let sink = SnapshotSink(
+      fd: fd, readEnd: readEnd, direct: direct, path: path, bytesPerSecond: bytesPerSecond,
+      control: control)
     let thread = WorkerThread(name: "tally-snap-hash") { sink.run() }
     var produced: StoreError?
     do throws(StoreError) { try produce(writeEnd) } catch { produced = error }
     Glibc.close(writeEnd)
     thread.join()
     if direct { _ = fcntl(fd, F_SETFL, flags) }
+    // A cancelled copy fails in LMDB (its pipe closed: EPIPE); the cancellation is the news.
+    if let e = sink.error, sink.cancelled { throw e }
     if let produced { throw produced }
     if let e = sink.error { throw e }
     return (sink.written, sink.hash.finish())
@@ -327,6 +369,9 @@ extension Ledger {
   /// How long the newest snapshot's copy (LMDB's read transaction, hashing and writing it)
   /// took, in nanoseconds.
   public var lastSnapshotCopyNanos: Int64 { snapshotProgress.withLock { $0.lastCopyNanos } }
+
+  /// Snapshot copies cancelled since the open so that the map could grow (`grow`).
+  public var snapshotCopiesCancelled: Int { snapshotProgress.withLock { $0.cancelled } }
 
   /// Size and SHA-256 of a file (mapped read-only).
   static func digestFile(_ file: String) throws(StoreError) -> (Int, Hash32) {
@@ -465,6 +510,19 @@ struct SnapshotProgress {
   /// Size of the newest snapshot's copy (0 before the first).
   var lastCopyBytes = 0
   var lastCopyNanos: Int64 = 0
+  /// Map bytes the writer used per second while the last copy (whole or cancelled) ran: LMDB
+  /// reuses no page freed during a copy, so this sizes the room the next one needs.
+  var copyGrowthPerSecond = 0
+  /// Copies cancelled so that the map could grow (`SnapshotCopyControl`).
+  var cancelled = 0
+}
+
+/// Lets the writer cancel a snapshot's copy that stands in the way of a map growth: the
+/// copy's read transaction holds the gate that `mdb_env_set_mapsize` needs free, and a paced
+/// copy of gigabytes would hold the writer (and every write) for a minute.
+final class SnapshotCopyControl: Sendable {
+  let running = Atomic<Bool>(false)
+  let cancel = Atomic<Bool>(false)
 }
 
 /// O_DIRECT's value (Swift's Glibc does not export it); nil where it is not known.
@@ -493,12 +551,50 @@ final class SnapshotSink: @unchecked Sendable {
   var hash = SHA256Stream()
   var written = 0
   var error: StoreError?
+  /// At most this many bytes written per second (0: unpaced).
+  let bytesPerSecond: Int
+  let started = monotonicNanos()
+  /// Asked to stop by the writer (`SnapshotCopyControl`).
+  let control: SnapshotCopyControl?
+  var cancelled = false
 
-  init(fd: Int32, readEnd: Int32, direct: Bool, path: String) {
+  init(
+    fd: Int32, readEnd: Int32, direct: Bool, path: String, bytesPerSecond: Int = 0,
+    control: SnapshotCopyControl? = nil
+  ) {
     self.fd = fd
     self.readEnd = readEnd
     self.direct = direct
     self.path = path
+    self.bytesPerSecond = bytesPerSecond
+    self.control = control
+  }
+
+  /// True once the writer asked the copy to stop: the sink then closes the pipe (LMDB's copy
+  /// fails with EPIPE, which its copy thread keeps from raising SIGPIPE) and reports why.
+  private func cancelRequested() -> Bool {
+    guard let control, control.cancel.load(ordering: .acquiring) else { return false }
+    cancelled = true
+    if error == nil {
+      error = .io("the snapshot's copy of \(path) was cancelled: the map had to grow")
+    }
+    return true
+  }
+
+  /// Sleeps until `written` bytes are due at the pace asked for (at most 1 s at a time: a
+  /// chunk is 1 MiB, the pace at least 1 MiB/s).
+  private func pace() {
+    guard bytesPerSecond > 0 else { return }
+    let (scaled, over) = written.multipliedReportingOverflow(by: 1_000_000_000)
+    if over { return }
+    let due = started + Int64(scaled / bytesPerSecond)
+    // In steps of at most 10 ms, so that a cancellation is seen soon.
+    while !cancelRequested() {
+      let ahead = due - monotonicNanos()
+      guard ahead > 0 else { return }
+      var ts = timespec(tv_sec: 0, tv_nsec: Int(min(ahead, 10_000_000)))
+      nanosleep(&ts, nil)
+    }
   }
 
   func run() {
@@ -538,7 +634,9 @@ final class SnapshotSink: @unchecked Sendable {
         let err = pwriteFully(fd, bytes, at: written)
         if err != 0 { error = writeError("cannot write \(path)", err) }
         written += filled
+        pace()
       }
+      if cancelled || cancelRequested() { return }
       if filled < Self.chunk { drain(); return }
     }
   }

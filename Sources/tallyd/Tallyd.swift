@@ -55,6 +55,10 @@ struct Tallyd: AsyncParsableCommand {
   var snapshotMaxInterval: Int64?
   @Option(help: "Journal (as % of the last snapshot's size) also due before a snapshot (25).")
   var snapshotJournalPercent: Int?
+  @Option(help: "MiB/s a snapshot's copy is written at most, 0 for unpaced (default 0).")
+  var snapshotCopyRate: Int?
+  @Option(help: "Seconds per even sweep of the map's dirty pages to disk, 0: the kernel's (5).")
+  var mapWriteback: Int?
   @Option(help: "Threads serving reads (default 2).") var readThreads: Int?
   @Option(help: "Event loop threads (default 1).") var eventLoops: Int?
   @Option(
@@ -120,6 +124,10 @@ struct Tallyd: AsyncParsableCommand {
   }
 
   func run() async throws {
+    // Before anything allocates: a heap that does not keep large freed blocks (see there).
+    if !fixLargeAllocationsToTheirOwnMappings() {
+      FileHandleErr.write("tallyd: warning: glibc refused a fixed mmap threshold")
+    }
     // First: from here on SIGTERM and SIGINT mean a graceful shutdown (ShutdownSignals).
     do { try ShutdownSignals.install() } catch {
       FileHandleErr.write("tallyd: cannot install the signal handlers: \(error)")
@@ -171,6 +179,10 @@ struct Tallyd: AsyncParsableCommand {
       snapshotMaxInterval, "TALLY_SNAPSHOT_MAX_INTERVAL", c.snapshots.maxSeconds)
     c.snapshots.journalPercentOfCopy = try value(
       snapshotJournalPercent, "TALLY_SNAPSHOT_JOURNAL_PERCENT", c.snapshots.journalPercentOfCopy)
+    c.snapshots.copyMibPerSecond = try value(
+      snapshotCopyRate, "TALLY_SNAPSHOT_COPY_RATE", c.snapshots.copyMibPerSecond)
+    c.mapWritebackSeconds = try value(
+      mapWriteback, "TALLY_MAP_WRITEBACK", c.mapWritebackSeconds)
     c.readThreads = try value(readThreads, "TALLY_READ_THREADS", c.readThreads)
     c.eventLoopThreads = try value(eventLoops, "TALLY_EVENT_LOOPS", c.eventLoopThreads)
     if let urls = stream ?? env("TALLY_STREAM") {
@@ -384,6 +396,8 @@ struct Tallyd: AsyncParsableCommand {
     try range(c.snapshots.journalBytes >> 20, 1, 1 << 20, "--snapshot-mib")
     try range(Int(c.snapshots.minSeconds), 0, 86_400, "--snapshot-min-interval")
     try range(c.snapshots.journalPercentOfCopy, 0, 10_000, "--snapshot-journal-percent")
+    try range(c.snapshots.copyMibPerSecond, 0, 1 << 20, "--snapshot-copy-rate")
+    try range(c.mapWritebackSeconds, 0, 3_600, "--map-writeback")
     try range(Int(c.snapshots.maxSeconds), 1, 86_400 * 7, "--snapshot-max-interval")
     try range(c.readThreads, 1, 64, "--read-threads")
     try range(c.eventLoopThreads, 1, 64, "--event-loops")

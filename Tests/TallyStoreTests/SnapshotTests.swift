@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import TallyCore
 import TallyCrypto
 import TallyTestSupport
@@ -377,6 +378,125 @@ struct SnapshotTests {
       #expect(throws: SnapshotProblem.self) { try SnapshotInfo.decode(b).get() }
     }
   }
+  @Test("A paced copy is the same snapshot, and takes at least its size over the pace")
+  func pacedCopy() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let l = try newLedger(path, entries: 0)
+      try postBatches(l, "p", 6_000)
+      let t = monotonicNanos()
+      let info = try #require(try l.writeSnapshot(copyMibPerSecond: 4))
+      let took = monotonicNanos() - t
+      #expect(info.bytes >= 3 * SnapshotSink.chunk, "a copy of several chunks: \(info.bytes)")
+      // The sink sleeps until each chunk is due: a lower bound, whatever the machine.
+      #expect(
+        took >= Int64(info.bytes - SnapshotSink.chunk) * 1_000_000_000 / Int64(4 << 20),
+        "\(info.bytes) bytes in \(took) ns")
+      let d = path + "/snapshots/" + Ledger.snapshotName(info.head.seq)
+      let (size, digest) = try Ledger.digestFile(d + "/data.mdb")
+      #expect(size == info.bytes && digest == info.digest)
+      #expect(info.head == l.head)
+      #expect(try l.verify().ok)
+      try l.close()
+    }
+  }
+
+  @Test("A map growth cancels a snapshot's copy instead of waiting for it; the next one works")
+  func growthCancelsCopy() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let l = try newLedger(path, entries: 0)
+      try postBatches(l, "c", 6_000)
+      let head = l.head
+      let mapBefore = l.env.info.mapSize
+      // A copy of a few MiB at 1 MiB/s: seconds, unless cancelled.
+      let result = Mutex<Result<SnapshotInfo?, StoreError>?>(nil)
+      let handoff = LedgerBox(l)
+      let copier = WorkerThread(name: "test-snapshot") {
+        let r: Result<SnapshotInfo?, StoreError>
+        do throws(StoreError) {
+          r = .success(try handoff.ledger.writeSnapshot(copyMibPerSecond: 1))
+        } catch { r = .failure(error) }
+        result.withLock { $0 = r }
+      }
+      var waited = 0
+      while !l.snapshotCopy.running.load(ordering: .acquiring) && waited < 500 {
+        usleep(10_000)
+        waited += 1
+      }
+      let started = l.snapshotCopy.running.load(ordering: .acquiring)
+      try #require(started, "the copy started")
+      usleep(200_000)
+      let t = monotonicNanos()
+      try l.grow()
+      let waitedForGrowth = monotonicNanos() - t
+      copier.join()
+      #expect(l.env.info.mapSize > mapBefore, "the map grew")
+      #expect(l.snapshotCopiesCancelled == 1)
+      // Well under the seconds the copy had left (a loose bound: it is the cancellation,
+      // not the machine's speed, that this checks).
+      #expect(waitedForGrowth < 2_000_000_000, "\(waitedForGrowth) ns")
+      switch result.withLock({ $0 }) {
+      case .failure(let e): #expect("\(e)".contains("cancelled"), "\(e)")
+      default: Issue.record("the copy was not cancelled")
+      }
+      #expect(try snapshotDirs(path).isEmpty, "no snapshot stands for a cancelled copy")
+      #expect(l.head == head)
+      #expect(try l.verify().ok)
+      // The next copy, unhindered, is whole.
+      let info = try #require(try l.writeSnapshot())
+      #expect(info.head == head)
+      #expect(info.bytes >= 3 * SnapshotSink.chunk, "seconds of copy at 1 MiB/s: \(info.bytes)")
+      try l.close()
+    }
+  }
+
+  @Test("The writeback sweep passes over the map and stops when asked")
+  func mapWritebackSweeps() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let l = try newLedger(path, entries: 0)
+      let off = MapWriteback(l, sweepSeconds: 0) { _ in }
+      #expect(off == nil, "0: the kernel's writeback only")
+      let failures = Errnos()
+      let made = MapWriteback(l, sweepSeconds: 1) { e in failures.list.withLock { $0.append(e) } }
+      let w = try #require(made)
+      try postBatches(l, "w", 2_000)
+      var waited = 0
+      while w.sweeps.load(ordering: .relaxed) < 2 && waited < 100 {
+        usleep(50_000)
+        waited += 1
+      }
+      #expect(w.sweeps.load(ordering: .relaxed) >= 2, "a sweep a second")
+      w.stop()
+      #expect(failures.list.withLock { $0 }.isEmpty)
+      #expect(w.failed.load(ordering: .relaxed) == 0)
+      #expect(try l.verify().ok)
+      try l.close()
+    }
+  }
+}
+
+/// Posts `count` two-leg entries x → y in groups of 500, ids `prefix0`….
+private func postBatches(_ ledger: Ledger, _ prefix: String, _ count: Int) throws {
+  var i = 0
+  while i < count {
+    let n = min(500, count - i)
+    try applyAll(
+      ledger, (i..<(i + n)).map { post("\(prefix)\($0)", [debit("x", 3), credit("y", 3)]) })
+    i += n
+  }
+}
+
+/// Errnos a writeback reported.
+private final class Errnos: Sendable {
+  let list = Mutex<[Int32]>([])
+}
+
+/// Hands a ledger to a test's second thread.
+private final class LedgerBox: @unchecked Sendable {
+  let ledger: Ledger
+  init(_ ledger: Ledger) { self.ledger = ledger }
 }
 
 private enum SHA256Sample {

@@ -276,4 +276,26 @@ struct LimitTableTests {
       #expect(!FileManager.default.fileExists(atPath: dir + "/data"), "\(flag) created the data")
     }
   }
+
+  /// The snapshot copy's pace and the map's writeback sweep: 0 (off) and the maximum serve,
+  /// one past the maximum (or below 0) is refused before anything is created.
+  @Test func snapshotPaceAndWritebackFlagsHaveRanges() async throws {
+    try await withTallyd(["--snapshot-copy-rate", "0", "--map-writeback", "3600"]) { server in
+      let admin = try await server.admin()
+      #expect(try await admin.request("PING").isOK)
+    }
+    for (flag, bad, message) in [
+      ("--snapshot-copy-rate", "1048577", "--snapshot-copy-rate must be 0…1048576"),
+      ("--map-writeback", "3601", "--map-writeback must be 0…3600"),
+    ] {
+      let dir = try makeTempDir("tallyd-limit")
+      defer { try? FileManager.default.removeItem(atPath: dir) }
+      let r = try await run(
+        try Binaries.tallyd(),
+        ["--data", dir + "/data", "--initialize", "--listen", "127.0.0.1:0", flag, bad])
+      #expect(r.status == 64, "\(flag) \(bad): \(r)")
+      #expect(r.stderr.contains(message), "\(r.stderr)")
+      #expect(!FileManager.default.fileExists(atPath: dir + "/data"), "\(flag) created the data")
+    }
+  }
 }

@@ -573,6 +573,7 @@ struct VerbTests {
       #expect(s["durable"] as? Bool == true)
       #expect(try s.int("segment_prepare_failures") == 0)
       #expect(try s.int("snapshot_failures") == 0)
+      #expect(try s.int("snapshots_cancelled") == 0)
     }
   }
 
