@@ -76,11 +76,13 @@ public final class MapWriteback: @unchecked Sendable {
   }
 
   /// Sleeps until `deadline` (monotonic ns), in steps of at most 50 ms so that `stop` never
-  /// waits long; false once stopping.
+  /// waits long; false once stopping. Less than 4 ms ahead counts as due: the chunks due
+  /// within it go out together, one wake-up for them all (a 12 GiB map in 5 s is a chunk
+  /// every 0.4 ms).
   private func sleep(until deadline: Int64) -> Bool {
     while !stopping.load(ordering: .acquiring) {
       let left = deadline - monotonicNanos()
-      if left <= 0 { return true }
+      if left < 4_000_000 { return true }
       var ts = timespec(tv_sec: 0, tv_nsec: Int(min(left, 50_000_000)))
       nanosleep(&ts, nil)
     }

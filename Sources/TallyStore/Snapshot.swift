@@ -181,25 +181,30 @@ extension Ledger {
   /// with it), at least 512 MiB, below the 80 % at which a write waits for a growth.
   ///
   /// The room: what the map grew by per second during the last copy, times the next copy's
-  /// expected duration (its size at `copyMibPerSecond`, or the last copy's duration unpaced),
-  /// twice over, and at least the last copy's size and 512 MiB. Should the writer still need
+  /// expected duration (its expected size at the speed the last attempt, whole or cancelled,
+  /// wrote at, or at `copyMibPerSecond` when slower), twice over, and at least the last
+  /// copy's size and 512 MiB. Should the writer still need
   /// a growth during the copy, it cancels the copy rather than wait for it (`grow`); the
   /// cancelled copy's measured growth then sizes the next attempt's room.
   public func makeRoomForSnapshot(copyMibPerSecond: Int = 0) throws(StoreError) {
-    let progress = snapshotProgress.withLock { $0 }
-    let expectedBytes = max(progress.lastCopyBytes + progress.lastCopyBytes / 4, 64 << 20)
-    let seconds =
-      copyMibPerSecond > 0
-      ? expectedBytes / (copyMibPerSecond << 20) + 1
-      : Int(progress.lastCopyNanos / 1_000_000_000) + 1
-    let (growth, over) = progress.copyGrowthPerSecond.multipliedReportingOverflow(
-      by: seconds * 2)
-    let want = max(512 << 20, progress.lastCopyBytes, over ? Int.max / 2 : growth)
+    let want = Self.snapshotRoom(
+      snapshotProgress.withLock { $0 }, copyMibPerSecond: copyMibPerSecond)
     for _ in 0..<8 {
       let (map, used) = env.info
       if map / 5 * 4 - used >= want || grownMapBytes(map) == nil { return }
       try grow()
     }
+  }
+
+  /// The map bytes a snapshot's copy needs free below the growth mark (`makeRoomForSnapshot`).
+  static func snapshotRoom(_ progress: SnapshotProgress, copyMibPerSecond: Int) -> Int {
+    let expectedBytes = max(progress.lastCopyBytes + progress.lastCopyBytes / 4, 64 << 20)
+    var speed = max(progress.copyBytesPerSecond, 1 << 20)
+    if copyMibPerSecond > 0 && copyMibPerSecond << 20 < speed { speed = copyMibPerSecond << 20 }
+    let seconds = expectedBytes / speed + 1
+    let (growth, over) = progress.copyGrowthPerSecond.multipliedReportingOverflow(
+      by: seconds * 2)
+    return max(512 << 20, progress.lastCopyBytes, over ? Int.max / 2 : growth)
   }
 
   /// Writes a snapshot of the projections as committed now and removes older ones. Safe on
@@ -225,12 +230,21 @@ extension Ledger {
     // Off the writer's thread: mdb_env_info reads the map, which a growth may be remapping.
     let usedBefore = reader.gate.shared { env.info.usedBytes }
     snapshotCopy.cancel.store(false, ordering: .relaxed)
+    snapshotCopy.written.store(0, ordering: .relaxed)
     snapshotCopy.running.store(true, ordering: .releasing)
     defer {
       snapshotCopy.running.store(false, ordering: .releasing)
-      let seconds = max(1, (monotonicNanos() - started) / 1_000_000_000)
+      let nanos = max(1, monotonicNanos() - started)
+      let seconds = max(1, nanos / 1_000_000_000)
       let grew = max(0, reader.gate.shared { env.info.usedBytes } - usedBefore)
-      snapshotProgress.withLock { $0.copyGrowthPerSecond = grew / Int(seconds) }
+      let written = snapshotCopy.written.load(ordering: .relaxed)
+      snapshotProgress.withLock {
+        $0.copyGrowthPerSecond = grew / Int(seconds)
+        // Only a copy of some size says how fast the disk takes one.
+        if written >= 64 << 20 {
+          $0.copyBytesPerSecond = written / Int(max(1, nanos / 1_000_000)) * 1000
+        }
+      }
     }
     // LMDB writes the copy into a pipe; a thread of ours hashes each chunk as it arrives and
     // writes it to the file, bypassing the page cache where the filesystem allows it
@@ -513,6 +527,9 @@ struct SnapshotProgress {
   /// Map bytes the writer used per second while the last copy (whole or cancelled) ran: LMDB
   /// reuses no page freed during a copy, so this sizes the room the next one needs.
   var copyGrowthPerSecond = 0
+  /// Bytes per second the last attempt (whole or cancelled, of 64 MiB or more) wrote its
+  /// copy at (0 before the first): with the expected size, a copy's expected duration.
+  var copyBytesPerSecond = 0
   /// Copies cancelled so that the map could grow (`SnapshotCopyControl`).
   var cancelled = 0
 }
@@ -523,6 +540,8 @@ struct SnapshotProgress {
 final class SnapshotCopyControl: Sendable {
   let running = Atomic<Bool>(false)
   let cancel = Atomic<Bool>(false)
+  /// Bytes of the running (or last) copy written so far.
+  let written = Atomic<Int>(0)
 }
 
 /// O_DIRECT's value (Swift's Glibc does not export it); nil where it is not known.
@@ -634,6 +653,7 @@ final class SnapshotSink: @unchecked Sendable {
         let err = pwriteFully(fd, bytes, at: written)
         if err != 0 { error = writeError("cannot write \(path)", err) }
         written += filled
+        control?.written.store(written, ordering: .relaxed)
         pace()
       }
       if cancelled || cancelRequested() { return }

@@ -451,6 +451,25 @@ struct SnapshotTests {
     }
   }
 
+  @Test("The room made before a copy: the growth measured during the last, over its expected time")
+  func roomBeforeACopy() {
+    var p = SnapshotProgress(lastNanos: 0)
+    #expect(Ledger.snapshotRoom(p, copyMibPerSecond: 0) == 512 << 20, "nothing measured yet")
+    p.lastCopyBytes = 4 << 30
+    #expect(Ledger.snapshotRoom(p, copyMibPerSecond: 0) == 4 << 30, "at least the last copy")
+    // 5 GiB expected at 256 MiB/s: 21 s; twice over at 100 MiB/s of growth.
+    p.copyBytesPerSecond = 256 << 20
+    p.copyGrowthPerSecond = 100 << 20
+    #expect(Ledger.snapshotRoom(p, copyMibPerSecond: 0) == 42 * (100 << 20))
+    // A pace slower than the disk sets the time: 5 GiB at 64 MiB/s, 81 s.
+    #expect(Ledger.snapshotRoom(p, copyMibPerSecond: 64) == 162 * (100 << 20))
+    // A faster pace does not: the disk's measured speed does.
+    #expect(Ledger.snapshotRoom(p, copyMibPerSecond: 1024) == 42 * (100 << 20))
+    // Absurd measurements saturate instead of overflowing.
+    p.copyGrowthPerSecond = Int.max / 3
+    #expect(Ledger.snapshotRoom(p, copyMibPerSecond: 0) == Int.max / 2)
+  }
+
   @Test("The writeback sweep passes over the map and stops when asked")
   func mapWritebackSweeps() throws {
     try withTempDir { dir in
