@@ -95,6 +95,16 @@ struct OutOfSpaceTests {
         let ledger = try Ledger.create(at: dir.ledgerPath, now: t0, options: options)
         try applyAll(ledger, [open("x"), open("y", normal: .credit)] + transfers("a", 10))
         let head = ledger.head
+        // The next segment's file is made ahead on a thread of the journal's own: let it be
+        // made first, or (on a loaded machine) its creation can take the refusal meant for
+        // the group's write.
+        let preparer = try #require(ledger.journal).preparer
+        var waited = 0
+        while preparer.readyCapacity == nil && waited < 2_000 {
+          usleep(5_000)
+          waited += 1
+        }
+        #expect(preparer.readyCapacity != nil, "the next segment was prepared")
         let before = try journalFiles(dir.ledgerPath)
         disk.mode.withLock { $0 = .nextWrite }
         expectRefused("NO_SPACE") { _ = try ledger.apply(transfers("b", 5), now: t0) }
