@@ -485,7 +485,6 @@ public final class Ledger {
     // gigabytes): cancel it rather than wait. Its growth was measured; the next makes room.
     if snapshotCopy.running.load(ordering: .acquiring) {
       snapshotCopy.cancel.store(true, ordering: .releasing)
-      snapshotProgress.withLock { $0.cancelled += 1 }
     }
     let asked = monotonicNanos()
     var held: Int64 = 0

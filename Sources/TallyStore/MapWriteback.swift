@@ -96,15 +96,3 @@ public final class MapWriteback: @unchecked Sendable {
     thread = nil
   }
 }
-
-/// Fixes glibc's mmap threshold at 256 KiB for a long-running process (tallyd calls it
-/// first thing). By default glibc raises the threshold to the size of each large block
-/// freed, so the next blocks of that size come from a heap arena and stay resident after
-/// they are freed: the 1–2 MiB buffers of a snapshot's copy (LMDB's and the hashing sink's),
-/// made on a new thread per snapshot and so often in a different arena, left the process's
-/// heap a few MiB larger after each snapshot, for good. With the threshold fixed, a block of
-/// 256 KiB or more is its own mapping, returned to the system when freed. False when glibc
-/// refused.
-public func fixLargeAllocationsToTheirOwnMappings() -> Bool {
-  tally_fix_mmap_threshold(256 << 10) == 1
-}

@@ -232,7 +232,10 @@ extension Ledger {
     snapshotCopy.cancel.store(false, ordering: .relaxed)
     snapshotCopy.written.store(0, ordering: .relaxed)
     snapshotCopy.running.store(true, ordering: .releasing)
-    defer {
+    /// Once the copy's read is over (whole, failed or cancelled): a growth no longer needs
+    /// to cancel it, and what the map grew by meanwhile, and how fast the copy was written,
+    /// size the next copy's room.
+    func copyEnded() {
       snapshotCopy.running.store(false, ordering: .releasing)
       let nanos = max(1, monotonicNanos() - started)
       let seconds = max(1, nanos / 1_000_000_000)
@@ -255,12 +258,18 @@ extension Ledger {
     let size: Int
     let digest: Hash32
     do throws(StoreError) {
-      (size, digest) = try Self.copyHashing(
-        fd: fd, path: data, bytesPerSecond: copyMibPerSecond << 20, control: snapshotCopy
-      ) { (out) throws(StoreError) in
-        let rc = reader.gate.shared { mdb_env_copyfd2(env.env, out, UInt32(MDB_CP_COMPACT)) }
-        try check(rc, "env_copy")
+      do throws(StoreError) {
+        (size, digest) = try Self.copyHashing(
+          fd: fd, path: data, bytesPerSecond: copyMibPerSecond << 20, control: snapshotCopy
+        ) { (out) throws(StoreError) in
+          let rc = reader.gate.shared { mdb_env_copyfd2(env.env, out, UInt32(MDB_CP_COMPACT)) }
+          try check(rc, "env_copy")
+        }
+      } catch {
+        copyEnded()
+        throw error
       }
+      copyEnded()
       files.wroteOutside(fd)
       try files.sync(fd)
     } catch {
@@ -374,7 +383,10 @@ extension Ledger {
     thread.join()
     if direct { _ = fcntl(fd, F_SETFL, flags) }
     // A cancelled copy fails in LMDB (its pipe closed: EPIPE); the cancellation is the news.
-    if let e = sink.error, sink.cancelled { throw e }
+    if let e = sink.error, sink.cancelled {
+      control?.cancelled.add(1, ordering: .relaxed)
+      throw e
+    }
     if let produced { throw produced }
     if let e = sink.error { throw e }
     return (sink.written, sink.hash.finish())
@@ -385,7 +397,7 @@ extension Ledger {
   public var lastSnapshotCopyNanos: Int64 { snapshotProgress.withLock { $0.lastCopyNanos } }
 
   /// Snapshot copies cancelled since the open so that the map could grow (`grow`).
-  public var snapshotCopiesCancelled: Int { snapshotProgress.withLock { $0.cancelled } }
+  public var snapshotCopiesCancelled: Int { snapshotCopy.cancelled.load(ordering: .relaxed) }
 
   /// Size and SHA-256 of a file (mapped read-only).
   static func digestFile(_ file: String) throws(StoreError) -> (Int, Hash32) {
@@ -530,8 +542,6 @@ struct SnapshotProgress {
   /// Bytes per second the last attempt (whole or cancelled, of 64 MiB or more) wrote its
   /// copy at (0 before the first): with the expected size, a copy's expected duration.
   var copyBytesPerSecond = 0
-  /// Copies cancelled so that the map could grow (`SnapshotCopyControl`).
-  var cancelled = 0
 }
 
 /// Lets the writer cancel a snapshot's copy that stands in the way of a map growth: the
@@ -542,6 +552,8 @@ final class SnapshotCopyControl: Sendable {
   let cancel = Atomic<Bool>(false)
   /// Bytes of the running (or last) copy written so far.
   let written = Atomic<Int>(0)
+  /// Copies that stopped because `cancel` was set (not those that ended first).
+  let cancelled = Atomic<Int>(0)
 }
 
 /// O_DIRECT's value (Swift's Glibc does not export it); nil where it is not known.

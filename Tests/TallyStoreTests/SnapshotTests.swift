@@ -378,12 +378,12 @@ struct SnapshotTests {
       #expect(throws: SnapshotProblem.self) { try SnapshotInfo.decode(b).get() }
     }
   }
+
   @Test("A paced copy is the same snapshot, and takes at least its size over the pace")
   func pacedCopy() throws {
     try withTempDir { dir in
       let path = dir.ledgerPath
-      let l = try newLedger(path, entries: 0)
-      try postBatches(l, "p", 6_000)
+      let l = try ledgerOfSeveralChunks(path)
       let t = monotonicNanos()
       let info = try #require(try l.writeSnapshot(copyMibPerSecond: 4))
       let took = monotonicNanos() - t
@@ -405,8 +405,7 @@ struct SnapshotTests {
   func growthCancelsCopy() throws {
     try withTempDir { dir in
       let path = dir.ledgerPath
-      let l = try newLedger(path, entries: 0)
-      try postBatches(l, "c", 6_000)
+      let l = try ledgerOfSeveralChunks(path)
       let head = l.head
       let mapBefore = l.env.info.mapSize
       // A copy of a few MiB at 1 MiB/s: seconds, unless cancelled.
@@ -427,15 +426,11 @@ struct SnapshotTests {
       let started = l.snapshotCopy.running.load(ordering: .acquiring)
       try #require(started, "the copy started")
       usleep(200_000)
-      let t = monotonicNanos()
       try l.grow()
-      let waitedForGrowth = monotonicNanos() - t
       copier.join()
       #expect(l.env.info.mapSize > mapBefore, "the map grew")
+      // The copy stopped because it was asked to, not because it ended first.
       #expect(l.snapshotCopiesCancelled == 1)
-      // Well under the seconds the copy had left (a loose bound: it is the cancellation,
-      // not the machine's speed, that this checks).
-      #expect(waitedForGrowth < 2_000_000_000, "\(waitedForGrowth) ns")
       switch result.withLock({ $0 }) {
       case .failure(let e): #expect("\(e)".contains("cancelled"), "\(e)")
       default: Issue.record("the copy was not cancelled")
@@ -494,6 +489,13 @@ struct SnapshotTests {
       try l.close()
     }
   }
+}
+
+/// A ledger whose snapshot copy is several `SnapshotSink` chunks (the tests check that).
+private func ledgerOfSeveralChunks(_ path: String) throws -> Ledger {
+  let l = try newLedger(path, entries: 0)
+  try postBatches(l, "p", 6_000)
+  return l
 }
 
 /// Posts `count` two-leg entries x → y in groups of 500, ids `prefix0`….
