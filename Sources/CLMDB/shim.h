@@ -17,3 +17,18 @@ static inline int tally_writeback_range(int fd, off_t offset, off_t nbytes) {
 int mallopt(int param, int value);
 
 static inline int tally_fix_mmap_threshold(int bytes) { return mallopt(-3, bytes); }
+
+/* cachestat(2) (Linux >= 6.5, syscall 451 on x86_64 and the generic table): the dirty pages
+   of the file range [offset, offset + length) (length 0: to the end), or -1 with errno
+   (ENOSYS on older kernels). Declared here rather than through unistd.h's syscall. */
+long syscall(long number, ...);
+
+static inline long tally_dirty_pages(int fd, unsigned long long offset,
+                                     unsigned long long length) {
+  struct { unsigned long long off, len; } range = { offset, length };
+  struct {
+    unsigned long long nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+  } cs;
+  long rc = syscall(451, fd, &range, &cs, 0UL);
+  return rc == 0 ? (long)cs.nr_dirty : -1;
+}

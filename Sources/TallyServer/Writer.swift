@@ -216,6 +216,18 @@ public struct RefusalState: Sendable, Equatable {
   public var freeBytes: Int?
 }
 
+/// Gives the calling thread the lowest CPU priority (nice 19): it then runs on what the
+/// others leave. A failure only leaves it at the process's priority.
+func lowerThisThreadsPriority() {
+  // The thread's own id, which Glibc's module does not offer (gettid): /proc names it.
+  var buf = [UInt8](repeating: 0, count: 64)
+  let n = buf.withUnsafeMutableBytes { readlink("/proc/thread-self", $0.baseAddress!, 63) }
+  guard n > 0,
+    let tid = Int32(String(decoding: buf[0..<n], as: UTF8.self).split(separator: "/").last ?? "")
+  else { return }
+  _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(tid), 19)
+}
+
 /// Free bytes for unprivileged writers on the filesystem holding `path` (nil when unknown).
 func freeBytes(_ path: String) -> Int? {
   var fs = statvfs()
@@ -696,8 +708,12 @@ final class Writer: Sendable {
     if snapshotting.load(ordering: .acquiring) || !ledger.snapshotDue(snapshotPolicy) { return }
     snapshotting.store(true, ordering: .releasing)
     snapshotThread.withLock { $0 }?.join()
+    let build = snapshotPolicy.method == .build
     do throws(StoreError) {
-      try ledger.makeRoomForSnapshot(copyMibPerSecond: snapshotPolicy.copyMibPerSecond)
+      // A build never reads the live map: no room to make for it.
+      if !build {
+        try ledger.makeRoomForSnapshot(copyMibPerSecond: snapshotPolicy.copyMibPerSecond)
+      }
     } catch {
       // The copy goes ahead: a write that then needs a larger map waits for it (or reports
       // the full disk itself), as without this step.
@@ -710,10 +726,15 @@ final class Writer: Sendable {
       t = WorkerThread(name: "tally-snapshot") { [self] in
         let started = Self.now()
         let cancelledBefore = handoff.ledger.snapshotCopiesCancelled
+        // A build replays the journal on this thread: it takes what CPU the writer and the
+        // connections leave (the lowest priority), not a share of theirs.
+        if build { lowerThisThreadsPriority() }
         do throws(StoreError) {
-          if let info = try handoff.ledger.writeSnapshot(
-            copyMibPerSecond: snapshotPolicy.copyMibPerSecond)
+          if let info = try build
+            ? handoff.ledger.buildSnapshot(mibPerSecond: snapshotPolicy.buildMibPerSecond)
+            : handoff.ledger.writeSnapshot(copyMibPerSecond: snapshotPolicy.copyMibPerSecond)
           {
+            let base = build ? handoff.ledger.lastSnapshotBase.map { "\($0)" } ?? "" : "live map"
             stats.snapshots.add(1, ordering: .relaxed)
             stats.snapshotSeq.store(Int(info.head.seq), ordering: .relaxed)
             logger.info(
@@ -722,6 +743,8 @@ final class Writer: Sendable {
                 "seq": "\(info.head.seq)", "bytes": "\(info.bytes)",
                 "ms": "\((Self.now() - started) / 1_000_000)",
                 "copy_ms": "\(handoff.ledger.lastSnapshotCopyNanos / 1_000_000)",
+                "method": "\(snapshotPolicy.method)",
+                "base": "\(base)",
               ])
           }
         } catch  where handoff.ledger.snapshotCopiesCancelled != cancelledBefore {

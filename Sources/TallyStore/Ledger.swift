@@ -69,6 +69,8 @@ public final class Ledger {
   let snapshotProgress = Mutex(SnapshotProgress(lastNanos: monotonicNanos()))
   /// The snapshot copy running on another thread, which `grow` may cancel.
   let snapshotCopy = SnapshotCopyControl()
+  /// Where the last snapshot `buildSnapshot` wrote started from (nil: none built yet).
+  public internal(set) var lastSnapshotBase: SnapshotBase?
   /// How the last read-write open brought the projections up to the journal.
   public internal(set) var recovery: RecoveryKind = .replayed
   /// The framed records of the group being applied.
@@ -233,7 +235,8 @@ public final class Ledger {
 
   init(
     env: Environment, lock: WriterLock?, path: String, readOnly: Bool, origin: String? = nil,
-    journal: Journal? = nil, options: LedgerOptions = .init(), progress: ProgressHandler? = nil
+    journal: Journal? = nil, options: LedgerOptions = .init(), progress: ProgressHandler? = nil,
+    building: Bool = false
   ) throws(StoreError) {
     self.env = env
     self.lock = lock
@@ -271,7 +274,7 @@ public final class Ledger {
     if format3.count == DBs.format3Names.count { dbs.setFormat3(format3) }
     self.dbs = dbs
     var signer = try SigningKey.load(directory: path)
-    if signer == nil && !readOnly {
+    if signer == nil && !readOnly && !building {
       signer = try SigningKey.create(directory: path, origin: origin ?? SigningKey.defaultOrigin())
     }
     self.reader = LedgerReader(env: env, dbs: dbs, signer: signer)
@@ -306,6 +309,16 @@ public final class Ledger {
     }
     guard (1...Self.formatVersion).contains(found) else {
       throw .formatVersion(found: found, expected: Self.formatVersion)
+    }
+    if building {
+      // A snapshot being built (`buildSnapshot`): projections of this format, written
+      // without syncs, brought forward by replaying the live journal; nothing else.
+      guard found == Self.formatVersion && dbs.hasFormat3 else {
+        throw .formatVersion(found: found, expected: Self.formatVersion)
+      }
+      try env.setNoSync()
+      try loadTreeFrontier()
+      return
     }
     // Records the replay will apply, when known before it starts (0: not known).
     var replayTotal: UInt64 = 0

@@ -120,13 +120,7 @@ extension Ledger {
       files: options.files)
     try options.files.syncDirectory(journal.directory)
     try env.setNoSync()
-    do {
-      let t = try env.begin(readOnly: true)
-      defer { mdb_txn_abort(t) }
-      treeFrontier = try Tree.frontier(Txn(txn: t), dbs, size: head.seq)
-    } catch {
-      throw Self.storeError(error)
-    }
+    try loadTreeFrontier()
     let result = try replayJournal(progress: progress, total: total)
     try journal.openForWriting(result)
     let (auxJournal, records) = try AuxJournal.open(
@@ -143,6 +137,17 @@ extension Ledger {
     writerCache.reset(accountCount: accountCount, recon: reconCounts)
   }
 
+  /// Reads the right edge of the Merkle tree at the head (`treeFrontier`), before a replay.
+  func loadTreeFrontier() throws(StoreError) {
+    do {
+      let t = try env.begin(readOnly: true)
+      defer { mdb_txn_abort(t) }
+      treeFrontier = try Tree.frontier(Txn(txn: t), dbs, size: head.seq)
+    } catch {
+      throw Self.storeError(error)
+    }
+  }
+
   /// One LMDB write transaction outside the log path, committed (not synced).
   func writeLMDB(_ body: (Txn, OpaquePointer) throws(StoreError) -> Void) throws(StoreError) {
     try growIfNeeded()
@@ -157,13 +162,27 @@ extension Ledger {
   /// Applies every journal record after the projections' head, in transactions of
   /// `replayBatchEvents`, and returns where the journal ends. The record at the head must
   /// carry the head's chain hash: otherwise the journal and LMDB are of different histories.
-  func replayJournal(progress: ProgressHandler? = nil, total: UInt64 = 0) throws(StoreError)
-    -> Journal.ScanResult
-  {
-    guard let journal else { throw .corrupt("replay without a journal") }
+  ///
+  /// `source` replaces this ledger's own journal (a snapshot being built reads the live one),
+  /// and `through` stops the replay after that seq: the scan then reads no record after it,
+  /// so records being appended meanwhile are never looked at (the result then names
+  /// `through` and its chain hash, and no write position). `batchEvents` events go in one
+  /// transaction; `afterBatch` runs after each transaction's commit.
+  func replayJournal(
+    progress: ProgressHandler? = nil, total: UInt64 = 0, source: Journal? = nil,
+    through: UInt64? = nil, batchEvents: Int = replayBatchEvents,
+    afterBatch: (() throws(StoreError) -> Void)? = nil
+  ) throws(StoreError) -> Journal.ScanResult {
+    guard let journal = source ?? self.journal else {
+      throw .corrupt("replay without a journal")
+    }
     let start = head
+    if let through, through <= start.seq {
+      throw .corrupt("replay through seq \(through), at or before the head \(start.seq)")
+    }
+    struct Reached: Error {}
     var batch = [ReplayRecord]()
-    batch.reserveCapacity(Self.replayBatchEvents)
+    batch.reserveCapacity(batchEvents)
     let result: Journal.ScanResult
     do {
       try journal.checkStructure(before: journal.segmentIndex(holding: max(1, start.seq)))
@@ -185,11 +204,13 @@ extension Ledger {
         }
         batch.append(
           ReplayRecord(event: event, bytes: Array(r.event), leaf: r.leaf, chain: r.chain))
-        if batch.count >= Self.replayBatchEvents {
+        if batch.count >= batchEvents {
           try applyReplay(batch)
           batch.removeAll(keepingCapacity: true)
           progress?(.replay, head.seq, total)
+          try afterBatch?()
         }
+        if r.seq == through { throw Reached() }
       }
       if !batch.isEmpty {
         try applyReplay(batch)
@@ -197,8 +218,22 @@ extension Ledger {
       }
     } catch let e as JournalError {
       throw .corrupt(e.description)
+    } catch is Reached {
+      if !batch.isEmpty {
+        try applyReplay(batch)
+        progress?(.replay, head.seq, total)
+        try afterBatch?()
+      }
+      return Journal.ScanResult(
+        lastSeq: head.seq, lastChain: head.chain, end: .clean, segmentIndex: 0, offset: 0)
     } catch {
       throw Self.storeError(error)
+    }
+    if let through {
+      // The scan ended without reaching it.
+      throw .corrupt(
+        "the journal ends at seq \(result.lastSeq), before seq \(through) that it had made "
+          + "durable")
     }
     if result.lastSeq < start.seq {
       throw .corrupt(

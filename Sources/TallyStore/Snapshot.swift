@@ -122,6 +122,13 @@ extension Hash32 {
 }
 
 /// When to write snapshots (tallyd; a short-lived command never does).
+/// How tallyd makes its snapshots (`--snapshot-method`).
+public enum SnapshotMethod: String, Sendable, CaseIterable, LosslessStringConvertible {
+  case build, copy
+  public init?(_ description: String) { self.init(rawValue: description) }
+  public var description: String { rawValue }
+}
+
 public struct SnapshotPolicy: Sendable {
   /// Journal bytes appended since the last snapshot that make one due.
   public var journalBytes = 256 << 20
@@ -143,6 +150,15 @@ public struct SnapshotPolicy: Sendable {
   /// short copy costs writes less in all (BENCHMARKS.md §13.5); pace it on a disk shared
   /// with other work.
   public var copyMibPerSecond = 0
+  /// MiB per second a build (`method` `build`) copies the newest snapshot and writes its
+  /// result back at most (0: as fast as the disk takes it). A build holds nothing of the
+  /// live map, so a pace only makes it take longer; unpaced, its reads and writes queue
+  /// ahead of journal syncs (BENCHMARKS.md §13.8).
+  public var buildMibPerSecond = 24
+  /// How a snapshot is made: `build` (the default) brings the newest snapshot forward from
+  /// the journal beside the live map (`buildSnapshot`); `copy` copies the live map
+  /// (`writeSnapshot`), holding a read on it for the copy's duration.
+  public var method = SnapshotMethod.build
   public init() {}
 
   /// Journal bytes that make a snapshot due after one of `lastCopyBytes`.
@@ -214,14 +230,9 @@ extension Ledger {
   ///
   /// `copyMibPerSecond` paces the copy's writes (0: unpaced; see `SnapshotPolicy`).
   public func writeSnapshot(copyMibPerSecond: Int = 0) throws(StoreError) -> SnapshotInfo? {
-    guard let journal, !readOnly else { throw .io("a snapshot needs a read-write ledger") }
+    guard journal != nil, !readOnly else { throw .io("a snapshot needs a read-write ledger") }
     let files = options.files
-    let dir = snapshotsDir
-    let next = dir + "/next"
-    try files.mkdir(dir)
-    try removeSnapshotDir(next)
-    try files.mkdir(next)
-    let data = next + "/data.mdb"
+    let data = try emptyNextSnapshotDir() + "/data.mdb"
     let started = monotonicNanos()
     let appendedBefore = snapshotProgress.withLock { $0.bytes }
     // A failed attempt also waits the policy's interval before the next one.
@@ -282,34 +293,18 @@ extension Ledger {
     // this ledger opened: no second walk of it here (it would read the whole copy again on
     // the thread beside the writer). Recovery checks it before using it (`checkSnapshot`).
     let head = try Self.snapshotHead(data, checkStructure: false)
-    let final = dir + "/" + Self.snapshotName(head.seq)
-    if fileExists(final + "/" + Self.snapshotFileName) {
-      // Nothing was appended since that snapshot.
-      try removeSnapshotDir(next)
-      return nil
-    }
-    try removeSnapshotDir(final)
-    // What the copy holds must be durable in the journal before the copy may stand for it.
-    if journal.durableSeq < head.seq { try journal.sync() }
-    let info = SnapshotInfo(head: head, bytes: size, digest: digest, ledgerID: journal.ledgerID)
-    try files.mkdir(final)
-    try files.rename(data, final + "/data.mdb")
-    // The description goes last: a directory without a valid one is never used.
-    try writeFileDurably(final + "/" + Self.snapshotFileName, info.encode(), files: files)
-    try files.syncDirectory(final)
-    try files.syncDirectory(next)
-    try files.syncDirectory(dir)
-    try files.syncDirectory(path)
-    for name in try directoryNames(dir) ?? [] where dir + "/" + name != final {
-      try removeSnapshotDir(dir + "/" + name)
-    }
-    try files.syncDirectory(dir)
-    snapshotProgress.withLock {
-      $0.bytes -= min($0.bytes, appendedBefore)
-      $0.lastCopyBytes = size
-      $0.lastCopyNanos = copied - started
-    }
-    return info
+    return try publishSnapshot(
+      head: head, size: size, digest: digest, started: started, copied: copied,
+      appendedBefore: appendedBefore)
+  }
+
+  /// `DIR/snapshots/next`, made empty (what an interrupted attempt left is removed).
+  func emptyNextSnapshotDir() throws(StoreError) -> String {
+    let next = snapshotsDir + "/next"
+    try options.files.mkdir(snapshotsDir)
+    try removeSnapshotDir(next)
+    try options.files.mkdir(next)
+    return next
   }
 
   /// A snapshot directory's name: its head seq in 20 digits.

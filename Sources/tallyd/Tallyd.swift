@@ -57,6 +57,14 @@ struct Tallyd: AsyncParsableCommand {
   var snapshotJournalPercent: Int?
   @Option(help: "MiB/s a snapshot's copy is written at most, 0 for unpaced (default 0).")
   var snapshotCopyRate: Int?
+  @Option(
+    help: """
+      How snapshots are made: build (from the newest one and the journal, beside the live \
+      map) or copy (of the live map) (default build).
+      """)
+  var snapshotMethod: String?
+  @Option(help: "MiB/s a snapshot's build copies and writes at most, 0 for unpaced (default 24).")
+  var snapshotBuildRate: Int?
   @Option(help: "Seconds per even sweep of the map's dirty pages to disk, 0: the kernel's (5).")
   var mapWriteback: Int?
   @Option(help: "Threads serving reads (default 2).") var readThreads: Int?
@@ -181,6 +189,13 @@ struct Tallyd: AsyncParsableCommand {
       snapshotJournalPercent, "TALLY_SNAPSHOT_JOURNAL_PERCENT", c.snapshots.journalPercentOfCopy)
     c.snapshots.copyMibPerSecond = try value(
       snapshotCopyRate, "TALLY_SNAPSHOT_COPY_RATE", c.snapshots.copyMibPerSecond)
+    c.snapshots.buildMibPerSecond = try value(
+      snapshotBuildRate, "TALLY_SNAPSHOT_BUILD_RATE", c.snapshots.buildMibPerSecond)
+    let method = snapshotMethod ?? env("TALLY_SNAPSHOT_METHOD") ?? c.snapshots.method.rawValue
+    guard let m = SnapshotMethod(method) else {
+      throw ValidationError("--snapshot-method must be build or copy, not \(method)")
+    }
+    c.snapshots.method = m
     c.mapWritebackSeconds = try value(
       mapWriteback, "TALLY_MAP_WRITEBACK", c.mapWritebackSeconds)
     c.readThreads = try value(readThreads, "TALLY_READ_THREADS", c.readThreads)
@@ -397,6 +412,7 @@ struct Tallyd: AsyncParsableCommand {
     try range(Int(c.snapshots.minSeconds), 0, 86_400, "--snapshot-min-interval")
     try range(c.snapshots.journalPercentOfCopy, 0, 10_000, "--snapshot-journal-percent")
     try range(c.snapshots.copyMibPerSecond, 0, 1 << 20, "--snapshot-copy-rate")
+    try range(c.snapshots.buildMibPerSecond, 0, 1 << 20, "--snapshot-build-rate")
     try range(c.mapWritebackSeconds, 0, 3_600, "--map-writeback")
     try range(Int(c.snapshots.maxSeconds), 1, 86_400 * 7, "--snapshot-max-interval")
     try range(c.readThreads, 1, 64, "--read-threads")

@@ -9,14 +9,14 @@ import Testing
 @testable import TallyStore
 
 /// Posts `count` two-leg entries x → y, one per group, ids `prefix0`….
-private func postEntries(_ ledger: Ledger, _ prefix: String, _ count: Int) throws {
+func postEntries(_ ledger: Ledger, _ prefix: String, _ count: Int) throws {
   for i in 0..<count {
     try applyAll(ledger, [post("\(prefix)\(i)", [debit("x", 3), credit("y", 3)])])
   }
 }
 
 /// A new ledger with accounts x and y and `entries` entries `a0`….
-private func newLedger(_ path: String, entries: Int = 0) throws -> Ledger {
+func newLedger(_ path: String, entries: Int = 0) throws -> Ledger {
   let l = try Ledger.create(at: path, now: t0)
   try applyAll(l, [open("x"), open("y", normal: .credit)])
   try postEntries(l, "a", entries)
@@ -24,20 +24,20 @@ private func newLedger(_ path: String, entries: Int = 0) throws -> Ledger {
 }
 
 /// What an OS crash leaves: the marker names another boot and data.mdb holds garbage.
-private func simulateOSCrash(_ path: String) throws {
+func simulateOSCrash(_ path: String) throws {
   try writeScratchFile(path + "/journal/" + Ledger.markerName, Array("old-boot\n".utf8))
   var junk = try readWholeFile(path + "/data.mdb")
   for i in stride(from: 0, to: junk.count, by: 61) { junk[i] ^= 0xa5 }
   try writeScratchFile(path + "/data.mdb", junk)
 }
 
-private func newBoot() -> LedgerOptions {
+func newBoot() -> LedgerOptions {
   var o = LedgerOptions()
   o.bootID = "new-boot"
   return o
 }
 
-private func snapshotDirs(_ path: String) throws -> [String] {
+func snapshotDirs(_ path: String) throws -> [String] {
   try (directoryNames(path + "/snapshots") ?? []).filter { Ledger.snapshotSeq($0) != nil }
 }
 
@@ -492,14 +492,14 @@ struct SnapshotTests {
 }
 
 /// A ledger whose snapshot copy is several `SnapshotSink` chunks (the tests check that).
-private func ledgerOfSeveralChunks(_ path: String) throws -> Ledger {
+func ledgerOfSeveralChunks(_ path: String) throws -> Ledger {
   let l = try newLedger(path, entries: 0)
   try postBatches(l, "p", 6_000)
   return l
 }
 
 /// Posts `count` two-leg entries x → y in groups of 500, ids `prefix0`….
-private func postBatches(_ ledger: Ledger, _ prefix: String, _ count: Int) throws {
+func postBatches(_ ledger: Ledger, _ prefix: String, _ count: Int) throws {
   var i = 0
   while i < count {
     let n = min(500, count - i)
@@ -515,7 +515,7 @@ private final class Errnos: Sendable {
 }
 
 /// Hands a ledger to a test's second thread.
-private final class LedgerBox: @unchecked Sendable {
+final class LedgerBox: @unchecked Sendable {
   let ledger: Ledger
   init(_ ledger: Ledger) { self.ledger = ledger }
 }

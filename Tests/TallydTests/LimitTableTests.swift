@@ -280,13 +280,18 @@ struct LimitTableTests {
   /// The snapshot copy's pace and the map's writeback sweep: 0 (off) and the maximum serve,
   /// one past the maximum (or below 0) is refused before anything is created.
   @Test func snapshotPaceAndWritebackFlagsHaveRanges() async throws {
-    try await withTallyd(["--snapshot-copy-rate", "0", "--map-writeback", "3600"]) { server in
+    try await withTallyd([
+      "--snapshot-copy-rate", "0", "--map-writeback", "3600", "--snapshot-method", "copy",
+      "--snapshot-build-rate", "1048576",
+    ]) { server in
       let admin = try await server.admin()
       #expect(try await admin.request("PING").isOK)
     }
     for (flag, bad, message) in [
       ("--snapshot-copy-rate", "1048577", "--snapshot-copy-rate must be 0…1048576"),
       ("--map-writeback", "3601", "--map-writeback must be 0…3600"),
+      ("--snapshot-method", "replay", "--snapshot-method must be build or copy, not replay"),
+      ("--snapshot-build-rate", "1048577", "--snapshot-build-rate must be 0…1048576"),
     ] {
       let dir = try makeTempDir("tallyd-limit")
       defer { try? FileManager.default.removeItem(atPath: dir) }
