@@ -406,6 +406,8 @@ final class Writer: Sendable {
     thread.withLock { $0 }?.join()
     syncs.close()
     syncThread.withLock { $0 }?.join()
+    // A build of gigabytes at its pace takes minutes: stop it rather than wait.
+    handoff.ledger.stopSnapshot()
     snapshotThread.withLock { $0 }?.join()
     mapWriteback.withLock { $0 }?.stop()
     do { try handoff.ledger.close() } catch {
@@ -753,6 +755,10 @@ final class Writer: Sendable {
           stats.snapshotsCancelled.add(1, ordering: .relaxed)
           logger.warning(
             "snapshot cancelled: the map had to grow during its copy",
+            metadata: ["ms": "\((Self.now() - started) / 1_000_000)"])
+        } catch  where build && handoff.ledger.snapshotStopRequested {
+          logger.info(
+            "snapshot build stopped: shutting down",
             metadata: ["ms": "\((Self.now() - started) / 1_000_000)"])
         } catch {
           // Nothing acknowledged depends on a snapshot: recovery after an OS crash then

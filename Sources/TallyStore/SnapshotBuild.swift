@@ -19,6 +19,17 @@ public enum SnapshotBase: Equatable, Sendable, CustomStringConvertible {
 }
 
 extension Ledger {
+  /// What a build stopped by `stopSnapshot` throws.
+  static let snapshotStopped = StoreError.io("the snapshot's build was stopped: shutting down")
+
+  /// Asks a build running on another thread to stop (within 50 ms, or one replay
+  /// transaction), and every later one not to start: nothing of it is used. For a
+  /// shutdown, which would otherwise wait minutes for a paced build of gigabytes.
+  public func stopSnapshot() { snapshotCopy.stopping.store(true, ordering: .releasing) }
+
+  /// Whether `stopSnapshot` was called.
+  public var snapshotStopRequested: Bool { snapshotCopy.stopping.load(ordering: .acquiring) }
+
   /// Builds a snapshot beside the live map, never reading it: the newest snapshot's copy
   /// (checked against its SHA-256 as it is copied), or empty projections when there is
   /// none, brought forward by replaying the journal's durable records after its head
@@ -57,7 +68,10 @@ extension Ledger {
       base = .journalStart(reason: why.description)
     }
     if through == 0 { return nil }
-    let pace = Pace(bytesPerSecond: mibPerSecond << 20)
+    let control = snapshotCopy
+    let pace = Pace(bytesPerSecond: mibPerSecond << 20) {
+      control.stopping.load(ordering: .acquiring)
+    }
     let built: (size: Int, digest: Hash32, head: LogHead)
     var unusable: String?
     do throws(StoreError) {
@@ -79,8 +93,9 @@ extension Ledger {
       copied: copied, appendedBefore: appendedBefore)
   }
 
-  /// Events per transaction of a build's replay.
-  static let buildBatchEvents = 65_536
+  /// Events per transaction of a build's replay: a recovery's, which bounds the events
+  /// decoded and held at once (a batch of 65,536 held ~80 MiB of heap, BENCHMARKS.md §13.8).
+  static let buildBatchEvents = replayBatchEvents
 
   /// `DIR/snapshots/next/data.mdb` built through `through`, written back and synced: its
   /// size, SHA-256 and head. When what fails is the snapshot built on (`from`: not the copy
@@ -143,11 +158,10 @@ extension Ledger {
       // After each transaction of the replay, its pages are written back at the build's
       // pace before the next: the replay goes no faster than that, and never leaves
       // hundreds of MiB dirty for the kernel to write at once.
-      // Larger transactions than a recovery's: a page changed by many of the events of one
-      // is written back once for them all.
       _ = try builder.replayJournal(
         source: source, through: through, batchEvents: Self.buildBatchEvents
       ) { () throws(StoreError) in
+        try pace.checkStop()
         try Self.writeBackDirty(fd: fd, path: data, bytes: env.info.usedBytes, pace: pace)
       }
       guard builder.head.seq == through else {
@@ -234,7 +248,7 @@ extension Ledger {
         throw .io("cannot write \(path) back: \(String(cString: strerror(errno)))")
       }
       offset += n
-      pace.add(n)
+      try pace.add(n)
     }
     guard offset == expect.bytes, hasher.finish() == expect.digest else {
       throw .corrupt("its data.mdb is not the copy it describes (size or SHA-256 differs)")
@@ -257,7 +271,7 @@ extension Ledger {
         if tally_writeback_range(fd, off_t(offset), off_t(n)) != 0 {
           throw .io("cannot write \(path) back: \(String(cString: strerror(errno)))")
         }
-        pace.add(dirty < 0 ? n : min(n, dirty * Int(sysconf(Int32(_SC_PAGESIZE)))))
+        try pace.add(dirty < 0 ? n : min(n, dirty * Int(sysconf(Int32(_SC_PAGESIZE)))))
       }
       offset += n
     }
@@ -303,29 +317,39 @@ extension Ledger {
   }
 }
 
-/// Paces a build's writes at `bytesPerSecond` (0: no pacing) from when it was made: `wait`
-/// for a position in one file, `add` for bytes counted as they go (the replay's pages).
+/// Paces a build's writes at `bytesPerSecond` (0: no pacing) from when it was made, counting
+/// bytes as they go (`add`), and stops it when `stop` says so (`SnapshotStopped`).
 final class Pace {
   let bytesPerSecond: Int
   let start = monotonicNanos()
   private var counted = 0
+  private let stop: () -> Bool
 
-  init(bytesPerSecond: Int) { self.bytesPerSecond = bytesPerSecond }
-
-  /// Sleeps until `done` bytes are due.
-  private func wait(done: Int) {
-    guard bytesPerSecond > 0 else { return }
-    let (scaled, over) = done.multipliedReportingOverflow(by: 1_000_000_000)
-    if over { return }
-    let ahead = start + Int64(scaled / bytesPerSecond) - monotonicNanos()
-    guard ahead > 0 else { return }
-    var ts = timespec(tv_sec: Int(ahead / 1_000_000_000), tv_nsec: Int(ahead % 1_000_000_000))
-    nanosleep(&ts, nil)
+  init(bytesPerSecond: Int, stop: @escaping () -> Bool) {
+    self.bytesPerSecond = bytesPerSecond
+    self.stop = stop
   }
 
-  /// Counts `bytes` more, then sleeps until all counted so far are due.
-  func add(_ bytes: Int) {
+  /// Throws once a stop was asked for.
+  func checkStop() throws(StoreError) {
+    if stop() { throw Ledger.snapshotStopped }
+  }
+
+  /// Counts `bytes` more, then sleeps until all counted so far are due (in steps of at most
+  /// 50 ms, so that a stop is seen soon).
+  func add(_ bytes: Int) throws(StoreError) {
     counted += bytes
-    wait(done: counted)
+    try checkStop()
+    guard bytesPerSecond > 0 else { return }
+    let (scaled, over) = counted.multipliedReportingOverflow(by: 1_000_000_000)
+    if over { return }
+    let due = start + Int64(scaled / bytesPerSecond)
+    while true {
+      let ahead = due - monotonicNanos()
+      guard ahead > 0 else { return }
+      var ts = timespec(tv_sec: 0, tv_nsec: Int(min(ahead, 50_000_000)))
+      nanosleep(&ts, nil)
+      try checkStop()
+    }
   }
 }

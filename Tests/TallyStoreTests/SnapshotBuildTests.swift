@@ -156,6 +156,39 @@ struct SnapshotBuildTests {
       #expect(try l.verify().ok)
     }
   }
+
+  @Test("A shutdown stops a build within moments; nothing of it is used")
+  func stopSnapshotStopsABuild() throws {
+    try withTempDir { dir in
+      let path = dir.ledgerPath
+      let l = try ledgerOfSeveralChunks(path)
+      let first = try #require(try l.buildSnapshot())
+      try postBatches(l, "q", 1_000)
+      let handoff = LedgerBox(l)
+      let result = Mutex<Result<SnapshotInfo?, StoreError>?>(nil)
+      // At 1 MiB/s, the copy of several MiB alone takes seconds.
+      let builder = WorkerThread(name: "test-snapshot") {
+        let r: Result<SnapshotInfo?, StoreError>
+        do throws(StoreError) {
+          r = .success(try handoff.ledger.buildSnapshot(mibPerSecond: 1))
+        } catch { r = .failure(error) }
+        result.withLock { $0 = r }
+      }
+      var waited = 0
+      while !fileExists(path + "/snapshots/next/data.mdb") && waited < 500 {
+        usleep(10_000)
+        waited += 1
+      }
+      usleep(300_000)
+      #expect(result.withLock { $0 } == nil, "the paced build was still running")
+      l.stopSnapshot()
+      builder.join()
+      #expect(result.withLock { $0 } == .failure(Ledger.snapshotStopped))
+      #expect(try snapshotDirs(path) == [Ledger.snapshotName(first.head.seq)])
+      #expect(throws: StoreError.self) { try l.buildSnapshot() }
+      #expect(try l.verify().ok)
+    }
+  }
 }
 
 /// Read transactions open on `env` now (LMDB's reader table: `mdb_reader_list` prints a
