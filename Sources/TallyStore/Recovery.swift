@@ -166,12 +166,11 @@ extension Ledger {
   /// `source` replaces this ledger's own journal (a snapshot being built reads the live one),
   /// and `through` stops the replay after that seq: the scan then reads no record after it,
   /// so records being appended meanwhile are never looked at (the result then names
-  /// `through` and its chain hash, and no write position). `batchEvents` events go in one
-  /// transaction; `afterBatch` runs after each transaction's commit.
+  /// `through` and its chain hash, and no write position). `afterBatch` runs after each
+  /// transaction's commit.
   func replayJournal(
     progress: ProgressHandler? = nil, total: UInt64 = 0, source: Journal? = nil,
-    through: UInt64? = nil, batchEvents: Int = replayBatchEvents,
-    afterBatch: (() throws(StoreError) -> Void)? = nil
+    through: UInt64? = nil, afterBatch: (() throws(StoreError) -> Void)? = nil
   ) throws(StoreError) -> Journal.ScanResult {
     guard let journal = source ?? self.journal else {
       throw .corrupt("replay without a journal")
@@ -182,7 +181,7 @@ extension Ledger {
     }
     struct Reached: Error {}
     var batch = [ReplayRecord]()
-    batch.reserveCapacity(batchEvents)
+    batch.reserveCapacity(Self.replayBatchEvents)
     let result: Journal.ScanResult
     do {
       try journal.checkStructure(before: journal.segmentIndex(holding: max(1, start.seq)))
@@ -204,7 +203,7 @@ extension Ledger {
         }
         batch.append(
           ReplayRecord(event: event, bytes: Array(r.event), leaf: r.leaf, chain: r.chain))
-        if batch.count >= batchEvents {
+        if batch.count >= Self.replayBatchEvents {
           try applyReplay(batch)
           batch.removeAll(keepingCapacity: true)
           progress?(.replay, head.seq, total)

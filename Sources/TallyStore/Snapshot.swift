@@ -121,7 +121,6 @@ extension Hash32 {
   }
 }
 
-/// When to write snapshots (tallyd; a short-lived command never does).
 /// How tallyd makes its snapshots (`--snapshot-method`).
 public enum SnapshotMethod: String, Sendable, CaseIterable, LosslessStringConvertible {
   case build, copy
@@ -129,6 +128,7 @@ public enum SnapshotMethod: String, Sendable, CaseIterable, LosslessStringConver
   public var description: String { rawValue }
 }
 
+/// When to write snapshots (tallyd; a short-lived command never does).
 public struct SnapshotPolicy: Sendable {
   /// Journal bytes appended since the last snapshot that make one due.
   public var journalBytes = 256 << 20

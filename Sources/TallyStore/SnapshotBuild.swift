@@ -93,10 +93,6 @@ extension Ledger {
       copied: copied, appendedBefore: appendedBefore)
   }
 
-  /// Events per transaction of a build's replay: a recovery's, which bounds the events
-  /// decoded and held at once (a batch of 65,536 held ~80 MiB of heap, BENCHMARKS.md §13.8).
-  static let buildBatchEvents = replayBatchEvents
-
   /// `DIR/snapshots/next/data.mdb` built through `through`, written back and synced: its
   /// size, SHA-256 and head. When what fails is the snapshot built on (`from`: not the copy
   /// it describes, or its copy does not open), `unusable` says why.
@@ -155,12 +151,12 @@ extension Ledger {
       if builder.head.seq >= through {
         throw .corrupt("the snapshot's copy holds seq \(builder.head.seq), past \(through)")
       }
-      // After each transaction of the replay, its pages are written back at the build's
-      // pace before the next: the replay goes no faster than that, and never leaves
-      // hundreds of MiB dirty for the kernel to write at once.
-      _ = try builder.replayJournal(
-        source: source, through: through, batchEvents: Self.buildBatchEvents
-      ) { () throws(StoreError) in
+      // After each transaction of the replay (a recovery's size: 65,536 events held ~80 MiB
+      // of heap, BENCHMARKS.md §13.8), its pages are written back at the build's pace before
+      // the next: the replay goes no faster than that, and never leaves hundreds of MiB
+      // dirty for the kernel to write at once.
+      _ = try builder.replayJournal(source: source, through: through) {
+        () throws(StoreError) in
         try pace.checkStop()
         try Self.writeBackDirty(fd: fd, path: data, bytes: env.info.usedBytes, pace: pace)
       }
@@ -318,7 +314,7 @@ extension Ledger {
 }
 
 /// Paces a build's writes at `bytesPerSecond` (0: no pacing) from when it was made, counting
-/// bytes as they go (`add`), and stops it when `stop` says so (`SnapshotStopped`).
+/// bytes as they go (`add`), and stops it when `stop` says so (`Ledger.snapshotStopped`).
 final class Pace {
   let bytesPerSecond: Int
   let start = monotonicNanos()

@@ -193,7 +193,8 @@ struct Tallyd: AsyncParsableCommand {
       snapshotBuildRate, "TALLY_SNAPSHOT_BUILD_RATE", c.snapshots.buildMibPerSecond)
     let method = snapshotMethod ?? env("TALLY_SNAPSHOT_METHOD") ?? c.snapshots.method.rawValue
     guard let m = SnapshotMethod(method) else {
-      throw ValidationError("--snapshot-method must be build or copy, not \(method)")
+      let names = SnapshotMethod.allCases.map(\.rawValue).joined(separator: " or ")
+      throw ValidationError("--snapshot-method must be \(names), not \(method)")
     }
     c.snapshots.method = m
     c.mapWritebackSeconds = try value(

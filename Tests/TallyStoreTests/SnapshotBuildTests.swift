@@ -87,18 +87,9 @@ struct SnapshotBuildTests {
         let l = try newLedger(path, entries: 50)
         _ = try #require(try l.buildSnapshot())
         try postEntries(l, "b", 500)
-        let result = Mutex<Result<SnapshotInfo?, StoreError>?>(nil)
-        let handoff = LedgerBox(l)
-        let builder = WorkerThread(name: "test-snapshot") {
-          let r: Result<SnapshotInfo?, StoreError>
-          do throws(StoreError) { r = .success(try handoff.ledger.buildSnapshot()) } catch {
-            r = .failure(error)
-          }
-          result.withLock { $0 = r }
-        }
+        let builder = SnapshotOnThread(l) { (l) throws(StoreError) in try l.buildSnapshot() }
         try postEntries(l, "c", 300)
-        builder.join()
-        built = try #require(try result.withLock { $0 }?.get())
+        built = try #require(try builder.join()?.get())
         #expect(built.head.seq > 50 && built.head.seq <= l.head.seq)
         head = l.head
         try l.journal?.sync()
@@ -118,27 +109,18 @@ struct SnapshotBuildTests {
       let l = try ledgerOfSeveralChunks(path)
       _ = try #require(try l.buildSnapshot())
       try postBatches(l, "q", 1_000)
-      let handoff = LedgerBox(l)
       /// Readers of the live map seen while `make` runs on another thread (sampled every
       /// 10 ms until it ends), and what it returned.
       func readersDuring(
         _ make: @escaping @Sendable (Ledger) throws(StoreError) -> SnapshotInfo?
       ) throws -> (readers: [Int], made: SnapshotInfo?) {
-        let result = Mutex<Result<SnapshotInfo?, StoreError>?>(nil)
-        let thread = WorkerThread(name: "test-snapshot") {
-          let r: Result<SnapshotInfo?, StoreError>
-          do throws(StoreError) { r = .success(try make(handoff.ledger)) } catch {
-            r = .failure(error)
-          }
-          result.withLock { $0 = r }
-        }
+        let maker = SnapshotOnThread(l, make)
         var seen = [Int]()
-        for _ in 0..<3_000 where result.withLock({ $0 == nil }) {
+        for _ in 0..<3_000 where maker.result == nil {
           seen.append(liveReaders(l.env))
           usleep(10_000)
         }
-        thread.join()
-        return (seen, try result.withLock { $0 }?.get())
+        return (seen, try maker.join()?.get())
       }
       // Paced at 1 MiB/s: a build of a copy of several MiB takes seconds.
       let build = try readersDuring { (l) throws(StoreError) in
@@ -164,15 +146,9 @@ struct SnapshotBuildTests {
       let l = try ledgerOfSeveralChunks(path)
       let first = try #require(try l.buildSnapshot())
       try postBatches(l, "q", 1_000)
-      let handoff = LedgerBox(l)
-      let result = Mutex<Result<SnapshotInfo?, StoreError>?>(nil)
       // At 1 MiB/s, the copy of several MiB alone takes seconds.
-      let builder = WorkerThread(name: "test-snapshot") {
-        let r: Result<SnapshotInfo?, StoreError>
-        do throws(StoreError) {
-          r = .success(try handoff.ledger.buildSnapshot(mibPerSecond: 1))
-        } catch { r = .failure(error) }
-        result.withLock { $0 = r }
+      let builder = SnapshotOnThread(l) { (l) throws(StoreError) in
+        try l.buildSnapshot(mibPerSecond: 1)
       }
       var waited = 0
       while !fileExists(path + "/snapshots/next/data.mdb") && waited < 500 {
@@ -180,10 +156,9 @@ struct SnapshotBuildTests {
         waited += 1
       }
       usleep(300_000)
-      #expect(result.withLock { $0 } == nil, "the paced build was still running")
+      #expect(builder.result == nil, "the paced build was still running")
       l.stopSnapshot()
-      builder.join()
-      #expect(result.withLock { $0 } == .failure(Ledger.snapshotStopped))
+      #expect(builder.join() == .failure(Ledger.snapshotStopped))
       #expect(try snapshotDirs(path) == [Ledger.snapshotName(first.head.seq)])
       #expect(throws: StoreError.self) { try l.buildSnapshot() }
       #expect(try l.verify().ok)

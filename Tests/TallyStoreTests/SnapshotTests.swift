@@ -409,14 +409,8 @@ struct SnapshotTests {
       let head = l.head
       let mapBefore = l.env.info.mapSize
       // A copy of a few MiB at 1 MiB/s: seconds, unless cancelled.
-      let result = Mutex<Result<SnapshotInfo?, StoreError>?>(nil)
-      let handoff = LedgerBox(l)
-      let copier = WorkerThread(name: "test-snapshot") {
-        let r: Result<SnapshotInfo?, StoreError>
-        do throws(StoreError) {
-          r = .success(try handoff.ledger.writeSnapshot(copyMibPerSecond: 1))
-        } catch { r = .failure(error) }
-        result.withLock { $0 = r }
+      let copier = SnapshotOnThread(l) { (l) throws(StoreError) in
+        try l.writeSnapshot(copyMibPerSecond: 1)
       }
       var waited = 0
       while !l.snapshotCopy.running.load(ordering: .acquiring) && waited < 500 {
@@ -427,11 +421,11 @@ struct SnapshotTests {
       try #require(started, "the copy started")
       usleep(200_000)
       try l.grow()
-      copier.join()
+      let result = copier.join()
       #expect(l.env.info.mapSize > mapBefore, "the map grew")
       // The copy stopped because it was asked to, not because it ended first.
       #expect(l.snapshotCopiesCancelled == 1)
-      switch result.withLock({ $0 }) {
+      switch result {
       case .failure(let e): #expect("\(e)".contains("cancelled"), "\(e)")
       default: Issue.record("the copy was not cancelled")
       }
@@ -514,10 +508,38 @@ private final class Errnos: Sendable {
   let list = Mutex<[Int32]>([])
 }
 
-/// Hands a ledger to a test's second thread.
-final class LedgerBox: @unchecked Sendable {
-  let ledger: Ledger
-  init(_ ledger: Ledger) { self.ledger = ledger }
+/// A snapshot made on a second thread of the test (`make` with the ledger handed over), and
+/// what it returned once it ended.
+final class SnapshotOnThread {
+  /// What the thread uses: the ledger, and where it puts what `make` returned.
+  private final class Shared: @unchecked Sendable {
+    let ledger: Ledger
+    let outcome = Mutex<Result<SnapshotInfo?, StoreError>?>(nil)
+    init(_ ledger: Ledger) { self.ledger = ledger }
+  }
+  private let shared: Shared
+  private let thread: WorkerThread
+
+  init(_ ledger: Ledger, _ make: @escaping @Sendable (Ledger) throws(StoreError) -> SnapshotInfo?) {
+    let shared = Shared(ledger)
+    self.shared = shared
+    thread = WorkerThread(name: "test-snapshot") {
+      let r: Result<SnapshotInfo?, StoreError>
+      do throws(StoreError) { r = .success(try make(shared.ledger)) } catch {
+        r = .failure(error)
+      }
+      shared.outcome.withLock { $0 = r }
+    }
+  }
+
+  /// What it returned; nil while it runs.
+  var result: Result<SnapshotInfo?, StoreError>? { shared.outcome.withLock { $0 } }
+
+  /// Waits for it to end; what it returned.
+  @discardableResult func join() -> Result<SnapshotInfo?, StoreError>? {
+    thread.join()
+    return result
+  }
 }
 
 private enum SHA256Sample {
