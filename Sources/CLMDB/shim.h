@@ -18,6 +18,10 @@ int mallopt(int param, int value);
 
 static inline int tally_fix_mmap_threshold(int bytes) { return mallopt(-3, bytes); }
 
+/* malloc.h's malloc_trim, not exported either: returns the free memory of every arena to
+   the system (the top of each, and whole free pages inside them). */
+int malloc_trim(size_t pad);
+
 /* cachestat(2) (Linux >= 6.5, syscall 451 on x86_64 and the generic table): the dirty pages
    of the file range [offset, offset + length) (length 0: to the end), or -1 with errno
    (ENOSYS on older kernels). Declared here rather than through unistd.h's syscall. */

@@ -737,6 +737,7 @@ final class Writer: Sendable {
             : handoff.ledger.writeSnapshot(copyMibPerSecond: snapshotPolicy.copyMibPerSecond)
           {
             let base = build ? handoff.ledger.lastSnapshotBase.map { "\($0)" } ?? "" : "live map"
+            let written = build ? handoff.ledger.lastSnapshotBuildWrittenBytes : info.bytes
             stats.snapshots.add(1, ordering: .relaxed)
             stats.snapshotSeq.store(Int(info.head.seq), ordering: .relaxed)
             logger.info(
@@ -746,7 +747,7 @@ final class Writer: Sendable {
                 "ms": "\((Self.now() - started) / 1_000_000)",
                 "copy_ms": "\(handoff.ledger.lastSnapshotCopyNanos / 1_000_000)",
                 "method": "\(snapshotPolicy.method)",
-                "base": "\(base)",
+                "base": "\(base)", "written_bytes": "\(written)",
               ])
           }
         } catch  where handoff.ledger.snapshotCopiesCancelled != cancelledBefore {
@@ -766,6 +767,9 @@ final class Writer: Sendable {
           stats.snapshotFailures.add(1, ordering: .relaxed)
           logger.error("snapshot failed", metadata: ["error": "\(error)", "code": "\(error.code)"])
         }
+        // What the snapshot's work held (a build's replay batches) goes back to the system
+        // rather than stay in this thread's malloc arena until the next one.
+        returnFreedHeap()
         snapshotting.store(false, ordering: .releasing)
       }
     }

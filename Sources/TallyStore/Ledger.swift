@@ -71,6 +71,10 @@ public final class Ledger {
   let snapshotCopy = SnapshotCopyControl()
   /// Where the last snapshot `buildSnapshot` wrote started from (nil: none built yet).
   public internal(set) var lastSnapshotBase: SnapshotBase?
+  /// Bytes the last snapshot `buildSnapshot` wrote: its copy of the newest snapshot and the
+  /// replay's pages written back (the same page counted at each writeback that found it
+  /// dirty).
+  public internal(set) var lastSnapshotBuildWrittenBytes = 0
   /// How the last read-write open brought the projections up to the journal.
   public internal(set) var recovery: RecoveryKind = .replayed
   /// The framed records of the group being applied.

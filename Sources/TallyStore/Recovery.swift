@@ -160,7 +160,7 @@ extension Ledger {
   }
 
   /// Applies every journal record after the projections' head, in transactions of
-  /// `replayBatchEvents`, and returns where the journal ends. The record at the head must
+  /// `batchEvents` (a recovery's `replayBatchEvents`), and returns where the journal ends. The record at the head must
   /// carry the head's chain hash: otherwise the journal and LMDB are of different histories.
   ///
   /// `source` replaces this ledger's own journal (a snapshot being built reads the live one),
@@ -170,7 +170,8 @@ extension Ledger {
   /// transaction's commit.
   func replayJournal(
     progress: ProgressHandler? = nil, total: UInt64 = 0, source: Journal? = nil,
-    through: UInt64? = nil, afterBatch: (() throws(StoreError) -> Void)? = nil
+    through: UInt64? = nil, batchEvents: Int = Ledger.replayBatchEvents,
+    afterBatch: (() throws(StoreError) -> Void)? = nil
   ) throws(StoreError) -> Journal.ScanResult {
     guard let journal = source ?? self.journal else {
       throw .corrupt("replay without a journal")
@@ -181,7 +182,8 @@ extension Ledger {
     }
     struct Reached: Error {}
     var batch = [ReplayRecord]()
-    batch.reserveCapacity(Self.replayBatchEvents)
+    let batchEvents = max(1, batchEvents)
+    batch.reserveCapacity(batchEvents)
     let result: Journal.ScanResult
     do {
       try journal.checkStructure(before: journal.segmentIndex(holding: max(1, start.seq)))
@@ -203,7 +205,7 @@ extension Ledger {
         }
         batch.append(
           ReplayRecord(event: event, bytes: Array(r.event), leaf: r.leaf, chain: r.chain))
-        if batch.count >= Self.replayBatchEvents {
+        if batch.count >= batchEvents {
           try applyReplay(batch)
           batch.removeAll(keepingCapacity: true)
           progress?(.replay, head.seq, total)

@@ -88,6 +88,7 @@ extension Ledger {
     }
     let copied = monotonicNanos()
     lastSnapshotBase = base
+    lastSnapshotBuildWrittenBytes = pace.total
     return try publishSnapshot(
       head: built.head, size: built.size, digest: built.digest, started: started,
       copied: copied, appendedBefore: appendedBefore)
@@ -151,14 +152,29 @@ extension Ledger {
       if builder.head.seq >= through {
         throw .corrupt("the snapshot's copy holds seq \(builder.head.seq), past \(through)")
       }
-      // After each transaction of the replay (a recovery's size: 65,536 events held ~80 MiB
-      // of heap, BENCHMARKS.md §13.8), its pages are written back at the build's pace before
-      // the next: the replay goes no faster than that, and never leaves hundreds of MiB
-      // dirty for the kernel to write at once.
-      _ = try builder.replayJournal(source: source, through: through) {
+      // The replay's dirty pages are written back at the build's pace, the replay waiting
+      // meanwhile: it goes no faster than that, and never leaves hundreds of MiB dirty for
+      // the kernel to write at once. Not after every transaction (`buildBatchEvents`): each
+      // one copies every page it changes to a free one, and pages it frees are reused two
+      // transactions later, so a page written back then was often dirtied again at once (a
+      // replay of 1.6 M events wrote 8 GB for a 2.3 GB copy, BENCHMARKS.md §13.9). Pages
+      // left dirty for a while are reused without a write: the writeback comes once
+      // `buildWritebackNanos` of replay or `buildDirtyBytes` of dirty pages have passed,
+      // well within the kernel's own expiry (`vm.dirty_expire_centisecs`, 30 s).
+      var lastWriteback = monotonicNanos()
+      _ = try builder.replayJournal(
+        source: source, through: through, batchEvents: Self.buildBatchEvents
+      ) {
         () throws(StoreError) in
         try pace.checkStop()
-        try Self.writeBackDirty(fd: fd, path: data, bytes: env.info.usedBytes, pace: pace)
+        let used = env.info.usedBytes
+        let dirty = tally_dirty_pages(fd, 0, UInt64(used))
+        if dirty < 0 || dirty * Int(sysconf(Int32(_SC_PAGESIZE))) >= Self.buildDirtyBytes
+          || monotonicNanos() - lastWriteback >= Self.buildWritebackNanos
+        {
+          try Self.writeBackDirty(fd: fd, path: data, bytes: used, pace: pace)
+          lastWriteback = monotonicNanos()
+        }
       }
       guard builder.head.seq == through else {
         throw .corrupt("the replay stopped at seq \(builder.head.seq), not \(through)")
@@ -183,6 +199,15 @@ extension Ledger {
     }
     return (size, digest, head)
   }
+
+  /// Events per transaction of a build's replay: a quarter of a recovery's, whose batch
+  /// (~10 MiB of heap) a build, running beside the server for minutes, would hold the whole
+  /// time. Its pages are not written back per transaction, so smaller ones cost no writes.
+  static let buildBatchEvents = 2_048
+  /// Replay time after which a build writes its dirty pages back (`buildSnapshotCopy`).
+  static let buildWritebackNanos: Int64 = 5_000_000_000
+  /// Dirty pages after which a build writes them back sooner.
+  static let buildDirtyBytes = 256 << 20
 
   /// The newest snapshot directory whose description is whole and names this ledger (its
   /// copy is checked while it is copied: `copyChecking`).
@@ -313,17 +338,39 @@ extension Ledger {
   }
 }
 
-/// Paces a build's writes at `bytesPerSecond` (0: no pacing) from when it was made, counting
-/// bytes as they go (`add`), and stops it when `stop` says so (`Ledger.snapshotStopped`).
+/// Paces a build's writes at `bytesPerSecond` (0: no pacing), counting bytes as they go
+/// (`add`), and stops it when `stop` says so (`Ledger.snapshotStopped`).
+///
+/// Time spent between two `add`s (the replay's CPU time) earns at most `burstNanos` of
+/// credit: a build that computed for minutes does not then write its backlog at the disk's
+/// full speed (a burst that queues ahead of every journal sync meanwhile).
 final class Pace {
   let bytesPerSecond: Int
-  let start = monotonicNanos()
-  private var counted = 0
+  /// Credit at most this much time ahead of the pace (0.25 s).
+  static let burstNanos: Int64 = 250_000_000
+  /// The clock (monotonic ns) and the sleep (ns, at most 50 ms at a time); a test's own.
+  private let clock: () -> Int64
+  private let sleep: (Int64) -> Void
+  /// When the bytes counted so far are due at the pace.
+  private var due: Int64
+  /// Bytes counted so far.
+  private(set) var total = 0
   private let stop: () -> Bool
 
-  init(bytesPerSecond: Int, stop: @escaping () -> Bool) {
+  init(
+    bytesPerSecond: Int, clock: @escaping () -> Int64 = monotonicNanos,
+    sleep: @escaping (Int64) -> Void = Pace.nanosleep, stop: @escaping () -> Bool
+  ) {
     self.bytesPerSecond = bytesPerSecond
+    self.clock = clock
+    self.sleep = sleep
     self.stop = stop
+    due = clock()
+  }
+
+  static func nanosleep(_ nanos: Int64) {
+    var ts = timespec(tv_sec: Int(nanos / 1_000_000_000), tv_nsec: Int(nanos % 1_000_000_000))
+    Glibc.nanosleep(&ts, nil)
   }
 
   /// Throws once a stop was asked for.
@@ -331,20 +378,20 @@ final class Pace {
     if stop() { throw Ledger.snapshotStopped }
   }
 
-  /// Counts `bytes` more, then sleeps until all counted so far are due (in steps of at most
-  /// 50 ms, so that a stop is seen soon).
+  /// Counts `bytes` more, then sleeps until they are due (in steps of at most 50 ms, so
+  /// that a stop is seen soon).
   func add(_ bytes: Int) throws(StoreError) {
-    counted += bytes
+    total += max(0, bytes)
     try checkStop()
     guard bytesPerSecond > 0 else { return }
-    let (scaled, over) = counted.multipliedReportingOverflow(by: 1_000_000_000)
-    if over { return }
-    let due = start + Int64(scaled / bytesPerSecond)
+    // Bytes come from file sizes (bounded by the disk); 128 bits hold their product.
+    let cost = Int64(
+      min(Int128(max(0, bytes)) * 1_000_000_000 / Int128(bytesPerSecond), Int128(1) << 62))
+    due = max(due, clock() - Self.burstNanos) + cost
     while true {
-      let ahead = due - monotonicNanos()
+      let ahead = due - clock()
       guard ahead > 0 else { return }
-      var ts = timespec(tv_sec: 0, tv_nsec: Int(min(ahead, 50_000_000)))
-      nanosleep(&ts, nil)
+      sleep(min(ahead, 50_000_000))
       try checkStop()
     }
   }

@@ -164,6 +164,41 @@ struct SnapshotBuildTests {
       #expect(try l.verify().ok)
     }
   }
+
+  @Test("A build's pace earns no credit while it computes: bytes after a pause go at the pace")
+  func paceHasNoBacklog() throws {
+    // A clock the pace's own sleeps move: what it slept is what the clock says.
+    final class FakeClock: @unchecked Sendable {
+      var now: Int64 = 1_000_000_000
+      var slept: Int64 = 0
+    }
+    let clock = FakeClock()
+    let mib = 1 << 20
+    let pace = Pace(
+      bytesPerSecond: 4 * mib, clock: { clock.now },
+      sleep: {
+        #expect($0 > 0 && $0 <= 50_000_000)
+        clock.now += $0
+        clock.slept += $0
+      }, stop: { false })
+    // At the pace from the start: 8 MiB at 4 MiB/s is 2 s of sleep.
+    try pace.add(8 * mib)
+    #expect(clock.slept == 2_000_000_000)
+    // A minute of replay without writes, then 40 MiB: 10 s at the pace, less the 0.25 s of
+    // credit a pause may earn (the minute does not pay for them).
+    clock.now += 60_000_000_000
+    clock.slept = 0
+    try pace.add(40 * mib)
+    #expect(clock.slept == 10_000_000_000 - Pace.burstNanos)
+    // Unpaced: no sleep at all; a stop is seen at the next count.
+    var stopped = false
+    let free = Pace(
+      bytesPerSecond: 0, clock: { clock.now }, sleep: { _ in Issue.record("slept") },
+      stop: { stopped })
+    try free.add(1 << 40)
+    stopped = true
+    #expect(throws: Ledger.snapshotStopped) { try free.add(1) }
+  }
 }
 
 /// Read transactions open on `env` now (LMDB's reader table: `mdb_reader_list` prints a
