@@ -153,14 +153,16 @@ extension Ledger {
         throw .corrupt("the snapshot's copy holds seq \(builder.head.seq), past \(through)")
       }
       // The replay's dirty pages are written back at the build's pace, the replay waiting
-      // meanwhile: it goes no faster than that, and never leaves hundreds of MiB dirty for
-      // the kernel to write at once. Not after every transaction (`buildBatchEvents`): each
-      // one copies every page it changes to a free one, and pages it frees are reused two
-      // transactions later, so a page written back then was often dirtied again at once (a
-      // replay of 1.6 M events wrote 8 GB for a 2.3 GB copy, BENCHMARKS.md §13.9). Pages
-      // left dirty for a while are reused without a write: the writeback comes once
-      // `buildWritebackNanos` of replay or `buildDirtyBytes` of dirty pages have passed,
-      // well within the kernel's own expiry (`vm.dirty_expire_centisecs`, 30 s).
+      // meanwhile: it goes no faster than that. Not after every transaction
+      // (`buildBatchEvents`): each one copies every page it changes to a free one and reuses
+      // pages freed two transactions before, so a page written back then was often dirtied
+      // again at once (a replay of 1.6 M events wrote 8 GB for a 2.3 GB copy, BENCHMARKS.md
+      // §13.9). Pages left dirty a little while are rewritten in place, not written twice.
+      // A little: the kernel writes back every dirty page of a file ~30 s after the file
+      // first became dirty (`vm.dirty_expire_centisecs`), at the disk's full speed, and
+      // whatever a build leaves dirty then is queued ahead of the journal's syncs (at up to
+      // 256 MiB dirty, bursts of 200-350 MB/s every ~32 s). So the writeback comes once
+      // `buildWritebackNanos` of replay or `buildDirtyBytes` of dirty pages have passed.
       var lastWriteback = monotonicNanos()
       _ = try builder.replayJournal(
         source: source, through: through, batchEvents: Self.buildBatchEvents
@@ -205,9 +207,9 @@ extension Ledger {
   /// time. Its pages are not written back per transaction, so smaller ones cost no writes.
   static let buildBatchEvents = 2_048
   /// Replay time after which a build writes its dirty pages back (`buildSnapshotCopy`).
-  static let buildWritebackNanos: Int64 = 5_000_000_000
+  static let buildWritebackNanos: Int64 = 1_000_000_000
   /// Dirty pages after which a build writes them back sooner.
-  static let buildDirtyBytes = 256 << 20
+  static let buildDirtyBytes = 32 << 20
 
   /// The newest snapshot directory whose description is whole and names this ledger (its
   /// copy is checked while it is copied: `copyChecking`).
