@@ -156,13 +156,17 @@ extension Ledger {
       // meanwhile: it goes no faster than that. Not after every transaction
       // (`buildBatchEvents`): each one copies every page it changes to a free one and reuses
       // pages freed two transactions before, so a page written back then was often dirtied
-      // again at once (a replay of 1.6 M events wrote 8 GB for a 2.3 GB copy, BENCHMARKS.md
-      // §13.9). Pages left dirty a little while are rewritten in place, not written twice.
-      // A little: the kernel writes back every dirty page of a file ~30 s after the file
-      // first became dirty (`vm.dirty_expire_centisecs`), at the disk's full speed, and
-      // whatever a build leaves dirty then is queued ahead of the journal's syncs (at up to
-      // 256 MiB dirty, bursts of 200-350 MB/s every ~32 s). So the writeback comes once
-      // `buildWritebackNanos` of replay or `buildDirtyBytes` of dirty pages have passed.
+      // again at once. Pages left dirty a while are rewritten in place, not written twice:
+      // the writeback comes once `buildWritebackNanos` of replay or `buildDirtyBytes` of
+      // dirty pages have passed (a replay of 1.4 M events wrote 1.1 GB so, 7 GB and more
+      // with 1 s or 32 MiB, and 8 GB for 1.6 M events after each transaction: BENCHMARKS.md
+      // §13.9). Then an `fsync`, with nothing left to write: the kernel writes every dirty
+      // page of a file back ~30 s after the file became dirty (`vm.dirty_expire_centisecs`),
+      // at the disk's full speed, ahead of the journal's syncs, and counts those 30 s from
+      // when the file was last clean in its eyes, which the writeback alone does not change
+      // and an `fsync` does on filesystems without a journal of their own such as this
+      // project's measuring machine's (on others the kernel still finds at most one
+      // window's pages dirty).
       var lastWriteback = monotonicNanos()
       _ = try builder.replayJournal(
         source: source, through: through, batchEvents: Self.buildBatchEvents
@@ -175,6 +179,9 @@ extension Ledger {
           || monotonicNanos() - lastWriteback >= Self.buildWritebackNanos
         {
           try Self.writeBackDirty(fd: fd, path: data, bytes: used, pace: pace)
+          if Glibc.fsync(fd) != 0 {
+            throw .io("cannot sync \(data): \(String(cString: strerror(errno)))")
+          }
           lastWriteback = monotonicNanos()
         }
       }
@@ -207,9 +214,9 @@ extension Ledger {
   /// time. Its pages are not written back per transaction, so smaller ones cost no writes.
   static let buildBatchEvents = 2_048
   /// Replay time after which a build writes its dirty pages back (`buildSnapshotCopy`).
-  static let buildWritebackNanos: Int64 = 1_000_000_000
+  static let buildWritebackNanos: Int64 = 5_000_000_000
   /// Dirty pages after which a build writes them back sooner.
-  static let buildDirtyBytes = 32 << 20
+  static let buildDirtyBytes = 256 << 20
 
   /// The newest snapshot directory whose description is whole and names this ledger (its
   /// copy is checked while it is copied: `copyChecking`).
