@@ -406,7 +406,7 @@ final class Writer: Sendable {
     thread.withLock { $0 }?.join()
     syncs.close()
     syncThread.withLock { $0 }?.join()
-    // A build of gigabytes at its pace takes minutes: stop it rather than wait.
+    // A build or copy of gigabytes at its pace takes minutes: stop it rather than wait.
     handoff.ledger.stopSnapshot()
     snapshotThread.withLock { $0 }?.join()
     mapWriteback.withLock { $0 }?.stop()
@@ -757,10 +757,13 @@ final class Writer: Sendable {
           logger.warning(
             "snapshot cancelled: the map had to grow during its copy",
             metadata: ["ms": "\((Self.now() - started) / 1_000_000)"])
-        } catch  where build && handoff.ledger.snapshotStopRequested {
+        } catch  where handoff.ledger.snapshotStopRequested {
           logger.info(
-            "snapshot build stopped: shutting down",
-            metadata: ["ms": "\((Self.now() - started) / 1_000_000)"])
+            "snapshot stopped: shutting down",
+            metadata: [
+              "ms": "\((Self.now() - started) / 1_000_000)",
+              "method": "\(snapshotPolicy.method)",
+            ])
         } catch {
           // Nothing acknowledged depends on a snapshot: recovery after an OS crash then
           // starts from an older one, or from the journal's start.

@@ -231,6 +231,7 @@ extension Ledger {
   /// `copyMibPerSecond` paces the copy's writes (0: unpaced; see `SnapshotPolicy`).
   public func writeSnapshot(copyMibPerSecond: Int = 0) throws(StoreError) -> SnapshotInfo? {
     guard journal != nil, !readOnly else { throw .io("a snapshot needs a read-write ledger") }
+    if snapshotStopRequested { throw Self.snapshotStopped }
     let files = options.files
     let data = try emptyNextSnapshotDir() + "/data.mdb"
     let started = monotonicNanos()
@@ -379,7 +380,7 @@ extension Ledger {
     if direct { _ = fcntl(fd, F_SETFL, flags) }
     // A cancelled copy fails in LMDB (its pipe closed: EPIPE); the cancellation is the news.
     if let e = sink.error, sink.cancelled {
-      control?.cancelled.add(1, ordering: .relaxed)
+      if !sink.stopped { control?.cancelled.add(1, ordering: .relaxed) }
       throw e
     }
     if let produced { throw produced }
@@ -585,6 +586,8 @@ final class SnapshotSink: @unchecked Sendable {
   /// Asked to stop by the writer (`SnapshotCopyControl`).
   let control: SnapshotCopyControl?
   var cancelled = false
+  /// The cancellation was a shutdown's (not counted as a growth's).
+  var stopped = false
 
   init(
     fd: Int32, readEnd: Int32, direct: Bool, path: String, bytesPerSecond: Int = 0,
@@ -598,10 +601,18 @@ final class SnapshotSink: @unchecked Sendable {
     self.control = control
   }
 
-  /// True once the writer asked the copy to stop: the sink then closes the pipe (LMDB's copy
-  /// fails with EPIPE, which its copy thread keeps from raising SIGPIPE) and reports why.
+  /// True once the writer asked the copy to stop (a growth), or a shutdown did
+  /// (`Ledger.stopSnapshot`): the sink then closes the pipe (LMDB's copy fails with EPIPE,
+  /// which its copy thread keeps from raising SIGPIPE) and reports why.
   private func cancelRequested() -> Bool {
-    guard let control, control.cancel.load(ordering: .acquiring) else { return false }
+    guard let control else { return false }
+    if control.stopping.load(ordering: .acquiring) {
+      cancelled = true
+      stopped = true
+      if error == nil { error = Ledger.snapshotStopped }
+      return true
+    }
+    guard control.cancel.load(ordering: .acquiring) else { return false }
     cancelled = true
     if error == nil {
       error = .io("the snapshot's copy of \(path) was cancelled: the map had to grow")

@@ -19,12 +19,13 @@ public enum SnapshotBase: Equatable, Sendable, CustomStringConvertible {
 }
 
 extension Ledger {
-  /// What a build stopped by `stopSnapshot` throws.
-  static let snapshotStopped = StoreError.io("the snapshot's build was stopped: shutting down")
+  /// What a snapshot stopped by `stopSnapshot` throws.
+  static let snapshotStopped = StoreError.io("the snapshot was stopped: shutting down")
 
-  /// Asks a build running on another thread to stop (within 50 ms, or one replay
-  /// transaction), and every later one not to start: nothing of it is used. For a
-  /// shutdown, which would otherwise wait minutes for a paced build of gigabytes.
+  /// Asks a snapshot running on another thread to stop (a build within 50 ms or one replay
+  /// transaction, a copy of the live map within one MiB or 10 ms of its pace), and every
+  /// later one not to start: nothing of it is used. For a shutdown, which would otherwise
+  /// wait minutes for a paced build or copy of gigabytes.
   public func stopSnapshot() { snapshotCopy.stopping.store(true, ordering: .releasing) }
 
   /// Whether `stopSnapshot` was called.

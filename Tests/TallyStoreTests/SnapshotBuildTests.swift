@@ -139,28 +139,35 @@ struct SnapshotBuildTests {
     }
   }
 
-  @Test("A shutdown stops a build within moments; nothing of it is used")
-  func stopSnapshotStopsABuild() throws {
+  @Test(
+    "A shutdown stops a build, or a copy of the live map, within moments; nothing of it is used",
+    arguments: [SnapshotMethod.build, .copy])
+  func stopSnapshotStopsIt(method: SnapshotMethod) throws {
     try withTempDir { dir in
       let path = dir.ledgerPath
       let l = try ledgerOfSeveralChunks(path)
-      let first = try #require(try l.buildSnapshot())
-      try postBatches(l, "q", 1_000)
-      // At 1 MiB/s, the copy of several MiB alone takes seconds.
-      let builder = SnapshotOnThread(l) { (l) throws(StoreError) in
-        try l.buildSnapshot(mibPerSecond: 1)
+      // At 1 MiB/s, a copy of several MiB takes seconds (a build's starts with one).
+      let make: @Sendable (Ledger, Int) throws(StoreError) -> SnapshotInfo? = {
+        (l, mib) throws(StoreError) in
+        method == .build
+          ? try l.buildSnapshot(mibPerSecond: mib) : try l.writeSnapshot(copyMibPerSecond: mib)
       }
+      let first = try #require(try make(l, 0))
+      try postBatches(l, "q", 1_000)
+      let maker = SnapshotOnThread(l) { (l) throws(StoreError) in try make(l, 1) }
       var waited = 0
       while !fileExists(path + "/snapshots/next/data.mdb") && waited < 500 {
         usleep(10_000)
         waited += 1
       }
       usleep(300_000)
-      #expect(builder.result == nil, "the paced build was still running")
+      #expect(maker.result == nil, "the paced \(method) was still running")
       l.stopSnapshot()
-      #expect(builder.join() == .failure(Ledger.snapshotStopped))
+      #expect(maker.join() == .failure(Ledger.snapshotStopped))
+      // A copy's stop is not a growth's cancellation.
+      #expect(l.snapshotCopiesCancelled == 0)
       #expect(try snapshotDirs(path) == [Ledger.snapshotName(first.head.seq)])
-      #expect(throws: StoreError.self) { try l.buildSnapshot() }
+      #expect(throws: Ledger.snapshotStopped) { try make(l, 0) }
       #expect(try l.verify().ok)
     }
   }
