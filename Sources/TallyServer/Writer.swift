@@ -736,8 +736,9 @@ final class Writer: Sendable {
             ? handoff.ledger.buildSnapshot(mibPerSecond: snapshotPolicy.buildMibPerSecond)
             : handoff.ledger.writeSnapshot(copyMibPerSecond: snapshotPolicy.copyMibPerSecond)
           {
-            let base = build ? handoff.ledger.lastSnapshotBase.map { "\($0)" } ?? "" : "live map"
-            let written = build ? handoff.ledger.lastSnapshotBuildWrittenBytes : info.bytes
+            let report = build ? handoff.ledger.lastBuild : nil
+            let base = report.map { "\($0.base)" } ?? "live map"
+            let written = report?.writtenBytes ?? info.bytes
             stats.snapshots.add(1, ordering: .relaxed)
             stats.snapshotSeq.store(Int(info.head.seq), ordering: .relaxed)
             logger.info(

@@ -69,12 +69,9 @@ public final class Ledger {
   let snapshotProgress = Mutex(SnapshotProgress(lastNanos: monotonicNanos()))
   /// The snapshot copy running on another thread, which `grow` may cancel.
   let snapshotCopy = SnapshotCopyControl()
-  /// Where the last snapshot `buildSnapshot` wrote started from (nil: none built yet).
-  public internal(set) var lastSnapshotBase: SnapshotBase?
-  /// Bytes the last snapshot `buildSnapshot` wrote: its copy of the newest snapshot and the
-  /// replay's pages written back (the same page counted at each writeback that found it
-  /// dirty).
-  public internal(set) var lastSnapshotBuildWrittenBytes = 0
+  /// What the last snapshot `buildSnapshot` wrote started from and wrote (nil: none built
+  /// yet). Set and read on the thread that builds.
+  public internal(set) var lastBuild: SnapshotBuildReport?
   /// How the last read-write open brought the projections up to the journal.
   public internal(set) var recovery: RecoveryKind = .replayed
   /// The framed records of the group being applied.

@@ -160,8 +160,9 @@ extension Ledger {
   }
 
   /// Applies every journal record after the projections' head, in transactions of
-  /// `batchEvents` (a recovery's `replayBatchEvents`), and returns where the journal ends. The record at the head must
-  /// carry the head's chain hash: otherwise the journal and LMDB are of different histories.
+  /// `batchEvents` (a recovery's `replayBatchEvents`), and returns where the journal ends.
+  /// The record at the head must carry the head's chain hash: otherwise the journal and LMDB
+  /// are of different histories.
   ///
   /// `source` replaces this ledger's own journal (a snapshot being built reads the live one),
   /// and `through` stops the replay after that seq: the scan then reads no record after it,

@@ -546,7 +546,7 @@ struct SnapshotProgress {
 final class SnapshotCopyControl: Sendable {
   let running = Atomic<Bool>(false)
   let cancel = Atomic<Bool>(false)
-  /// A build asked to stop (`Ledger.stopSnapshot`).
+  /// A shutdown asked the snapshot (build or copy) to stop (`Ledger.stopSnapshot`).
   let stopping = Atomic<Bool>(false)
   /// Bytes of the running (or last) copy written so far.
   let written = Atomic<Int>(0)

@@ -18,6 +18,14 @@ public enum SnapshotBase: Equatable, Sendable, CustomStringConvertible {
   }
 }
 
+/// What a build (`Ledger.buildSnapshot`) started from and wrote.
+public struct SnapshotBuildReport: Equatable, Sendable {
+  public var base: SnapshotBase
+  /// Bytes written: the copy of the newest snapshot, and the replay's pages written back (a
+  /// page counted at each writeback that found it dirty).
+  public var writtenBytes: Int
+}
+
 extension Ledger {
   /// What a snapshot stopped by `stopSnapshot` throws.
   static let snapshotStopped = StoreError.io("the snapshot was stopped: shutting down")
@@ -46,11 +54,11 @@ extension Ledger {
   /// the newest snapshot's size in reads and writes and the replay's CPU instead, and leaves
   /// the live map alone.
   ///
-  /// `mibPerSecond` paces what the build writes: the copy, and the pages each replay
-  /// transaction changed, written back after it before the next (0: unpaced; each MiB is
-  /// still written back and waited for before the next, so that little of it is ever queued
-  /// ahead of a journal sync; see `SnapshotPolicy.buildMibPerSecond`). Returns nil when
-  /// nothing became durable since the newest snapshot.
+  /// `mibPerSecond` paces what the build writes: the copy, and the replay's dirty pages,
+  /// written back every `buildWritebackNanos` of replay or `buildDirtyBytes` (0: unpaced;
+  /// each MiB is still written back and waited for before the next, so that little of it is
+  /// ever queued ahead of a journal sync; see `SnapshotPolicy.buildMibPerSecond`). Returns
+  /// nil when nothing became durable since the newest snapshot.
   public func buildSnapshot(mibPerSecond: Int = 0) throws(StoreError) -> SnapshotInfo? {
     guard let journal, !readOnly else { throw .io("a snapshot needs a read-write ledger") }
     let through = journal.durableSeq
@@ -88,8 +96,7 @@ extension Ledger {
         from: nil, through: through, pace: pace, unusable: &again)
     }
     let copied = monotonicNanos()
-    lastSnapshotBase = base
-    lastSnapshotBuildWrittenBytes = pace.total
+    lastBuild = SnapshotBuildReport(base: base, writtenBytes: pace.total)
     return try publishSnapshot(
       head: built.head, size: built.size, digest: built.digest, started: started,
       copied: copied, appendedBefore: appendedBefore)
@@ -175,10 +182,13 @@ extension Ledger {
         () throws(StoreError) in
         try pace.checkStop()
         let used = env.info.usedBytes
-        let dirty = tally_dirty_pages(fd, 0, UInt64(used))
-        if dirty < 0 || dirty * Int(sysconf(Int32(_SC_PAGESIZE))) >= Self.buildDirtyBytes
-          || monotonicNanos() - lastWriteback >= Self.buildWritebackNanos
-        {
+        // The clock first: `cachestat` walks every cached page of the file.
+        var due = monotonicNanos() - lastWriteback >= Self.buildWritebackNanos
+        if !due {
+          let dirty = tally_dirty_pages(fd, 0, UInt64(used))
+          due = dirty < 0 || dirty * Int(sysconf(Int32(_SC_PAGESIZE))) >= Self.buildDirtyBytes
+        }
+        if due {
           try Self.writeBackDirty(fd: fd, path: data, bytes: used, pace: pace)
           if Glibc.fsync(fd) != 0 {
             throw .io("cannot sync \(data): \(String(cString: strerror(errno)))")

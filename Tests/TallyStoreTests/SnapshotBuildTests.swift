@@ -25,13 +25,15 @@ struct SnapshotBuildTests {
         let keyBefore = try l.createKey(role: .ops, partner: nil, now: t0).get()
         let first = try #require(try l.buildSnapshot())
         #expect(first.head == l.head)
-        #expect(l.lastSnapshotBase == .journalStart(reason: "no snapshot"))
+        #expect(l.lastBuild?.base == .journalStart(reason: "no snapshot"))
         #expect(try l.buildSnapshot() == nil, "nothing appended since: no new snapshot")
         try postEntries(l, "b", 15)
         key = try l.createKey(role: .ops, partner: nil, now: t0).get()
         second = try #require(try l.buildSnapshot())
         #expect(second.head == l.head)
-        #expect(l.lastSnapshotBase == .snapshot(seq: first.head.seq))
+        #expect(l.lastBuild?.base == .snapshot(seq: first.head.seq))
+        // At least the copy of the snapshot it was built on.
+        #expect((l.lastBuild?.writtenBytes ?? 0) >= first.bytes)
         #expect(try snapshotDirs(path) == [Ledger.snapshotName(second.head.seq)])
         #expect(!fileExists(path + "/snapshots/next"), "nothing of the build left behind")
         try postEntries(l, "c", 4)
@@ -66,8 +68,8 @@ struct SnapshotBuildTests {
       try postEntries(l, "b", 3)
       let second = try #require(try l.buildSnapshot())
       #expect(second.head == l.head)
-      guard case .journalStart(let reason) = l.lastSnapshotBase else {
-        Issue.record("built on \(String(describing: l.lastSnapshotBase))")
+      guard case .journalStart(let reason) = l.lastBuild?.base else {
+        Issue.record("built on \(String(describing: l.lastBuild?.base))")
         return
       }
       #expect(
